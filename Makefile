@@ -1,0 +1,57 @@
+# vidrec: `make demo` runs the nightly pipeline on a generated sample; `make test` runs the tests.
+# Each target does its own set-up (a .venv in the project, Delta's jars cached in .cache/jars).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+JARS := .cache/jars
+DELTA_VERSION := 4.0.1
+SCALA := 2.13
+STAMP := $(VENV)/.installed
+WAREHOUSE ?= ./warehouse
+DEMO_RAW ?= ./data/sample
+DEMO_DATE ?= 2026-03-31
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast bench lint clean sample data-ml100k
+
+setup: $(STAMP) $(JARS)/.resolved
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip==25.3"
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	touch $@
+
+# Delta Lake's Spark jars, resolved once from Maven Central into the project (no network afterwards).
+$(JARS)/.resolved:
+	mkdir -p $(JARS)
+	for a in io.delta:delta-spark_$(SCALA):$(DELTA_VERSION) io.delta:delta-storage:$(DELTA_VERSION); do \
+	  mvn -q -B dependency:copy -Dartifact=$$a -DoutputDirectory=$(JARS) || exit 1; done
+	touch $@
+
+sample: setup
+	$(PY) jobs/generate_sample.py --out $(DEMO_RAW) --users 2000 --items 600 --days 60 --end-date $(DEMO_DATE)
+
+demo: setup
+	rm -rf $(WAREHOUSE) $(DEMO_RAW)
+	$(PY) jobs/generate_sample.py --out $(DEMO_RAW) --users 2000 --items 600 --days 60 --end-date $(DEMO_DATE)
+	$(PY) jobs/nightly.py --raw $(DEMO_RAW) --warehouse $(WAREHOUSE) --run-date $(DEMO_DATE)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/run.py
+
+lint: setup
+	$(PY) -m ruff check src jobs tests pipelines bench
+	$(PY) -m ruff format --check src jobs tests pipelines bench
+
+clean:
+	rm -rf $(WAREHOUSE) data/sample spark-warehouse metastore_db derby.log .pytest_cache

@@ -1,0 +1,166 @@
+"""Delta warehouse I/O: where each table lives, and the few ways the pipeline writes them.
+
+Every write is one Delta commit, so a reader sees the previous complete version or the new one:
+- ``replace_partition``: overwrite one ``run_date`` (``replaceWhere``), idempotent per run date;
+- ``overwrite``: replace a whole table (silver snapshots);
+- ``merge_upsert`` / ``merge_insert_new``: MERGE on key columns (catalog upserts, event dedupe).
+Tables are registered in the Spark catalog as ``vidrec_<layer>.<table>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from vidrec.constants import COL_RUN_DATE
+
+log = logging.getLogger(__name__)
+
+Table = tuple[str, str]
+
+
+def table_path(warehouse: str, table: Table) -> str:
+    """Path of ``table`` = (layer, name) under ``warehouse``."""
+    layer, name = table
+    return f"{str(warehouse).rstrip('/')}/{layer}/{name}"
+
+
+def catalog_name(table: Table) -> str:
+    """Spark catalog name of ``table``: ``vidrec_<layer>.<name>``."""
+    return f"vidrec_{table[0]}.{table[1]}"
+
+
+def exists(spark: SparkSession, warehouse: str, table: Table) -> bool:
+    """True when ``table`` is a Delta table in ``warehouse``."""
+    return DeltaTable.isDeltaTable(spark, table_path(warehouse, table))
+
+
+def read(spark: SparkSession, warehouse: str, table: Table) -> DataFrame:
+    """Read ``table``; raises ``FileNotFoundError`` naming it when it was never written."""
+    path = table_path(warehouse, table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise FileNotFoundError(f"table {catalog_name(table)} does not exist at {path}: run the stage that writes it")
+    return spark.read.format("delta").load(path)
+
+
+def register(spark: SparkSession, warehouse: str, table: Table) -> None:
+    """Register ``table`` in the Spark catalog (``vidrec_<layer>.<name>``) if it is not there."""
+    path = table_path(warehouse, table)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS vidrec_{table[0]}")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {catalog_name(table)} USING DELTA LOCATION '{path}'")
+
+
+def register_all(spark: SparkSession, warehouse: str) -> list[str]:
+    """Register every Delta table found under ``warehouse``; returns their catalog names."""
+    jvm_path = spark._jvm.org.apache.hadoop.fs.Path(str(warehouse))  # type: ignore[union-attr]
+    fs = jvm_path.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    names: list[str] = []
+    if not fs.exists(jvm_path):
+        return names
+    for layer_status in fs.listStatus(jvm_path):
+        layer = layer_status.getPath().getName()
+        if not layer_status.isDirectory() or layer.startswith("_"):
+            continue
+        for table_status in fs.listStatus(layer_status.getPath()):
+            table = (layer, table_status.getPath().getName())
+            if table_status.isDirectory() and exists(spark, warehouse, table):
+                register(spark, warehouse, table)
+                names.append(catalog_name(table))
+    return sorted(names)
+
+
+def _writer(df: DataFrame, partition_by: Sequence[str]):
+    writer = df.write.format("delta")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    return writer
+
+
+def replace_partition(
+    df: DataFrame,
+    warehouse: str,
+    table: Table,
+    run_date: dt.date,
+    partition_col: str = COL_RUN_DATE,
+) -> None:
+    """Replace the rows of ``run_date`` in ``table`` with ``df`` in one commit (idempotent).
+
+    ``df`` must hold ``partition_col`` equal to ``run_date`` on every row; the table is created,
+    partitioned by ``partition_col``, on first write.
+
+    Raises
+    ------
+    ValueError
+        When ``df`` lacks ``partition_col``.
+    """
+    if partition_col not in df.columns:
+        raise ValueError(f"replace_partition({catalog_name(table)}): DataFrame has no '{partition_col}' column")
+    path = table_path(warehouse, table)
+    (
+        _writer(df, [partition_col])
+        .mode("overwrite")
+        .option("replaceWhere", f"{partition_col} = '{run_date.isoformat()}'")
+        .save(path)
+    )
+    register(df.sparkSession, warehouse, table)
+
+
+def overwrite(df: DataFrame, warehouse: str, table: Table, partition_by: Sequence[str] = ()) -> None:
+    """Replace all of ``table`` with ``df`` in one commit (schema replaced too)."""
+    _writer(df, partition_by).mode("overwrite").option("overwriteSchema", "true").save(table_path(warehouse, table))
+    register(df.sparkSession, warehouse, table)
+
+
+def append(df: DataFrame, warehouse: str, table: Table, partition_by: Sequence[str] = ()) -> None:
+    """Append ``df`` to ``table`` in one commit (creating it)."""
+    _writer(df, partition_by).mode("append").save(table_path(warehouse, table))
+    register(df.sparkSession, warehouse, table)
+
+
+def _match_condition(keys: Sequence[str]) -> str:
+    return " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+
+
+def merge_upsert(df: DataFrame, warehouse: str, table: Table, keys: Sequence[str]) -> None:
+    """Upsert ``df`` into ``table`` on ``keys`` (update matched rows, insert new ones): one commit."""
+    path = table_path(warehouse, table)
+    spark = df.sparkSession
+    if not DeltaTable.isDeltaTable(spark, path):
+        overwrite(df, warehouse, table)
+        return
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(df.alias("s"), _match_condition(keys))
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    register(spark, warehouse, table)
+
+
+def merge_insert_new(
+    df: DataFrame,
+    warehouse: str,
+    table: Table,
+    keys: Sequence[str],
+    partition_by: Sequence[str] = (),
+) -> None:
+    """Insert the rows of ``df`` whose ``keys`` are not in ``table`` yet (rerun-safe append): one commit."""
+    path = table_path(warehouse, table)
+    spark = df.sparkSession
+    if not DeltaTable.isDeltaTable(spark, path):
+        _writer(df, partition_by).mode("overwrite").save(path)
+    else:
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(df.alias("s"), _match_condition(keys))
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    register(spark, warehouse, table)
