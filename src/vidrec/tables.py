@@ -86,11 +86,13 @@ def replace_partition(
     table: Table,
     run_date: dt.date,
     partition_col: str = COL_RUN_DATE,
+    extra_predicate: str | None = None,
 ) -> None:
     """Replace the rows of ``run_date`` in ``table`` with ``df`` in one commit (idempotent).
 
     ``df`` must hold ``partition_col`` equal to ``run_date`` on every row; the table is created,
-    partitioned by ``partition_col``, on first write.
+    partitioned by ``partition_col``, on first write. ``extra_predicate`` (SQL) narrows what is
+    replaced, e.g. ``"algorithm IN ('als')"`` to replace one algorithm's lists of that date.
 
     Raises
     ------
@@ -100,12 +102,10 @@ def replace_partition(
     if partition_col not in df.columns:
         raise ValueError(f"replace_partition({catalog_name(table)}): DataFrame has no '{partition_col}' column")
     path = table_path(warehouse, table)
-    (
-        _writer(df, [partition_col])
-        .mode("overwrite")
-        .option("replaceWhere", f"{partition_col} = '{run_date.isoformat()}'")
-        .save(path)
-    )
+    predicate = f"{partition_col} = '{run_date.isoformat()}'"
+    if extra_predicate:
+        predicate = f"{predicate} AND ({extra_predicate})"
+    _writer(df, [partition_col]).mode("overwrite").option("replaceWhere", predicate).save(path)
     register(df.sparkSession, warehouse, table)
 
 

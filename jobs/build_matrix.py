@@ -1,0 +1,8 @@
+"""spark-submit entry point: the 'build_matrix' stage(s). Same flags as every job; see `vidrec build_matrix -h`."""
+
+import sys
+
+from vidrec.cli import run_stages
+
+if __name__ == "__main__":
+    sys.exit(run_stages("build_matrix", sys.argv[1:]))

@@ -1,0 +1,8 @@
+"""spark-submit entry point: the 'train_als' stage(s). Same flags as every job; see `vidrec train_als -h`."""
+
+import sys
+
+from vidrec.cli import run_stages
+
+if __name__ == "__main__":
+    sys.exit(run_stages("train_als", sys.argv[1:]))

@@ -1,0 +1,394 @@
+"""Ingest: validate raw records against the input contract, quarantine the rest, write bronze/silver.
+
+Pure transforms (``validate_events``, ``validate_items``, ``validate_users``, ``dedupe_events``) take
+the string-typed records of :mod:`vidrec.raw` and return ``(accepted, rejected)``; ``rejected`` rows
+carry the first rule they broke as ``reason``. ``run`` does the I/O: one Delta commit per table,
+quarantine written first, and no bronze/silver write at all when the bad fraction passes the limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from vidrec import constants as C
+from vidrec import raw as rawio
+from vidrec import tables
+
+log = logging.getLogger(__name__)
+
+COL_ENTITY = "entity"
+_REASON_TMP = "_reason"
+#: ISO-8601 with a zone designator, or epoch milliseconds.
+_ISO_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
+_EPOCH_MS = r"^\d{10,14}$"
+
+
+class BadInputError(RuntimeError):
+    """The share of rejected records passed ``ingest.max_bad_fraction``; nothing but quarantine was written."""
+
+
+@dataclass
+class IngestReport:
+    """Counts of one ingest run, for the run summary and ``ops/runs``."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    accepted: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    deferred_events: int = 0
+    already_ingested: int = 0
+    new_events: int = 0
+
+    @property
+    def bad_fraction(self) -> float:
+        total = self.accepted.get("events", 0) + self.rejected.get("events", 0)
+        return self.rejected.get("events", 0) / total if total else 0.0
+
+
+def _first_reason(checks: list[tuple[F.Column, str]]) -> F.Column:
+    """The message of the first check whose condition is true, else null."""
+    expr = F.lit(None).cast("string")
+    for cond, message in reversed(checks):
+        expr = F.when(F.coalesce(cond, F.lit(False)), F.lit(message)).otherwise(expr)
+    return expr
+
+
+def _common_checks(df: DataFrame, required: tuple[str, ...], max_line_bytes: int) -> list[tuple[F.Column, str]]:
+    checks: list[tuple[F.Column, str]] = [
+        (F.length(C.COL_RAW) > max_line_bytes, f"line too long (> {max_line_bytes} bytes)"),
+        (F.col(rawio.COL_MALFORMED), "malformed record (not parseable)"),
+        (F.instr(C.COL_RAW, "\ufffd") > 0, "invalid UTF-8 bytes"),
+    ]
+    for name in required:
+        checks.append((F.col(name).isNull() | (F.trim(F.col(name)) == ""), f"missing required field {name}"))
+    return checks
+
+
+def parse_ts(col: F.Column) -> F.Column:
+    """ISO-8601 with zone, or epoch milliseconds, to a UTC timestamp (null when neither)."""
+    trimmed = F.trim(col)
+    return (
+        F.when(trimmed.rlike(_EPOCH_MS), F.timestamp_millis(trimmed.try_cast("long")))
+        .when(trimmed.rlike(_ISO_WITH_ZONE), trimmed.try_cast("timestamp"))
+        .otherwise(F.lit(None).cast("timestamp"))
+    )
+
+
+def _split(df: DataFrame, reason: F.Column, keep: list[F.Column], entity: str) -> tuple[DataFrame, DataFrame]:
+    tagged = df.withColumn(_REASON_TMP, reason)
+    accepted = tagged.where(F.col(_REASON_TMP).isNull()).select(*keep)
+    rejected = tagged.where(F.col(_REASON_TMP).isNotNull()).select(
+        C.COL_SOURCE_FILE, C.COL_RAW, F.col(_REASON_TMP).alias(C.COL_REASON), F.lit(entity).alias(COL_ENTITY)
+    )
+    return accepted, rejected
+
+
+def validate_events(
+    records: DataFrame,
+    now: dt.datetime,
+    ingest_conf: dict[str, Any],
+    known_items: DataFrame | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """Type and check event records; return ``(accepted, rejected)``.
+
+    Parameters
+    ----------
+    records : DataFrame
+        String-typed event records from :func:`vidrec.raw.read_source`.
+    now : datetime
+        Ingestion time (UTC): events later than ``now + future_tolerance_hours`` are rejected.
+    ingest_conf : dict
+        The ``ingest`` section of the configuration.
+    known_items : DataFrame, optional
+        ``item_id`` of the catalog; events of other items are rejected when given.
+
+    Returns
+    -------
+    accepted : DataFrame
+        Bronze columns except ``ingested_at`` (typed ``ts``, ``watch_seconds``, ``rating``...).
+    rejected : DataFrame
+        ``source_file, raw, reason, entity``.
+    """
+    ts = parse_ts(F.col(C.COL_TS))
+    watch = F.col(C.COL_WATCH_SECONDS).try_cast("double")
+    rating = F.col(C.COL_RATING).try_cast("double")
+    position = F.col(C.COL_POSITION).try_cast("double")
+    etype = F.lower(F.trim(F.col(C.COL_EVENT_TYPE)))
+    future = F.lit((now + dt.timedelta(hours=ingest_conf["future_tolerance_hours"])).isoformat(sep=" ")).cast(
+        "timestamp"
+    )
+    oldest = F.lit(ingest_conf["min_event_date"]).cast("timestamp")
+    present = lambda name: F.col(name).isNotNull() & (F.trim(F.col(name)) != "")  # noqa: E731
+    checks = _common_checks(records, ("event_id", "user_id", "item_id", "event_type", "ts"), ingest_conf["max_line_bytes"])
+    checks += [
+        (~etype.isin(*C.EVENT_TYPES), "unknown event_type"),
+        (ts.isNull(), "invalid ts (want ISO-8601 with zone or epoch milliseconds)"),
+        (ts > future, "ts in the future"),
+        (ts < oldest, "ts before the catalog existed"),
+        (present(C.COL_WATCH_SECONDS) & watch.isNull(), "watch_seconds is not a number"),
+        (watch < 0, "negative watch_seconds"),
+        (watch > ingest_conf["max_watch_seconds"], "absurd watch_seconds"),
+        (present(C.COL_WATCH_SECONDS) & ~etype.isin(*C.WATCH_EVENT_TYPES), "watch_seconds on a non-watch event"),
+        (present(C.COL_RATING) & rating.isNull(), "rating is not a number"),
+        (present(C.COL_RATING) & (etype != "rate"), "rating on a non-rate event"),
+        ((etype == "rate") & rating.isNull(), "rate event without rating"),
+        ((rating < C.RATING_MIN) | (rating > C.RATING_MAX), "rating out of range [0.5, 5]"),
+        (present(C.COL_POSITION) & (position.isNull() | (position < 0)), "invalid position_seconds"),
+    ]
+    df = records
+    if known_items is not None:
+        known = known_items.select(F.col(C.COL_ITEM).alias("_known_item")).distinct()
+        df = df.join(F.broadcast(known), F.col(C.COL_ITEM) == F.col("_known_item"), "left")
+        checks.append((F.col("_known_item").isNull(), "unknown item_id"))
+    keep = [
+        F.trim(F.col(C.COL_EVENT_ID)).alias(C.COL_EVENT_ID),
+        F.trim(F.col(C.COL_USER)).alias(C.COL_USER),
+        F.trim(F.col(C.COL_ITEM)).alias(C.COL_ITEM),
+        etype.alias(C.COL_EVENT_TYPE),
+        ts.alias(C.COL_TS),
+        watch.alias(C.COL_WATCH_SECONDS),
+        rating.alias(C.COL_RATING),
+        F.col(C.COL_SESSION),
+        F.col(C.COL_DEVICE),
+        position.alias(C.COL_POSITION),
+        F.to_date(ts).alias(C.COL_EVENT_DATE),
+        F.col(C.COL_SOURCE_FILE),
+        F.col(C.COL_RAW),
+    ]
+    return _split(df, _first_reason(checks), keep, "events")
+
+
+def dedupe_events(accepted: DataFrame, existing: DataFrame | None) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Resolve duplicate ``event_id`` within the batch and against bronze.
+
+    Within the batch the earliest copy (by ts, source file, raw text) wins and the others are
+    rejected. A batch event already in bronze with the same content is a replay (a rerun or an
+    overlapping file): skipped, not an error. One whose content differs is rejected.
+
+    Returns
+    -------
+    new : DataFrame
+        Events to append to bronze.
+    rejected : DataFrame
+        ``source_file, raw, reason, entity``.
+    replays : DataFrame
+        Events already ingested (only counted).
+    """
+    w = Window.partitionBy(C.COL_EVENT_ID).orderBy(C.COL_TS, C.COL_SOURCE_FILE, C.COL_RAW)
+    ranked = accepted.withColumn("_n", F.row_number().over(w))
+    dupes = ranked.where(F.col("_n") > 1).select(
+        C.COL_SOURCE_FILE,
+        C.COL_RAW,
+        F.lit("duplicate event_id").alias(C.COL_REASON),
+        F.lit("events").alias(COL_ENTITY),
+    )
+    first = ranked.where(F.col("_n") == 1).drop("_n")
+    if existing is None:
+        return first, dupes, first.limit(0)
+    content = [C.COL_USER, C.COL_ITEM, C.COL_EVENT_TYPE, C.COL_TS]
+    old = existing.select(C.COL_EVENT_ID, *[F.col(c).alias(f"_old_{c}") for c in content])
+    joined = first.join(old, C.COL_EVENT_ID, "left")
+    is_old = F.col(f"_old_{C.COL_TS}").isNotNull()
+    same = F.lit(True)
+    for c in content:
+        same = same & F.col(c).eqNullSafe(F.col(f"_old_{c}"))
+    cols = first.columns
+    new = joined.where(~is_old).select(*cols)
+    replays = joined.where(is_old & same).select(*cols)
+    conflicts = joined.where(is_old & ~same).select(
+        C.COL_SOURCE_FILE,
+        C.COL_RAW,
+        F.lit("duplicate event_id (differs from the event already ingested)").alias(C.COL_REASON),
+        F.lit("events").alias(COL_ENTITY),
+    )
+    return new, dupes.unionByName(conflicts), replays
+
+
+def _dedupe_keep_last(accepted: DataFrame, key: str, entity: str) -> tuple[DataFrame, DataFrame]:
+    """Keep one record per ``key`` (the last by source file and raw text); reject the others."""
+    w = Window.partitionBy(key).orderBy(F.col(C.COL_SOURCE_FILE).desc(), F.col(C.COL_RAW).desc())
+    ranked = accepted.withColumn("_n", F.row_number().over(w))
+    rejected = ranked.where(F.col("_n") > 1).select(
+        C.COL_SOURCE_FILE, C.COL_RAW, F.lit(f"duplicate {key}").alias(C.COL_REASON), F.lit(entity).alias(COL_ENTITY)
+    )
+    return ranked.where(F.col("_n") == 1).drop("_n"), rejected
+
+
+def validate_items(records: DataFrame, run_date: dt.date, max_line_bytes: int) -> tuple[DataFrame, DataFrame]:
+    """Type and check catalog records (one kept per ``item_id``); return ``(accepted, rejected)``."""
+    year = F.col(C.COL_RELEASE_YEAR).try_cast("int")
+    duration = F.col(C.COL_DURATION).try_cast("double")
+    visual = F.col(C.COL_VISUAL_EMB).try_cast("array<float>")
+    audio = F.col(C.COL_AUDIO_EMB).try_cast("array<float>")
+    checks = _common_checks(records, (C.COL_ITEM, C.COL_TITLE), max_line_bytes)
+    checks += [
+        (F.col(C.COL_RELEASE_YEAR).isNotNull() & (year.isNull() | (year < 1870) | (year > 2100)), "invalid release_year"),
+        (F.col(C.COL_DURATION).isNotNull() & (duration.isNull() | (duration <= 0)), "invalid duration_seconds"),
+        (F.col(C.COL_VISUAL_EMB).isNotNull() & visual.isNull(), "visual_embedding is not a list of numbers"),
+        (F.col(C.COL_AUDIO_EMB).isNotNull() & audio.isNull(), "audio_embedding is not a list of numbers"),
+    ]
+    clean_list = lambda name: F.filter(F.transform(F.col(name), F.trim), lambda x: x != "")  # noqa: E731
+    keep = [
+        F.trim(F.col(C.COL_ITEM)).alias(C.COL_ITEM),
+        F.col(C.COL_TITLE),
+        F.coalesce(clean_list(C.COL_GENRES), F.array().cast("array<string>")).alias(C.COL_GENRES),
+        F.coalesce(clean_list(C.COL_DIRECTORS), F.array().cast("array<string>")).alias(C.COL_DIRECTORS),
+        F.coalesce(clean_list(C.COL_CAST), F.array().cast("array<string>")).alias(C.COL_CAST),
+        year.alias(C.COL_RELEASE_YEAR),
+        duration.alias(C.COL_DURATION),
+        F.col(C.COL_DESCRIPTION),
+        F.col(C.COL_LANGUAGE),
+        F.col(C.COL_MATURITY),
+        visual.alias(C.COL_VISUAL_EMB),
+        audio.alias(C.COL_AUDIO_EMB),
+        F.lit(run_date).alias(C.COL_UPDATED_AT),
+        F.col(C.COL_SOURCE_FILE),
+        F.col(C.COL_RAW),
+    ]
+    accepted, rejected = _split(records, _first_reason(checks), keep, "items")
+    accepted, dupes = _dedupe_keep_last(accepted, C.COL_ITEM, "items")
+    return accepted.drop(C.COL_SOURCE_FILE, C.COL_RAW), rejected.unionByName(dupes)
+
+
+def validate_users(records: DataFrame, run_date: dt.date, max_line_bytes: int) -> tuple[DataFrame, DataFrame]:
+    """Type and check user profiles (one kept per ``user_id``); return ``(accepted, rejected)``."""
+    signup = F.coalesce(F.col(C.COL_SIGNUP_DATE).try_cast("date"), F.to_date(parse_ts(F.col(C.COL_SIGNUP_DATE))))
+    checks = _common_checks(records, (C.COL_USER,), max_line_bytes)
+    checks.append((F.col(C.COL_SIGNUP_DATE).isNotNull() & signup.isNull(), "invalid signup_date"))
+    keep = [
+        F.trim(F.col(C.COL_USER)).alias(C.COL_USER),
+        signup.alias(C.COL_SIGNUP_DATE),
+        F.col(C.COL_COUNTRY),
+        F.col(C.COL_AGE_BAND),
+        F.col(C.COL_GENDER),
+        F.lit(run_date).alias(C.COL_UPDATED_AT),
+        F.col(C.COL_SOURCE_FILE),
+        F.col(C.COL_RAW),
+    ]
+    accepted, rejected = _split(records, _first_reason(checks), keep, "users")
+    accepted, dupes = _dedupe_keep_last(accepted, C.COL_USER, "users")
+    return accepted.drop(C.COL_SOURCE_FILE, C.COL_RAW), rejected.unionByName(dupes)
+
+
+def _count_by(df: DataFrame, col: str) -> dict[str, int]:
+    return {r[0]: int(r[1]) for r in df.groupBy(col).count().collect()}
+
+
+def run(
+    spark: SparkSession,
+    conf: dict[str, Any],
+    raw_dir: str,
+    run_date: dt.date,
+    now: dt.datetime | None = None,
+) -> IngestReport:
+    """Ingest ``raw_dir`` for ``run_date``: catalog and users MERGEd, new events appended to bronze.
+
+    Order of writes: quarantine (replaced for the run date) first; then, only when the bad fraction
+    is within ``ingest.max_bad_fraction``, ``silver/items``, ``silver/users`` and ``bronze/events``
+    (each one commit). Events after the run date are left for later runs.
+
+    Raises
+    ------
+    BadInputError
+        When the rejected share of events passes ``ingest.max_bad_fraction``.
+    """
+    wh = conf["warehouse"]
+    icf = conf["ingest"]
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    report = IngestReport()
+    sources = rawio.discover(raw_dir)
+    log.info("ingest: %d source(s) in %s: %s", len(sources), raw_dir, ", ".join(s.path for s in sources))
+
+    rejected_frames: list[DataFrame] = []
+    items_ok = users_ok = None
+    items_raw = rawio.read_entity(spark, sources, "items")
+    if items_raw is not None:
+        items_ok, items_bad = validate_items(items_raw, run_date, icf["max_line_bytes"])
+        items_ok = items_ok.cache()
+        rejected_frames.append(items_bad)
+        report.accepted["items"] = items_ok.count()
+    users_raw = rawio.read_entity(spark, sources, "users")
+    if users_raw is not None:
+        users_ok, users_bad = validate_users(users_raw, run_date, icf["max_line_bytes"])
+        users_ok = users_ok.cache()
+        rejected_frames.append(users_bad)
+        report.accepted["users"] = users_ok.count()
+
+    catalog = None
+    if icf["check_item_ids"]:
+        frames = [df.select(C.COL_ITEM) for df in (items_ok,) if df is not None]
+        if tables.exists(spark, wh, C.T_ITEMS):
+            frames.append(tables.read(spark, wh, C.T_ITEMS).select(C.COL_ITEM))
+        if frames:
+            catalog = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+
+    events_raw = rawio.read_entity(spark, sources, "events")
+    new_events = ev_typed = None
+    if events_raw is not None:
+        ev_typed, ev_bad = validate_events(events_raw, now, icf, catalog)
+        ev_typed = ev_typed.cache()
+        report.deferred_events = ev_typed.where(F.col(C.COL_EVENT_DATE) > F.lit(run_date)).count()
+        ev_ok = ev_typed.where(F.col(C.COL_EVENT_DATE) <= F.lit(run_date))  # later events: later runs
+        existing = tables.read(spark, wh, C.T_EVENTS) if tables.exists(spark, wh, C.T_EVENTS) else None
+        new_events, dup_bad, replays = dedupe_events(ev_ok, existing)
+        new_events = new_events.cache()
+        ev_bad_all = ev_bad.unionByName(dup_bad)
+        rejected_frames.append(ev_bad_all)
+        report.new_events = new_events.count()
+        report.already_ingested = replays.count()
+        report.accepted["events"] = report.new_events + report.already_ingested
+
+    quarantine = None
+    if rejected_frames:
+        quarantine = rejected_frames[0]
+        for frame in rejected_frames[1:]:
+            quarantine = quarantine.unionByName(frame)
+        quarantine = quarantine.withColumn(C.COL_RUN_DATE, F.lit(run_date)).cache()
+        by_entity = _count_by(quarantine, COL_ENTITY)
+        report.rejected = {e: by_entity.get(e, 0) for e in rawio.ENTITIES}
+        report.reasons = _count_by(quarantine, C.COL_REASON)
+        tables.replace_partition(quarantine, wh, C.T_QUARANTINE, run_date)
+    log.info(
+        "ingest: accepted %s, rejected %s, deferred %d events (after run date), %d replayed events skipped",
+        report.accepted,
+        report.rejected,
+        report.deferred_events,
+        report.already_ingested,
+    )
+    if report.reasons:
+        log.warning("ingest: quarantined by reason: %s", report.reasons)
+    if report.bad_fraction > icf["max_bad_fraction"]:
+        raise BadInputError(
+            f"{report.rejected.get('events', 0)} of "
+            f"{report.accepted.get('events', 0) + report.rejected.get('events', 0)} event records rejected "
+            f"({report.bad_fraction:.1%} > ingest.max_bad_fraction {icf['max_bad_fraction']:.1%}); "
+            f"see {tables.catalog_name(C.T_QUARANTINE)} for run_date {run_date}. Reasons: {report.reasons}. "
+            "Silver and gold tables were not touched."
+        )
+
+    if items_ok is not None:
+        tables.merge_upsert(items_ok, wh, C.T_ITEMS, [C.COL_ITEM])
+    if users_ok is not None:
+        tables.merge_upsert(users_ok, wh, C.T_USERS, [C.COL_USER])
+    if new_events is not None:
+        bronze = new_events.drop(C.COL_RAW).withColumn(C.COL_INGESTED_AT, F.lit(now.isoformat(sep=" ")).cast("timestamp"))
+        tables.merge_insert_new(bronze, wh, C.T_EVENTS, [C.COL_EVENT_ID], partition_by=[C.COL_EVENT_DATE])
+    for df in (items_ok, users_ok, new_events, quarantine, ev_typed):
+        if df is not None:
+            df.unpersist()
+    return report
+
+
+def timed_run(spark: SparkSession, conf: dict[str, Any], raw_dir: str, run_date: dt.date) -> IngestReport:
+    """:func:`run` with its wall time logged."""
+    start = time.perf_counter()
+    report = run(spark, conf, raw_dir, run_date)
+    log.info("ingest: done in %.1f s", time.perf_counter() - start)
+    return report

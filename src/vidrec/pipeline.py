@@ -1,0 +1,357 @@
+"""The nightly pipeline: an ordered list of idempotent stages, with a run log and a roll-back.
+
+Stages: ``ingest`` → ``matrix`` → ``evaluate`` → ``recommend`` → ``popular``. Each stage logs
+its start, end, row counts and seconds, and appends one row to ``ops/runs``. Every table write is
+idempotent for the run date; if a stage fails, every table the run touched is restored to the
+version it had when the run started (Delta RESTORE), so a failed run leaves the warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from vidrec import constants as C
+from vidrec import evaluate as ev
+from vidrec import generators, ingest, matrix, popularity, tables
+from vidrec.generators import Candidates, FitContext
+
+log = logging.getLogger(__name__)
+
+#: Tables a run may write, in the order they are restored on failure.
+RUN_TABLES = (
+    C.T_QUARANTINE,
+    C.T_EVENTS,
+    C.T_ITEMS,
+    C.T_USERS,
+    C.T_USER_INDEX,
+    C.T_ITEM_INDEX,
+    C.T_INTERACTIONS,
+    C.T_MODEL_METRICS,
+    C.T_RECOMMENDATIONS,
+    C.T_POPULAR_ITEMS,
+)
+
+REASONS = {
+    C.ALGO_ALS: "people with similar taste watched this",
+    C.ALGO_POPULARITY: "popular right now",
+}
+COLD_START_REASON = "popular right now (not enough history for a personal list)"
+
+
+@dataclass
+class RunContext:
+    """State shared by the stages of one run."""
+
+    spark: SparkSession
+    conf: dict[str, Any]
+    run_date: dt.date
+    raw_dir: str | None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    use_gpu: bool = False
+
+    @property
+    def warehouse(self) -> str:
+        return self.conf["warehouse"]
+
+
+def build_fit_context(spark: SparkSession, conf: Mapping[str, Any], run_date: dt.date, use_gpu: bool = False) -> FitContext:
+    """A :class:`FitContext` over everything known up to ``run_date`` (the nightly, not a split).
+
+    Target users are every indexed user; seen pairs follow ``recommend.exclude_played``.
+    """
+    wh = conf["warehouse"]
+    user_index = tables.read(spark, wh, C.T_USER_INDEX)
+    item_index = tables.read(spark, wh, C.T_ITEM_INDEX)
+    interactions = tables.read(spark, wh, C.T_INTERACTIONS)
+    events = ev.with_indexes(matrix.events_up_to(spark, wh, run_date), user_index, item_index)
+    items = tables.read(spark, wh, C.T_ITEMS).join(item_index.select(C.COL_ITEM, C.COL_ITEM_IDX), C.COL_ITEM)
+    users = (
+        tables.read(spark, wh, C.T_USERS).join(user_index.select(C.COL_USER, C.COL_USER_IDX), C.COL_USER, "right")
+        if tables.exists(spark, wh, C.T_USERS)
+        else user_index
+    )
+    return FitContext(
+        spark=spark,
+        conf=dict(conf),
+        interactions=interactions,
+        events=events,
+        items=items,
+        users=users,
+        target_users=user_index.select(C.COL_USER_IDX),
+        seen=ev.seen_pairs(interactions, conf["recommend"]["exclude_played"]),
+        n=conf["recommend"]["top_n"],
+        work_dir=f"{wh}/{C.MODELS}/{run_date.isoformat()}",
+        run_date=run_date.isoformat(),
+        extras={"use_gpu": use_gpu, "save_model": True},
+    )
+
+
+def to_gold(cand: Candidates, algorithm: str, ctx: FitContext, run_date: dt.date, reason: str) -> DataFrame:
+    """Map a generator's candidates to ``gold/recommendations`` rows (ids, version, reason)."""
+    users = tables.read(ctx.spark, ctx.conf["warehouse"], C.T_USER_INDEX).select(C.COL_USER, C.COL_USER_IDX)
+    items = ctx.items.select(C.COL_ITEM, C.COL_ITEM_IDX)
+    return (
+        cand.recs.join(users, C.COL_USER_IDX)
+        .join(items, C.COL_ITEM_IDX)
+        .select(
+            F.lit(run_date).alias(C.COL_RUN_DATE),
+            C.COL_USER,
+            F.col(C.COL_RANK).cast("int").alias(C.COL_RANK),
+            C.COL_ITEM,
+            F.col(C.COL_SCORE).cast("double").alias(C.COL_SCORE),
+            F.lit(algorithm).alias(C.COL_ALGORITHM),
+            F.lit(cand.model_version).alias(C.COL_MODEL_VERSION),
+            F.lit(reason).alias(C.COL_REASON),
+        )
+    )
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+def stage_ingest(rc: RunContext) -> dict[str, Any]:
+    if rc.raw_dir is None:
+        raise ValueError("--raw is required for the ingest stage")
+    report = ingest.run(rc.spark, rc.conf, rc.raw_dir, rc.run_date)
+    return {
+        "new_events": report.new_events,
+        "replayed_events": report.already_ingested,
+        "deferred_events": report.deferred_events,
+        "accepted": report.accepted,
+        "rejected": report.rejected,
+        "reasons": report.reasons,
+    }
+
+
+def stage_matrix(rc: RunContext) -> dict[str, Any]:
+    return matrix.run(rc.spark, rc.conf, rc.run_date)
+
+
+def stage_evaluate(rc: RunContext) -> dict[str, Any]:
+    spark, wh = rc.spark, rc.warehouse
+    users = tables.read(spark, wh, C.T_USERS) if tables.exists(spark, wh, C.T_USERS) else None
+    user_index = tables.read(spark, wh, C.T_USER_INDEX)
+    if users is None:
+        users = user_index.select(C.COL_USER)
+    rows = ev.evaluate(
+        spark,
+        rc.conf,
+        matrix.events_up_to(spark, wh, rc.run_date),
+        tables.read(spark, wh, C.T_ITEMS),
+        users,
+        user_index,
+        tables.read(spark, wh, C.T_ITEM_INDEX),
+        rc.conf["models"],
+        rc.run_date,
+        f"{wh}/{C.MODELS}/{rc.run_date.isoformat()}/eval",
+    ).cache()
+    tables.replace_partition(rows, wh, C.T_MODEL_METRICS, rc.run_date)
+    table = {
+        r[C.COL_ALGORITHM]: {} for r in rows.select(C.COL_ALGORITHM).distinct().collect()
+    }
+    for r in rows.collect():
+        table[r[C.COL_ALGORITHM]][f"{r[C.COL_METRIC]}" + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")] = round(r[C.COL_VALUE], 4)
+    rows.unpersist()
+    return {"metrics": table}
+
+
+def stage_recommend(rc: RunContext) -> dict[str, Any]:
+    ctx = build_fit_context(rc.spark, rc.conf, rc.run_date, rc.use_gpu)
+    frames: list[DataFrame] = []
+    fallback = generators.get(C.ALGO_POPULARITY)(ctx)
+    fallback_recs = fallback.recs.cache()
+    for algo in rc.conf["models"]:
+        start = time.perf_counter()
+        cand = fallback if algo == C.ALGO_POPULARITY else generators.get(algo)(ctx)
+        recs = cand.recs.cache()
+        frames.append(to_gold(Candidates(recs, cand.model_version), algo, ctx, rc.run_date, REASONS.get(algo, algo)))
+        if algo != C.ALGO_POPULARITY:
+            # users this model cannot serve get the popularity list, marked as cold start
+            missing = fallback_recs.join(recs.select(C.COL_USER_IDX).distinct(), C.COL_USER_IDX, "left_anti")
+            frames.append(to_gold(Candidates(missing, cand.model_version), algo, ctx, rc.run_date, COLD_START_REASON))
+        for name, art in cand.artifacts.items():
+            if name in ("user_factors", "item_factors"):
+                art.write.mode("overwrite").parquet(f"{ctx.work_dir}/{algo}_{name}")
+        log.info("recommend: %s lists built in %.1f s", algo, time.perf_counter() - start)
+    gold = frames[0]
+    for frame in frames[1:]:
+        gold = gold.unionByName(frame)
+    algos = ", ".join(f"'{a}'" for a in rc.conf["models"])
+    tables.replace_partition(
+        gold, rc.warehouse, C.T_RECOMMENDATIONS, rc.run_date, extra_predicate=f"{C.COL_ALGORITHM} IN ({algos})"
+    )
+    written = (
+        tables.read(rc.spark, rc.warehouse, C.T_RECOMMENDATIONS)
+        .where(F.col(C.COL_RUN_DATE) == F.lit(rc.run_date))
+        .groupBy(C.COL_ALGORITHM)
+        .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.COL_USER).alias("users"))
+        .collect()
+    )
+    return {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
+
+
+def stage_popular(rc: RunContext) -> dict[str, Any]:
+    spark, wh = rc.spark, rc.warehouse
+    lists = popularity.popular_lists(
+        matrix.events_up_to(spark, wh, rc.run_date), tables.read(spark, wh, C.T_ITEMS), rc.conf, rc.run_date
+    )
+    tables.replace_partition(lists, wh, C.T_POPULAR_ITEMS, rc.run_date)
+    rows = (
+        tables.read(spark, wh, C.T_POPULAR_ITEMS)
+        .where(F.col(C.COL_RUN_DATE) == F.lit(rc.run_date))
+        .agg(F.count(F.lit(1)), F.countDistinct(C.COL_SEGMENT))
+        .first()
+    )
+    return {"rows": rows[0], "segments": rows[1]}
+
+
+Stage = Callable[[RunContext], dict[str, Any]]
+STAGES: list[tuple[str, Stage]] = [
+    ("ingest", stage_ingest),
+    ("matrix", stage_matrix),
+    ("evaluate", stage_evaluate),
+    ("recommend", stage_recommend),
+    ("popular", stage_popular),
+]
+STAGE_NAMES = [name for name, _ in STAGES]
+
+
+# --- run log and roll-back --------------------------------------------------------------------
+
+RUNS_SCHEMA = (
+    "run_id string, run_date date, stage string, status string, started_at timestamp, "
+    "ended_at timestamp, seconds double, details string, error string"
+)
+
+
+def _log_run(rc: RunContext, stage: str, status: str, started: dt.datetime, details: Any, error: str | None) -> None:
+    ended = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    row = [
+        (
+            rc.run_id,
+            rc.run_date,
+            stage,
+            status,
+            started,
+            ended,
+            (ended - started).total_seconds(),
+            json.dumps(details, default=str),
+            error,
+        )
+    ]
+    tables.append(rc.spark.createDataFrame(row, RUNS_SCHEMA), rc.warehouse, C.T_RUNS)
+
+
+def table_versions(spark: SparkSession, warehouse: str, names: Sequence[tables.Table]) -> dict[tables.Table, int | None]:
+    """Current Delta version of each table (``None`` when it does not exist yet)."""
+    out: dict[tables.Table, int | None] = {}
+    for t in names:
+        path = tables.table_path(warehouse, t)
+        out[t] = (
+            DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+            if DeltaTable.isDeltaTable(spark, path)
+            else None
+        )
+    return out
+
+
+def rollback(spark: SparkSession, warehouse: str, before: Mapping[tables.Table, int | None]) -> list[str]:
+    """Restore every table that changed since ``before`` to its version then; returns what was restored.
+
+    A table created by the failed run is emptied at a new version (Delta keeps its history).
+    """
+    restored = []
+    now = table_versions(spark, warehouse, list(before))
+    for t, v in before.items():
+        if now[t] is None or now[t] == v:
+            continue
+        dt_ = DeltaTable.forPath(spark, tables.table_path(warehouse, t))
+        if v is None:
+            dt_.delete()
+        else:
+            dt_.restoreToVersion(v)
+        restored.append(tables.catalog_name(t))
+    return restored
+
+
+def run_nightly(
+    spark: SparkSession,
+    conf: dict[str, Any],
+    run_date: dt.date,
+    raw_dir: str | None,
+    stages: Sequence[str] | None = None,
+    use_gpu: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Run ``stages`` (default: all, in order) for ``run_date``; returns the run summary.
+
+    Raises
+    ------
+    Exception
+        The first stage failure, after every table the run touched was restored.
+    """
+    names = list(stages) if stages else STAGE_NAMES
+    unknown = [n for n in names if n not in STAGE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
+    rc = RunContext(spark, conf, run_date, raw_dir, use_gpu=use_gpu)
+    before = table_versions(spark, rc.warehouse, RUN_TABLES)
+    log.info("run %s for %s: stages %s, warehouse %s", rc.run_id, run_date, names, rc.warehouse)
+    total = time.perf_counter()
+    for name, fn in STAGES:
+        if name not in names:
+            continue
+        started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        t0 = time.perf_counter()
+        log.info("stage %s: start", name)
+        try:
+            details = fn(rc)
+        except Exception as exc:
+            seconds = time.perf_counter() - t0
+            log.error("stage %s: FAILED after %.1f s: %s", name, seconds, exc)
+            restored = rollback(spark, rc.warehouse, before)
+            if restored:
+                log.error("rolled back %s to their state before the run", ", ".join(restored))
+            details = {"rolled_back": restored}
+            if isinstance(exc, ingest.BadInputError):
+                details["quarantine_kept"] = True
+            _log_run(rc, name, "failed", started, details, f"{type(exc).__name__}: {exc}")
+            raise
+        seconds = time.perf_counter() - t0
+        rc.summary[name] = {"seconds": round(seconds, 1), **details}
+        log.info("stage %s: done in %.1f s: %s", name, seconds, json.dumps(details, default=str)[:2000])
+        _log_run(rc, name, "succeeded", started, details, None)
+    rc.summary["_run"] = {"run_id": rc.run_id, "seconds": round(time.perf_counter() - total, 1)}
+    return rc.summary
+
+
+def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, Any]) -> str:
+    """Human-readable end-of-run report: tables with row counts, and the metrics side by side."""
+    lines = [f"vidrec run {summary.get('_run', {}).get('run_id', '?')} "
+             f"finished in {summary.get('_run', {}).get('seconds', 0):.1f} s", "", "Tables:"]
+    for t in RUN_TABLES + (C.T_RUNS,):
+        if tables.exists(spark, warehouse, t):
+            n = tables.read(spark, warehouse, t).count()
+            lines.append(f"  {tables.catalog_name(t):<32} {n:>10,d} rows  {tables.table_path(warehouse, t)}")
+    metrics = summary.get("evaluate", {}).get("metrics")
+    if metrics:
+        algos = sorted(metrics)
+        keys = sorted({k for m in metrics.values() for k in m})
+        lines += ["", "Model metrics (time cut-off split):", "  " + f"{'metric':<18}" + "".join(f"{a:>12}" for a in algos)]
+        for key in keys:
+            lines.append("  " + f"{key:<18}" + "".join(
+                f"{metrics[a].get(key, float('nan')):>12.4f}" for a in algos))
+    stage_times = ", ".join(f"{k} {v['seconds']}s" for k, v in summary.items() if not k.startswith("_"))
+    lines += ["", f"Stage times: {stage_times}"]
+    return "\n".join(lines)
