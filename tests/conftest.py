@@ -23,8 +23,12 @@ def base_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return load_config(
         overrides={
             "warehouse": str(root / "warehouse"),
-            "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "3g",
-                      "checkpoint_dir": str(root / "checkpoints")},
+            "spark": {
+                "master": "local[2]",
+                "shuffle_partitions": 2,
+                "driver_memory": "3g",
+                "checkpoint_dir": str(root / "checkpoints"),
+            },
             "als": {"rank": 8, "max_iter": 5, "num_blocks": 2},
             "recommend": {"top_n": 10},
         }

@@ -32,15 +32,27 @@ GOOD = [
 # (line, expected reason)
 BAD = [
     ('{"event_id": "b1", "user_id": "u1"', "malformed record (not parseable)"),
-    (json.dumps({"event_id": "b2", "item_id": "i1", "event_type": "play", "ts": "2026-03-01T10:00:00Z"}),
-     "missing required field user_id"),
+    (
+        json.dumps({"event_id": "b2", "item_id": "i1", "event_type": "play", "ts": "2026-03-01T10:00:00Z"}),
+        "missing required field user_id",
+    ),
     (ev("b3", "teleport"), "unknown event_type"),
     (ev("b4", watch_seconds=-5), "negative watch_seconds"),
     (ev("b5", "rate", rating=7), "rating out of range [0.5, 5]"),
     (ev("b6", ts="2030-01-01T00:00:00Z"), "ts in the future"),
     (ev("b7", ts="1990-01-01T00:00:00Z"), "ts before the catalog existed"),
-    (json.dumps({"event_id": "b8", "user_id": "u1", "item_id": "nope", "event_type": "play",
-                 "ts": "2026-03-01T10:00:00Z"}), "unknown item_id"),
+    (
+        json.dumps(
+            {
+                "event_id": "b8",
+                "user_id": "u1",
+                "item_id": "nope",
+                "event_type": "play",
+                "ts": "2026-03-01T10:00:00Z",
+            }
+        ),
+        "unknown item_id",
+    ),
     (ev("b9", ts="yesterday"), "invalid ts (want ISO-8601 with zone or epoch milliseconds)"),
     (ev("b10", ts="2026-03-01T10:00:00"), "invalid ts (want ISO-8601 with zone or epoch milliseconds)"),
     (ev("e1", "like", ts="2026-03-01T11:00:00Z"), "duplicate event_id"),  # the earlier copy wins
@@ -54,24 +66,39 @@ def write_raw(root: Path, event_lines: list[str]) -> str:
     root.mkdir(parents=True, exist_ok=True)
     (root / "events.jsonl").write_text("\n".join(event_lines) + "\n")
     items = [
-        {"item_id": "i1", "title": "One", "genres": ["Drama"], "directors": [], "cast": ["A"],
-         "release_year": 2020, "duration_seconds": 3600, "description": "d", "language": "en"},
+        {
+            "item_id": "i1",
+            "title": "One",
+            "genres": ["Drama"],
+            "directors": [],
+            "cast": ["A"],
+            "release_year": 2020,
+            "duration_seconds": 3600,
+            "description": "d",
+            "language": "en",
+        },
         {"item_id": "i2", "title": "Two", "genres": [], "release_year": "nineteen", "duration_seconds": 60},
     ]
     (root / "items.jsonl").write_text("\n".join(json.dumps(i) for i in items) + "\n")
-    (root / "users.csv").write_text("user_id,signup_date,country,age_band,gender\nu1,2026-01-01,FR,25-34,f\n,2026-01-01,FR,,\n")
+    (root / "users.csv").write_text(
+        "user_id,signup_date,country,age_band,gender\nu1,2026-01-01,FR,25-34,f\n,2026-01-01,FR,,\n"
+    )
     return str(root)
 
 
 def test_validate_and_quarantine(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD + [line for line, _ in BAD] + [LATER])
-    report = ingest.run(spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 0.9}}, raw, RUN_DATE, now=NOW)
+    report = ingest.run(
+        spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 0.9}}, raw, RUN_DATE, now=NOW
+    )
     wh = conf["warehouse"]
     bronze = tables.read(spark, wh, C.T_EVENTS)
     assert sorted(r.event_id for r in bronze.collect()) == ["e1", "e2", "e3", "e4", "e5"]
     e4 = bronze.where("event_id = 'e4'").first()
     assert e4.ts == dt.datetime(2026, 3, 1, 10, 0) and e4.event_date == dt.date(2026, 3, 1)
-    q = {(r.raw, r.reason) for r in tables.read(spark, wh, C.T_QUARANTINE).where("entity = 'events'").collect()}
+    q = {
+        (r.raw, r.reason) for r in tables.read(spark, wh, C.T_QUARANTINE).where("entity = 'events'").collect()
+    }
     assert q == set(BAD)
     item_q = [r.reason for r in tables.read(spark, wh, C.T_QUARANTINE).where("entity = 'items'").collect()]
     assert item_q == ["invalid release_year"]
@@ -99,7 +126,9 @@ def test_conflicting_replay_is_quarantined(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD)
     ingest.run(spark, conf, raw, RUN_DATE, now=NOW)
     raw2 = write_raw(tmp_path / "raw2", [ev("e1", "complete", watch_seconds=10)])
-    report = ingest.run(spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 1.0}}, raw2, RUN_DATE, now=NOW)
+    report = ingest.run(
+        spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 1.0}}, raw2, RUN_DATE, now=NOW
+    )
     assert report.rejected["events"] == 1
     assert report.reasons["duplicate event_id (differs from the event already ingested)"] == 1
 

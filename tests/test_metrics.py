@@ -74,6 +74,8 @@ def test_intra_list_diversity(spark) -> None:
 
 def test_rating_errors(spark) -> None:
     pred = spark.createDataFrame([(1, 1, 4.0), (1, 2, 2.0)], "user_idx int, item_idx int, prediction double")
-    true = spark.createDataFrame([(1, 1, 5.0), (1, 2, 2.0), (2, 2, 1.0)], "user_idx int, item_idx int, rating double")
+    true = spark.createDataFrame(
+        [(1, 1, 5.0), (1, 2, 2.0), (2, 2, 1.0)], "user_idx int, item_idx int, rating double"
+    )
     got = metrics.rating_errors(pred, true)
     assert got == pytest.approx({"rmse": math.sqrt(0.5), "mae": 0.5, "n": 2.0})

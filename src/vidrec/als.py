@@ -92,7 +92,9 @@ def generate_als(ctx: FitContext) -> Candidates:
     version = model_version(C.ALGO_ALS, ctx.run_date, params)
     user_factors = model.userFactors.select(F.col("id").alias(C.COL_USER_IDX), COL_FEATURES)
     item_factors = model.itemFactors.select(F.col("id").alias(C.COL_ITEM_IDX), COL_FEATURES)
-    targets = user_factors.join(ctx.target_users.select(C.COL_USER_IDX).distinct(), C.COL_USER_IDX, "left_semi")
+    targets = user_factors.join(
+        ctx.target_users.select(C.COL_USER_IDX).distinct(), C.COL_USER_IDX, "left_semi"
+    )
     recs = top_n_from_factors(
         ctx.spark,
         targets,

@@ -41,13 +41,17 @@ def add_common(parser: argparse.ArgumentParser, raw_required: bool = False) -> N
     parser.add_argument("--warehouse", help="Delta warehouse root (overrides conf 'warehouse')")
     parser.add_argument("--run-date", required=True, type=_date, help="YYYY-MM-DD")
     parser.add_argument("--conf", help="environment config file (default conf/local.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable"
+    )
     parser.add_argument("--use-gpu", action="store_true", help="score (and train) on the executors' GPUs")
 
 
 def setup_logging(level: str = "INFO") -> None:
     """Timestamped log lines on stderr; Spark's own loggers kept quiet."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
@@ -56,7 +60,7 @@ def run_stages(command: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"vidrec {command}", description=f"vidrec {command} stage(s)")
     add_common(parser, raw_required=command in ("nightly", "ingest"))
     if command in ("nightly",):
-        parser.add_argument("--stages", help=f"comma-separated subset of stages")
+        parser.add_argument("--stages", help="comma-separated subset of stages")
     args = parser.parse_args(argv)
     overrides = list(args.set)
     if args.warehouse:
@@ -91,10 +95,17 @@ def run_stages(command: str, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``vidrec <command> [flags]``: one entry point for every stage."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra = {"generate_sample": "vidrec.sample_cli", "train_deep": "vidrec.deep.cli", "analytics": "vidrec.analytics_cli"}
+    extra = {
+        "generate_sample": "vidrec.sample_cli",
+        "train_deep": "vidrec.deep.cli",
+        "analytics": "vidrec.analytics_cli",
+    }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in {*COMMANDS, *extra}:
         names = ", ".join([*COMMANDS, *extra])
-        print(f"usage: vidrec COMMAND [flags]   (COMMAND: {names}; 'vidrec COMMAND -h' for flags)", file=sys.stderr)
+        print(
+            f"usage: vidrec COMMAND [flags]   (COMMAND: {names}; 'vidrec COMMAND -h' for flags)",
+            file=sys.stderr,
+        )
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
     if command in extra:

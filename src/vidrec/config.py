@@ -51,7 +51,9 @@ def _compatible(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def merge(base: Mapping[str, Any], override: Mapping[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
+def merge(
+    base: Mapping[str, Any], override: Mapping[str, Any], source: str, prefix: str = ""
+) -> dict[str, Any]:
     """Return ``base`` updated by ``override``, refusing unknown keys and wrong types.
 
     Parameters
@@ -167,4 +169,6 @@ def validate(conf: Mapping[str, Any]) -> None:
             raise ConfigError(f"config key '{key}' must be {want}")
     for name in conf["models"]:
         if name not in ALGORITHMS:
-            raise ConfigError(f"config key 'models' lists unknown algorithm '{name}' (known: {', '.join(ALGORITHMS)})")
+            raise ConfigError(
+                f"config key 'models' lists unknown algorithm '{name}' (known: {', '.join(ALGORITHMS)})"
+            )

@@ -100,7 +100,7 @@ def rating_metrics(
     explicit = ALS(
         rank=als_params["rank"],
         maxIter=als_params["max_iter"],
-        regParam=max(als_params["reg_param"], 0.1),
+        regParam=als_params["explicit_reg_param"],
         implicitPrefs=False,
         seed=als_params["seed"],
         userCol=C.COL_USER_IDX,
@@ -108,7 +108,9 @@ def rating_metrics(
         ratingCol="value",
         coldStartStrategy="drop",
     ).fit(training_frame(train_r, implicit=False, num_blocks=als_params["num_blocks"]))
-    als_pred = explicit.transform(test_r).withColumn("prediction", F.least(F.greatest("prediction", F.lit(0.5)), F.lit(5.0)))
+    als_pred = explicit.transform(test_r).withColumn(
+        "prediction", F.least(F.greatest("prediction", F.lit(0.5)), F.lit(5.0))
+    )
     global_mean = train_r.agg(F.avg(C.COL_RATING)).first()[0]
     item_mean = train_r.groupBy(C.COL_ITEM_IDX).agg(F.avg(C.COL_RATING).alias("_m"))
     pop_pred = test_r.join(item_mean, C.COL_ITEM_IDX, "left").select(
@@ -182,7 +184,9 @@ def evaluate(
         values["novelty"] = metrics.novelty(recs, positive_train, k)
         users_evaluated = values.pop("users")
         rows += metric_rows(run_date, algo, cand.model_version, values, k, SPLIT_TIME)
-        rows += metric_rows(run_date, algo, cand.model_version, {"users_evaluated": users_evaluated}, None, SPLIT_TIME)
+        rows += metric_rows(
+            run_date, algo, cand.model_version, {"users_evaluated": users_evaluated}, None, SPLIT_TIME
+        )
         recs.unpersist()
         log.info(
             "evaluate: %-10s ndcg@%d=%.4f precision=%.4f recall=%.4f coverage=%.3f (%.1f s)",

@@ -60,7 +60,9 @@ def _first_reason(checks: list[tuple[F.Column, str]]) -> F.Column:
     return expr
 
 
-def _common_checks(df: DataFrame, required: tuple[str, ...], max_line_bytes: int) -> list[tuple[F.Column, str]]:
+def _common_checks(
+    df: DataFrame, required: tuple[str, ...], max_line_bytes: int
+) -> list[tuple[F.Column, str]]:
     checks: list[tuple[F.Column, str]] = [
         (F.length(C.COL_RAW) > max_line_bytes, f"line too long (> {max_line_bytes} bytes)"),
         (F.col(rawio.COL_MALFORMED), "malformed record (not parseable)"),
@@ -126,7 +128,9 @@ def validate_events(
     )
     oldest = F.lit(ingest_conf["min_event_date"]).cast("timestamp")
     present = lambda name: F.col(name).isNotNull() & (F.trim(F.col(name)) != "")  # noqa: E731
-    checks = _common_checks(records, ("event_id", "user_id", "item_id", "event_type", "ts"), ingest_conf["max_line_bytes"])
+    checks = _common_checks(
+        records, ("event_id", "user_id", "item_id", "event_type", "ts"), ingest_conf["max_line_bytes"]
+    )
     checks += [
         (~etype.isin(*C.EVENT_TYPES), "unknown event_type"),
         (ts.isNull(), "invalid ts (want ISO-8601 with zone or epoch milliseconds)"),
@@ -135,7 +139,10 @@ def validate_events(
         (present(C.COL_WATCH_SECONDS) & watch.isNull(), "watch_seconds is not a number"),
         (watch < 0, "negative watch_seconds"),
         (watch > ingest_conf["max_watch_seconds"], "absurd watch_seconds"),
-        (present(C.COL_WATCH_SECONDS) & ~etype.isin(*C.WATCH_EVENT_TYPES), "watch_seconds on a non-watch event"),
+        (
+            present(C.COL_WATCH_SECONDS) & ~etype.isin(*C.WATCH_EVENT_TYPES),
+            "watch_seconds on a non-watch event",
+        ),
         (present(C.COL_RATING) & rating.isNull(), "rating is not a number"),
         (present(C.COL_RATING) & (etype != "rate"), "rating on a non-rate event"),
         ((etype == "rate") & rating.isNull(), "rate event without rating"),
@@ -216,7 +223,10 @@ def _dedupe_keep_last(accepted: DataFrame, key: str, entity: str) -> tuple[DataF
     w = Window.partitionBy(key).orderBy(F.col(C.COL_SOURCE_FILE).desc(), F.col(C.COL_RAW).desc())
     ranked = accepted.withColumn("_n", F.row_number().over(w))
     rejected = ranked.where(F.col("_n") > 1).select(
-        C.COL_SOURCE_FILE, C.COL_RAW, F.lit(f"duplicate {key}").alias(C.COL_REASON), F.lit(entity).alias(COL_ENTITY)
+        C.COL_SOURCE_FILE,
+        C.COL_RAW,
+        F.lit(f"duplicate {key}").alias(C.COL_REASON),
+        F.lit(entity).alias(COL_ENTITY),
     )
     return ranked.where(F.col("_n") == 1).drop("_n"), rejected
 
@@ -229,8 +239,14 @@ def validate_items(records: DataFrame, run_date: dt.date, max_line_bytes: int) -
     audio = F.col(C.COL_AUDIO_EMB).try_cast("array<float>")
     checks = _common_checks(records, (C.COL_ITEM, C.COL_TITLE), max_line_bytes)
     checks += [
-        (F.col(C.COL_RELEASE_YEAR).isNotNull() & (year.isNull() | (year < 1870) | (year > 2100)), "invalid release_year"),
-        (F.col(C.COL_DURATION).isNotNull() & (duration.isNull() | (duration <= 0)), "invalid duration_seconds"),
+        (
+            F.col(C.COL_RELEASE_YEAR).isNotNull() & (year.isNull() | (year < 1870) | (year > 2100)),
+            "invalid release_year",
+        ),
+        (
+            F.col(C.COL_DURATION).isNotNull() & (duration.isNull() | (duration <= 0)),
+            "invalid duration_seconds",
+        ),
         (F.col(C.COL_VISUAL_EMB).isNotNull() & visual.isNull(), "visual_embedding is not a list of numbers"),
         (F.col(C.COL_AUDIO_EMB).isNotNull() & audio.isNull(), "audio_embedding is not a list of numbers"),
     ]
@@ -259,7 +275,9 @@ def validate_items(records: DataFrame, run_date: dt.date, max_line_bytes: int) -
 
 def validate_users(records: DataFrame, run_date: dt.date, max_line_bytes: int) -> tuple[DataFrame, DataFrame]:
     """Type and check user profiles (one kept per ``user_id``); return ``(accepted, rejected)``."""
-    signup = F.coalesce(F.col(C.COL_SIGNUP_DATE).try_cast("date"), F.to_date(parse_ts(F.col(C.COL_SIGNUP_DATE))))
+    signup = F.coalesce(
+        F.col(C.COL_SIGNUP_DATE).try_cast("date"), F.to_date(parse_ts(F.col(C.COL_SIGNUP_DATE)))
+    )
     checks = _common_checks(records, (C.COL_USER,), max_line_bytes)
     checks.append((F.col(C.COL_SIGNUP_DATE).isNotNull() & signup.isNull(), "invalid signup_date"))
     keep = [
@@ -301,7 +319,7 @@ def run(
     """
     wh = conf["warehouse"]
     icf = conf["ingest"]
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report = IngestReport()
     sources = rawio.discover(raw_dir)
     log.info("ingest: %d source(s) in %s: %s", len(sources), raw_dir, ", ".join(s.path for s in sources))
@@ -378,7 +396,9 @@ def run(
     if users_ok is not None:
         tables.merge_upsert(users_ok, wh, C.T_USERS, [C.COL_USER])
     if new_events is not None:
-        bronze = new_events.drop(C.COL_RAW).withColumn(C.COL_INGESTED_AT, F.lit(now.isoformat(sep=" ")).cast("timestamp"))
+        bronze = new_events.drop(C.COL_RAW).withColumn(
+            C.COL_INGESTED_AT, F.lit(now.isoformat(sep=" ")).cast("timestamp")
+        )
         tables.merge_insert_new(bronze, wh, C.T_EVENTS, [C.COL_EVENT_ID], partition_by=[C.COL_EVENT_DATE])
     for df in (items_ok, users_ok, new_events, quarantine, ev_typed):
         if df is not None:

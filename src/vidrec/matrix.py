@@ -41,7 +41,9 @@ def extend_index(
         candidates = candidates.join(existing.select(id_col), id_col, "left_anti")
         row = existing.agg(F.max(idx_col)).first()
         offset = (row[0] + 1) if row and row[0] is not None else 0
-    numbered = candidates.withColumn(idx_col, (F.row_number().over(Window.orderBy(id_col)) - 1 + offset).cast("int"))
+    numbered = candidates.withColumn(
+        idx_col, (F.row_number().over(Window.orderBy(id_col)) - 1 + offset).cast("int")
+    )
     return numbered.withColumn(C.COL_FIRST_SEEN, F.lit(run_date))
 
 
@@ -92,7 +94,9 @@ def build_interactions(
         ``matrix.weights`` of the configuration.
     """
     etype = F.col(C.COL_EVENT_TYPE)
-    counts = [F.sum(F.when(etype == t, 1).otherwise(0)).cast("long").alias(col) for t, col in C.COUNT_COLS.items()]
+    counts = [
+        F.sum(F.when(etype == t, 1).otherwise(0)).cast("long").alias(col) for t, col in C.COUNT_COLS.items()
+    ]
     is_watch = etype.isin(*C.WATCH_EVENT_TYPES)
     rate_struct = F.when(etype == "rate", F.struct(F.col(C.COL_TS), F.col(C.COL_RATING)))
     agg = events.groupBy(C.COL_USER, C.COL_ITEM).agg(

@@ -44,7 +44,9 @@ def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, f
     rel = relevant.select(COL_USER_IDX, COL_ITEM_IDX).distinct()
     rel_sets = rel.groupBy(COL_USER_IDX).agg(F.collect_set(COL_ITEM_IDX).alias("_rel"))
     top = recs.where(F.col(COL_RANK) <= k).select(COL_USER_IDX, COL_ITEM_IDX, COL_RANK)
-    lists = top.groupBy(COL_USER_IDX).agg(F.sort_array(F.collect_list(F.struct(COL_RANK, COL_ITEM_IDX))).alias("_l"))
+    lists = top.groupBy(COL_USER_IDX).agg(
+        F.sort_array(F.collect_list(F.struct(COL_RANK, COL_ITEM_IDX))).alias("_l")
+    )
     per_user = rel_sets.join(lists, COL_USER_IDX, "left").select(
         "_rel", F.coalesce(F.col("_l"), F.array()).alias("_l")
     )
@@ -63,12 +65,17 @@ def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, f
         F.sequence(F.lit(1), ideal_n), F.lit(0.0), lambda acc, i: acc + 1.0 / F.log2(i.cast("double") + 1.0)
     )
     # precision at each hit position: (hits so far) / rank
-    cum = F.transform("hits", lambda h, i: F.aggregate(F.slice("hits", 1, i + 1), F.lit(0.0), lambda a, x: a + x))
-    ap = F.aggregate(
-        F.arrays_zip("hits", "ranks", cum.alias("cum")),
-        F.lit(0.0),
-        lambda acc, z: acc + z["hits"] * z["cum"] / z["ranks"],
-    ) / ideal_n
+    cum = F.transform(
+        "hits", lambda h, i: F.aggregate(F.slice("hits", 1, i + 1), F.lit(0.0), lambda a, x: a + x)
+    )
+    ap = (
+        F.aggregate(
+            F.arrays_zip("hits", "ranks", cum.alias("cum")),
+            F.lit(0.0),
+            lambda acc, z: acc + z["hits"] * z["cum"] / z["ranks"],
+        )
+        / ideal_n
+    )
     first_hit = F.array_min(F.filter(F.arrays_zip("hits", "ranks"), lambda z: z["hits"] > 0)["ranks"])
     scored = per_user.select(
         (n_hit / k).alias("precision"),
@@ -103,7 +110,11 @@ def intra_list_diversity(recs: DataFrame, items: DataFrame, k: int) -> float:
     """
     top = recs.where(F.col(COL_RANK) <= k).join(items.select(COL_ITEM_IDX, COL_GENRES), COL_ITEM_IDX)
     a, b = top.alias("a"), top.alias("b")
-    pairs = a.join(b, (F.col(f"a.{COL_USER_IDX}") == F.col(f"b.{COL_USER_IDX}")) & (F.col(f"a.{COL_RANK}") < F.col(f"b.{COL_RANK}")))
+    pairs = a.join(
+        b,
+        (F.col(f"a.{COL_USER_IDX}") == F.col(f"b.{COL_USER_IDX}"))
+        & (F.col(f"a.{COL_RANK}") < F.col(f"b.{COL_RANK}")),
+    )
     inter = F.size(F.array_intersect(f"a.{COL_GENRES}", f"b.{COL_GENRES}"))
     union = F.size(F.array_union(f"a.{COL_GENRES}", f"b.{COL_GENRES}"))
     dist = F.when(union > 0, 1.0 - inter / union).otherwise(0.0)
@@ -128,7 +139,9 @@ def novelty(recs: DataFrame, train: DataFrame, k: int) -> float:
     return float(row[0]) if row and row[0] is not None else 0.0
 
 
-def rating_errors(predicted: DataFrame, actual: DataFrame, col_pred: str = "prediction", col_true: str = "rating") -> dict[str, float]:
+def rating_errors(
+    predicted: DataFrame, actual: DataFrame, col_pred: str = "prediction", col_true: str = "rating"
+) -> dict[str, float]:
     """RMSE and MAE over the pairs of ``actual`` that ``predicted`` covers (joined on user/item)."""
     joined = predicted.join(actual, [COL_USER_IDX, COL_ITEM_IDX]).where(F.col(col_pred).isNotNull())
     row = joined.agg(

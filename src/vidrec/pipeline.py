@@ -66,7 +66,9 @@ class RunContext:
         return self.conf["warehouse"]
 
 
-def build_fit_context(spark: SparkSession, conf: Mapping[str, Any], run_date: dt.date, use_gpu: bool = False) -> FitContext:
+def build_fit_context(
+    spark: SparkSession, conf: Mapping[str, Any], run_date: dt.date, use_gpu: bool = False
+) -> FitContext:
     """A :class:`FitContext` over everything known up to ``run_date`` (the nightly, not a split).
 
     Target users are every indexed user; seen pairs follow ``recommend.exclude_played``.
@@ -78,7 +80,9 @@ def build_fit_context(spark: SparkSession, conf: Mapping[str, Any], run_date: dt
     events = ev.with_indexes(matrix.events_up_to(spark, wh, run_date), user_index, item_index)
     items = tables.read(spark, wh, C.T_ITEMS).join(item_index.select(C.COL_ITEM, C.COL_ITEM_IDX), C.COL_ITEM)
     users = (
-        tables.read(spark, wh, C.T_USERS).join(user_index.select(C.COL_USER, C.COL_USER_IDX), C.COL_USER, "right")
+        tables.read(spark, wh, C.T_USERS).join(
+            user_index.select(C.COL_USER, C.COL_USER_IDX), C.COL_USER, "right"
+        )
         if tables.exists(spark, wh, C.T_USERS)
         else user_index
     )
@@ -158,11 +162,11 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
         f"{wh}/{C.MODELS}/{rc.run_date.isoformat()}/eval",
     ).cache()
     tables.replace_partition(rows, wh, C.T_MODEL_METRICS, rc.run_date)
-    table = {
-        r[C.COL_ALGORITHM]: {} for r in rows.select(C.COL_ALGORITHM).distinct().collect()
-    }
+    table = {r[C.COL_ALGORITHM]: {} for r in rows.select(C.COL_ALGORITHM).distinct().collect()}
     for r in rows.collect():
-        table[r[C.COL_ALGORITHM]][f"{r[C.COL_METRIC]}" + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")] = round(r[C.COL_VALUE], 4)
+        table[r[C.COL_ALGORITHM]][f"{r[C.COL_METRIC]}" + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")] = round(
+            r[C.COL_VALUE], 4
+        )
     rows.unpersist()
     return {"metrics": table}
 
@@ -176,11 +180,15 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         start = time.perf_counter()
         cand = fallback if algo == C.ALGO_POPULARITY else generators.get(algo)(ctx)
         recs = cand.recs.cache()
-        frames.append(to_gold(Candidates(recs, cand.model_version), algo, ctx, rc.run_date, REASONS.get(algo, algo)))
+        frames.append(
+            to_gold(Candidates(recs, cand.model_version), algo, ctx, rc.run_date, REASONS.get(algo, algo))
+        )
         if algo != C.ALGO_POPULARITY:
             # users this model cannot serve get the popularity list, marked as cold start
             missing = fallback_recs.join(recs.select(C.COL_USER_IDX).distinct(), C.COL_USER_IDX, "left_anti")
-            frames.append(to_gold(Candidates(missing, cand.model_version), algo, ctx, rc.run_date, COLD_START_REASON))
+            frames.append(
+                to_gold(Candidates(missing, cand.model_version), algo, ctx, rc.run_date, COLD_START_REASON)
+            )
         for name, art in cand.artifacts.items():
             if name in ("user_factors", "item_factors"):
                 art.write.mode("overwrite").parquet(f"{ctx.work_dir}/{algo}_{name}")
@@ -190,7 +198,11 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         gold = gold.unionByName(frame)
     algos = ", ".join(f"'{a}'" for a in rc.conf["models"])
     tables.replace_partition(
-        gold, rc.warehouse, C.T_RECOMMENDATIONS, rc.run_date, extra_predicate=f"{C.COL_ALGORITHM} IN ({algos})"
+        gold,
+        rc.warehouse,
+        C.T_RECOMMENDATIONS,
+        rc.run_date,
+        extra_predicate=f"{C.COL_ALGORITHM} IN ({algos})",
     )
     written = (
         tables.read(rc.spark, rc.warehouse, C.T_RECOMMENDATIONS)
@@ -236,8 +248,10 @@ RUNS_SCHEMA = (
 )
 
 
-def _log_run(rc: RunContext, stage: str, status: str, started: dt.datetime, details: Any, error: str | None) -> None:
-    ended = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+def _log_run(
+    rc: RunContext, stage: str, status: str, started: dt.datetime, details: Any, error: str | None
+) -> None:
+    ended = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     row = [
         (
             rc.run_id,
@@ -254,7 +268,9 @@ def _log_run(rc: RunContext, stage: str, status: str, started: dt.datetime, deta
     tables.append(rc.spark.createDataFrame(row, RUNS_SCHEMA), rc.warehouse, C.T_RUNS)
 
 
-def table_versions(spark: SparkSession, warehouse: str, names: Sequence[tables.Table]) -> dict[tables.Table, int | None]:
+def table_versions(
+    spark: SparkSession, warehouse: str, names: Sequence[tables.Table]
+) -> dict[tables.Table, int | None]:
     """Current Delta version of each table (``None`` when it does not exist yet)."""
     out: dict[tables.Table, int | None] = {}
     for t in names:
@@ -312,7 +328,7 @@ def run_nightly(
     for name, fn in STAGES:
         if name not in names:
             continue
-        started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         t0 = time.perf_counter()
         log.info("stage %s: start", name)
         try:
@@ -338,8 +354,12 @@ def run_nightly(
 
 def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, Any]) -> str:
     """Human-readable end-of-run report: tables with row counts, and the metrics side by side."""
-    lines = [f"vidrec run {summary.get('_run', {}).get('run_id', '?')} "
-             f"finished in {summary.get('_run', {}).get('seconds', 0):.1f} s", "", "Tables:"]
+    lines = [
+        f"vidrec run {summary.get('_run', {}).get('run_id', '?')} "
+        f"finished in {summary.get('_run', {}).get('seconds', 0):.1f} s",
+        "",
+        "Tables:",
+    ]
     for t in RUN_TABLES + (C.T_RUNS,):
         if tables.exists(spark, warehouse, t):
             n = tables.read(spark, warehouse, t).count()
@@ -348,10 +368,15 @@ def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, An
     if metrics:
         algos = sorted(metrics)
         keys = sorted({k for m in metrics.values() for k in m})
-        lines += ["", "Model metrics (time cut-off split):", "  " + f"{'metric':<18}" + "".join(f"{a:>12}" for a in algos)]
+        lines += [
+            "",
+            "Model metrics (time cut-off split):",
+            "  " + f"{'metric':<18}" + "".join(f"{a:>12}" for a in algos),
+        ]
         for key in keys:
-            lines.append("  " + f"{key:<18}" + "".join(
-                f"{metrics[a].get(key, float('nan')):>12.4f}" for a in algos))
+            lines.append(
+                "  " + f"{key:<18}" + "".join(f"{metrics[a].get(key, float('nan')):>12.4f}" for a in algos)
+            )
     stage_times = ", ".join(f"{k} {v['seconds']}s" for k, v in summary.items() if not k.startswith("_"))
     lines += ["", f"Stage times: {stage_times}"]
     return "\n".join(lines)

@@ -40,8 +40,7 @@ def item_popularity(events: DataFrame, end: dt.datetime | F.Column | None, windo
     in_window = F.col(C.COL_TS) > F.col("_end") - F.make_interval(days=F.lit(window_days))
     return ev.groupBy(C.COL_ITEM).agg(
         (
-            F.countDistinct(F.when(in_window, F.col(C.COL_USER)))
-            + F.countDistinct(C.COL_USER) / F.lit(1e6)
+            F.countDistinct(F.when(in_window, F.col(C.COL_USER))) + F.countDistinct(C.COL_USER) / F.lit(1e6)
         ).alias(C.COL_SCORE)
     )
 
@@ -65,7 +64,9 @@ def popular_lists(
     overall = _ranked(pop.withColumn(C.COL_SEGMENT, F.lit(C.SEGMENT_OVERALL)), [C.COL_SEGMENT], n)
     genres = items.select(C.COL_ITEM, F.explode(C.COL_GENRES).alias("_genre"))
     by_genre = _ranked(
-        pop.join(genres, C.COL_ITEM).withColumn(C.COL_SEGMENT, F.concat(F.lit(C.GENRE_SEGMENT_PREFIX), "_genre")),
+        pop.join(genres, C.COL_ITEM).withColumn(
+            C.COL_SEGMENT, F.concat(F.lit(C.GENRE_SEGMENT_PREFIX), "_genre")
+        ),
         [C.COL_SEGMENT],
         n,
     )
@@ -98,10 +99,17 @@ def generate_popularity(ctx: FitContext) -> Candidates:
         ctx.items.select(C.COL_ITEM, C.COL_ITEM_IDX), C.COL_ITEM
     )
     item_factors = pop.select(C.COL_ITEM_IDX, F.array(F.col(C.COL_SCORE).cast("float")).alias(COL_FEATURES))
-    user_factors = ctx.target_users.select(C.COL_USER_IDX).distinct().withColumn(
-        COL_FEATURES, F.array(F.lit(1.0).cast("float"))
+    user_factors = (
+        ctx.target_users.select(C.COL_USER_IDX)
+        .distinct()
+        .withColumn(COL_FEATURES, F.array(F.lit(1.0).cast("float")))
     )
     recs = top_n_from_factors(
-        ctx.spark, user_factors, item_factors, ctx.seen, ctx.n, block_size=ctx.conf["recommend"]["user_block_size"]
+        ctx.spark,
+        user_factors,
+        item_factors,
+        ctx.seen,
+        ctx.n,
+        block_size=ctx.conf["recommend"]["user_block_size"],
     )
     return Candidates(recs, model_version(C.ALGO_POPULARITY, ctx.run_date, pc))

@@ -128,9 +128,13 @@ def read_source(spark: SparkSession, source: Source) -> DataFrame:
     if source.fmt == "json":
         text = spark.read.text(source.path)
         parsed = F.from_json(
-            "value", _struct(fields, with_corrupt=True), {"columnNameOfCorruptRecord": _CORRUPT, "mode": "PERMISSIVE"}
+            "value",
+            _struct(fields, with_corrupt=True),
+            {"columnNameOfCorruptRecord": _CORRUPT, "mode": "PERMISSIVE"},
         )
-        df = text.select(F.col("value").alias(C.COL_RAW), file_col.alias(C.COL_SOURCE_FILE), parsed.alias("p"))
+        df = text.select(
+            F.col("value").alias(C.COL_RAW), file_col.alias(C.COL_SOURCE_FILE), parsed.alias("p")
+        )
         df = df.where(F.trim(C.COL_RAW) != "")  # blank lines carry nothing
         return df.select(
             *[F.col(f"p.{name}").alias(name) for name in fields],
@@ -169,7 +173,9 @@ def read_source(spark: SparkSession, source: Source) -> DataFrame:
             else:
                 cols.append(F.col(name).cast("string").alias(name))
         raw = F.to_json(F.struct(*[F.col(n) for n in present]))
-        return df.select(*cols, raw.alias(C.COL_RAW), file_col.alias(C.COL_SOURCE_FILE), F.lit(False).alias(COL_MALFORMED))
+        return df.select(
+            *cols, raw.alias(C.COL_RAW), file_col.alias(C.COL_SOURCE_FILE), F.lit(False).alias(COL_MALFORMED)
+        )
     raise ValueError(f"unknown format '{source.fmt}' for {source.path}")
 
 

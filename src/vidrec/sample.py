@@ -26,6 +26,7 @@ stay internal: they are columns of the frames the helpers return and are never w
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -37,8 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StructField, StructType
+from pyspark.sql import SparkSession
 
 from vidrec import constants as C
 
@@ -373,7 +373,8 @@ def make_catalog(
         ]
         cast: list[str] = []
         pool = actors_by_genre[g0]
-        for _ in range(int(rng.integers(3, 7))):
+        n_cast = int(rng.integers(3, 7))
+        while len(cast) < n_cast:  # n_actors >= 20 > n_cast distinct names exist
             a = int(rng.choice(pool)) if len(pool) and rng.random() < 0.7 else int(rng.integers(n_actors))
             if actor_names[a] not in cast:
                 cast.append(actor_names[a])
@@ -435,6 +436,7 @@ def _lifecycle(rng: np.random.Generator, n: int, span: Span) -> tuple[np.ndarray
     return signup_day.astype(np.int64), last_day.astype(np.int64)
 
 
+@functools.lru_cache(maxsize=16)
 def mean_active_days(span: Span) -> float:
     """Expected active days per user over ``span`` (a fixed-seed estimate, the same everywhere)."""
     signup_day, last_day = _lifecycle(np.random.default_rng(0), 20_000, span)
@@ -525,7 +527,9 @@ def make_users(
 USERS_PER_BLOCK = 100
 
 
-def user_block(seed: int, block: int, n_users: int, span: Span, events_per_user_mean: float = 40.0) -> pd.DataFrame:
+def user_block(
+    seed: int, block: int, n_users: int, span: Span, events_per_user_mean: float = 40.0
+) -> pd.DataFrame:
     """Users ``block * USERS_PER_BLOCK ..`` (at most :data:`USERS_PER_BLOCK`, fewer at the end).
 
     Drawn by :func:`make_users` with the generator ``default_rng([seed, 1, block])``.
@@ -534,7 +538,9 @@ def user_block(seed: int, block: int, n_users: int, span: Span, events_per_user_
     if not 0 <= first < n_users:
         raise ValueError(f"block {block} is outside 0..{(n_users - 1) // USERS_PER_BLOCK}")
     size = min(USERS_PER_BLOCK, n_users - first)
-    return make_users(np.random.default_rng([seed, 1, block]), size, span, events_per_user_mean, first_idx=first)
+    return make_users(
+        np.random.default_rng([seed, 1, block]), size, span, events_per_user_mean, first_idx=first
+    )
 
 
 @dataclass(frozen=True)
@@ -629,11 +635,11 @@ def _draw(cdf: np.ndarray, rng: np.random.Generator) -> int:
 
 def simulate_user(
     user: UserParams, catalog: CatalogArrays, span: Span, rng: np.random.Generator
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Simulate one user's events over the span.
 
     Sessions fall on active days (weekends busier, evenings likelier), one after another. In a
-    session the site shows a few items (impressions); the user plays 1-3 items chosen by taste
+    session the site shows a few items (impressions); the user plays one or a few items chosen by taste
     (dominant) and popularity among released items, watches them to the end with a probability
     that grows with the taste match and the item's quality, and then may like, favorite, rate,
     share or comment (more often on good matches) or dislike (abandoned poor matches).
@@ -763,7 +769,7 @@ def simulate_user(
             feedback: list[tuple[str, float | None]] = []
             if rng.random() < 0.45 * m**2 * engaged:
                 feedback.append(("like", None))
-            elif not complete and rng.random() < 0.35 * (1.0 - m) ** 2:
+            elif not complete and rng.random() < 0.5 * (1.0 - m) ** 3:
                 feedback.append(("dislike", None))
             if complete and rng.random() < 0.15 * m**2:
                 feedback.append(("favorite", None))
@@ -983,40 +989,13 @@ def simulate_users_batch(
 
 #: Users per Spark partition when simulating (about 200k events each at 40 events per user).
 USERS_PER_PARTITION = 5000
-#: Users simulated per pandas frame a worker yields (bounds a worker's memory).
-USERS_PER_CHUNK = 500
-_USER_PARAM_SCHEMA = StructType(
-    [
-        StructField(COL_USER_IDX, IntegerType(), False),
-        StructField(COL_SIGNUP_DAY, IntegerType(), False),
-        StructField(COL_LAST_DAY, IntegerType(), False),
-        StructField(COL_SESSIONS_PER_DAY, DoubleType(), False),
-        StructField(COL_TASTE, ArrayType(DoubleType(), False), False),
-        StructField(COL_DEVICE_IDX, IntegerType(), False),
-    ]
-)
 
 
 def default_partitions(spark: SparkSession, n_users: int) -> int:
     """Partitions for simulating ``n_users``: one per :data:`USERS_PER_PARTITION` users, at least
-    the default parallelism (never more than there are users)."""
+    the default parallelism, at most one per block of :data:`USERS_PER_BLOCK` users."""
     wanted = max(spark.sparkContext.defaultParallelism, math.ceil(n_users / USERS_PER_PARTITION))
-    return max(1, min(n_users, wanted))
-
-
-def _users_frame(spark: SparkSession, params: pd.DataFrame, parts: int) -> DataFrame:
-    """``params`` as a Spark DataFrame of about ``parts`` partitions of consecutive users.
-
-    The Arrow path of ``createDataFrame`` makes one partition per ``maxRecordsPerBatch`` rows, so
-    the batch size is set for the call: no shuffle, and users stay in index order.
-    """
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    previous = spark.conf.get(key)
-    spark.conf.set(key, str(max(1, math.ceil(len(params) / parts))))
-    try:
-        return spark.createDataFrame(params, schema=_USER_PARAM_SCHEMA)
-    finally:
-        spark.conf.set(key, previous)
+    return max(1, min(n_user_blocks(n_users), wanted))
 
 
 def _write_items(catalog: pd.DataFrame, path: Path) -> None:
@@ -1063,10 +1042,12 @@ def generate(
 ) -> dict[str, int]:
     """Write a synthetic sample into ``out_dir``: ``items.jsonl``, ``users.csv``, ``events.jsonl/``.
 
-    The catalog and users are drawn on the driver; events are simulated on Spark's workers, one
-    pandas batch of users at a time (``mapInPandas``, the catalog broadcast), and written as JSON
-    lines by Spark: ``events.jsonl/part-*.json``, users in index order, each user's events in time
-    order. Existing outputs are replaced.
+    The catalog and users are drawn on the driver and written there. Events are simulated on
+    Spark's workers: a DataFrame of user-block numbers (consecutive blocks per partition) goes
+    through ``mapInPandas``, which redraws each block's users (:func:`user_block`, nothing about
+    users is shipped) and simulates them against the broadcast catalog; Spark writes the lines to
+    ``events.jsonl/part-*.json``, users in index order, each user's events in time order. Existing
+    outputs are replaced.
 
     Parameters
     ----------
@@ -1133,24 +1114,19 @@ def generate(
     def simulate(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         cat = arrays.value
         for batch in batches:
-            for start in range(0, len(batch), USERS_PER_CHUNK):
-                chunk = batch.iloc[start : start + USERS_PER_CHUNK]
-                lines, n_bad = simulate_users_batch(chunk, cat, span, seed, bad_fraction)
+            for block in batch["id"]:
+                users_of_block = user_block(seed, int(block), n_users, span, events_per_user_mean)
+                lines, n_bad = simulate_users_batch(users_of_block, cat, span, seed, bad_fraction)
                 bad_counter.add(n_bad)
                 if lines:
                     yield pd.DataFrame({"value": lines})
 
-    params = users[[f.name for f in _USER_PARAM_SCHEMA.fields]].copy()
-    params[COL_TASTE] = [list(map(float, t)) for t in params[COL_TASTE]]
-    params = params.astype(
-        {f.name: "int32" for f in _USER_PARAM_SCHEMA.fields if f.dataType == IntegerType()}
-    )
-    user_df = _users_frame(spark, params, parts)
+    blocks = spark.range(0, n_user_blocks(n_users), numPartitions=parts)  # consecutive blocks per partition
     events_path = out / EVENTS_DIR
     if events_path.is_file():
         events_path.unlink()
     log.info("sample: simulating events of %d users in %d partitions", n_users, parts)
-    user_df.mapInPandas(simulate, schema="value string").write.mode("overwrite").text(str(events_path))
+    blocks.mapInPandas(simulate, schema="value string").write.mode("overwrite").text(str(events_path))
     _rename_parts(spark, str(events_path), ".json")
     arrays.unpersist()
     n_events = spark.read.text(str(events_path)).count()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ def configure_builder(builder: SparkSession.Builder, conf: Mapping[str, Any]) ->
         .config("spark.sql.sources.partitionOverwriteMode", "static")
     )
     if not under_spark_submit():
+        # Python workers of an embedded session run this interpreter (the project's venv).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.master(sc["master"] or "local[*]")
             .config("spark.driver.memory", sc["driver_memory"])

@@ -32,7 +32,7 @@ def time_cutoff(events: DataFrame, test_fraction: float, col_ts: str = COL_TS) -
     ).first()
     if row is None or row["q"] is None:
         raise ValueError("time_cutoff: no events to split")
-    return dt.datetime.fromtimestamp(row["q"], tz=dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(row["q"], tz=dt.UTC).replace(tzinfo=None)
 
 
 def time_cutoff_split(

@@ -43,7 +43,9 @@ def read(spark: SparkSession, warehouse: str, table: Table) -> DataFrame:
     """Read ``table``; raises ``FileNotFoundError`` naming it when it was never written."""
     path = table_path(warehouse, table)
     if not DeltaTable.isDeltaTable(spark, path):
-        raise FileNotFoundError(f"table {catalog_name(table)} does not exist at {path}: run the stage that writes it")
+        raise FileNotFoundError(
+            f"table {catalog_name(table)} does not exist at {path}: run the stage that writes it"
+        )
     return spark.read.format("delta").load(path)
 
 
@@ -100,7 +102,9 @@ def replace_partition(
         When ``df`` lacks ``partition_col``.
     """
     if partition_col not in df.columns:
-        raise ValueError(f"replace_partition({catalog_name(table)}): DataFrame has no '{partition_col}' column")
+        raise ValueError(
+            f"replace_partition({catalog_name(table)}): DataFrame has no '{partition_col}' column"
+        )
     path = table_path(warehouse, table)
     predicate = f"{partition_col} = '{run_date.isoformat()}'"
     if extra_predicate:
@@ -111,7 +115,9 @@ def replace_partition(
 
 def overwrite(df: DataFrame, warehouse: str, table: Table, partition_by: Sequence[str] = ()) -> None:
     """Replace all of ``table`` with ``df`` in one commit (schema replaced too)."""
-    _writer(df, partition_by).mode("overwrite").option("overwriteSchema", "true").save(table_path(warehouse, table))
+    _writer(df, partition_by).mode("overwrite").option("overwriteSchema", "true").save(
+        table_path(warehouse, table)
+    )
     register(df.sparkSession, warehouse, table)
 
 

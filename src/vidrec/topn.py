@@ -63,7 +63,9 @@ def score_block(
             rows_idx.extend([row] * len(pos))
             cols_idx.extend(pos.tolist())
     if rows_idx:
-        scores[torch.as_tensor(rows_idx, device=device), torch.as_tensor(cols_idx, device=device)] = float("-inf")
+        scores[torch.as_tensor(rows_idx, device=device), torch.as_tensor(cols_idx, device=device)] = float(
+            "-inf"
+        )
     top_scores, top_pos = torch.topk(scores, k, dim=1)
     top_scores = top_scores.double().cpu().numpy()
     top_items = item_ids[top_pos.cpu().numpy()]
@@ -104,7 +106,10 @@ def top_n_from_factors(
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    for df, col, name in ((user_factors, COL_USER_IDX, "user_factors"), (item_factors, COL_ITEM_IDX, "item_factors")):
+    for df, col, name in (
+        (user_factors, COL_USER_IDX, "user_factors"),
+        (item_factors, COL_ITEM_IDX, "item_factors"),
+    ):
         missing = {col, COL_FEATURES} - set(df.columns)
         if missing:
             raise ValueError(f"{name} lacks column(s) {sorted(missing)}")

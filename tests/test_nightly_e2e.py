@@ -1,0 +1,93 @@
+"""End to end: the nightly pipeline on a small generated sample, checked against the gold contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from vidrec import constants as C
+from vidrec import pipeline, sample, tables
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+RUN_DATE = dt.date(2026, 3, 31)
+
+
+@pytest.fixture(scope="module")
+def nightly(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
+    """One nightly run over a generated sample, shared by the contract checks below."""
+    root = tmp_path_factory.mktemp("e2e")
+    raw = str(root / "raw")
+    sample.generate(spark, raw, n_users=300, n_items=120, days=30, end_date=RUN_DATE, seed=7)
+    conf = {**base_conf, "warehouse": str(root / "warehouse")}
+    summary = pipeline.run_nightly(spark, conf, RUN_DATE, raw)
+    return {"conf": conf, "summary": summary, "raw": raw}
+
+
+def gold(spark, nightly) -> Any:
+    return tables.read(spark, nightly["conf"]["warehouse"], C.T_RECOMMENDATIONS).where(
+        F.col(C.COL_RUN_DATE) == F.lit(RUN_DATE)
+    )
+
+
+def test_every_stage_ran_and_logged(spark, nightly) -> None:
+    assert set(pipeline.STAGE_NAMES) <= set(nightly["summary"])
+    runs = tables.read(spark, nightly["conf"]["warehouse"], C.T_RUNS).collect()
+    assert sorted(r.stage for r in runs) == sorted(pipeline.STAGE_NAMES)
+    assert {r.status for r in runs} == {"succeeded"}
+
+
+def test_ranks_are_one_to_n_without_gaps_or_duplicates(spark, nightly) -> None:
+    per_list = gold(spark, nightly).groupBy(C.COL_USER, C.COL_ALGORITHM).agg(
+        F.count(F.lit(1)).alias("n"),
+        F.min(C.COL_RANK).alias("lo"),
+        F.max(C.COL_RANK).alias("hi"),
+        F.countDistinct(C.COL_RANK).alias("ranks"),
+        F.countDistinct(C.COL_ITEM).alias("items"),
+    )
+    bad = per_list.where("lo != 1 OR hi != n OR ranks != n OR items != n").count()
+    assert per_list.count() > 0 and bad == 0
+    top_n = nightly["conf"]["recommend"]["top_n"]
+    assert per_list.where(F.col("n") > top_n).count() == 0
+
+
+def test_scores_non_increasing(spark, nightly) -> None:
+    w = Window.partitionBy(C.COL_USER, C.COL_ALGORITHM).orderBy(C.COL_RANK)
+    rising = gold(spark, nightly).withColumn("prev", F.lag(C.COL_SCORE).over(w)).where(
+        F.col(C.COL_SCORE) > F.col("prev") + 1e-9
+    )
+    assert rising.count() == 0
+
+
+def test_no_completed_or_rated_item_recommended(spark, nightly) -> None:
+    inter = tables.read(spark, nightly["conf"]["warehouse"], C.T_INTERACTIONS)
+    consumed = inter.where((F.col(C.COUNT_COLS["complete"]) > 0) | F.col(C.COL_RATING).isNotNull())
+    clash = gold(spark, nightly).join(consumed, [C.COL_USER, C.COL_ITEM])
+    assert consumed.count() > 0 and clash.count() == 0
+
+
+def test_every_user_with_history_is_covered(spark, nightly) -> None:
+    inter = tables.read(spark, nightly["conf"]["warehouse"], C.T_INTERACTIONS)
+    with_history = inter.where(F.col(C.COL_CONFIDENCE) > 0).select(C.COL_USER).distinct()
+    for algo in (C.ALGO_ALS, C.ALGO_POPULARITY):
+        served = gold(spark, nightly).where(F.col(C.COL_ALGORITHM) == algo).select(C.COL_USER).distinct()
+        assert with_history.join(served, C.COL_USER, "left_anti").count() == 0, algo
+
+
+def test_als_beats_popularity(spark, nightly) -> None:
+    m = tables.read(spark, nightly["conf"]["warehouse"], C.T_MODEL_METRICS)
+    ndcg = {r.algorithm: r.value for r in m.where("metric = 'ndcg' AND k = 10").collect()}
+    assert set(ndcg) == {C.ALGO_ALS, C.ALGO_POPULARITY}
+    assert ndcg[C.ALGO_ALS] > ndcg[C.ALGO_POPULARITY] > 0
+
+
+def test_metrics_cover_the_protocol(spark, nightly) -> None:
+    m = tables.read(spark, nightly["conf"]["warehouse"], C.T_MODEL_METRICS).where(F.col(C.COL_ALGORITHM) == "als")
+    names = {r.metric for r in m.collect()}
+    expected = {"precision", "recall", "f1", "ndcg", "map", "hit_rate", "mrr", "coverage", "diversity", "novelty"}
+    assert expected <= names
+    assert {"rmse", "mae"} <= names  # the sample has explicit ratings
