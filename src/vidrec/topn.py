@@ -1,4 +1,4 @@
-"""Top-N for all users from factor vectors: blocked BLAS scoring in ``mapInPandas``.
+"""Top-N for all users from factor vectors: blocked BLAS scoring in ``mapInArrow``.
 
 Not a per-user cross join: the item factors are broadcast once, users stream through in Arrow
 batches of ``block_size``, each block is scored with one matrix product (torch, on the GPU when
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -24,18 +24,20 @@ RECS_SCHEMA = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_SCORE} double, {COL
 
 def score_block(
     user_vecs: np.ndarray,
-    seen_lists: list[np.ndarray | None],
+    seen_rows: np.ndarray,
+    seen_items: np.ndarray,
     item_vecs: np.ndarray,
     item_ids: np.ndarray,
     n: int,
     device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Best ``n`` unseen items for each user of a block.
 
     Parameters
     ----------
     user_vecs : (b, r) array
-    seen_lists : list of b arrays of item ids (or None) to exclude per user
+    seen_rows, seen_items : int arrays of equal length
+        Pairs (row of ``user_vecs``, item id) to exclude.
     item_vecs : (m, r) array
     item_ids : (m,) sorted int array, the id of each row of ``item_vecs``
     n : int
@@ -44,8 +46,7 @@ def score_block(
 
     Returns
     -------
-    rows : (b, k) int array of user positions in the block
-    items : (b, k) int array of item ids
+    items : (b, k) int array of item ids, k = min(n, m)
     scores : (b, k) float array, ``-inf`` where fewer than ``k`` unseen items exist
     """
     import torch
@@ -54,23 +55,15 @@ def score_block(
     u = torch.as_tensor(user_vecs, dtype=torch.float32, device=device)
     v = torch.as_tensor(item_vecs, dtype=torch.float32, device=device)
     scores = u @ v.T
-    rows_idx: list[int] = []
-    cols_idx: list[int] = []
-    for row, seen in enumerate(seen_lists):
-        if seen is not None and len(seen):
-            pos = np.searchsorted(item_ids, seen)
-            pos = pos[(pos < len(item_ids)) & (item_ids[np.minimum(pos, len(item_ids) - 1)] == seen)]
-            rows_idx.extend([row] * len(pos))
-            cols_idx.extend(pos.tolist())
-    if rows_idx:
-        scores[torch.as_tensor(rows_idx, device=device), torch.as_tensor(cols_idx, device=device)] = float(
-            "-inf"
-        )
+    if len(seen_items):
+        pos = np.searchsorted(item_ids, seen_items)
+        pos_c = np.minimum(pos, len(item_ids) - 1)
+        known = item_ids[pos_c] == seen_items
+        rows_t = torch.as_tensor(seen_rows[known], dtype=torch.long, device=device)
+        cols_t = torch.as_tensor(pos_c[known], dtype=torch.long, device=device)
+        scores[rows_t, cols_t] = float("-inf")
     top_scores, top_pos = torch.topk(scores, k, dim=1)
-    top_scores = top_scores.double().cpu().numpy()
-    top_items = item_ids[top_pos.cpu().numpy()]
-    rows = np.repeat(np.arange(len(user_vecs))[:, None], k, axis=1)
-    return rows, top_items, top_scores
+    return item_ids[top_pos.cpu().numpy()], top_scores.double().cpu().numpy()
 
 
 def top_n_from_factors(
@@ -124,27 +117,35 @@ def top_n_from_factors(
     seen_lists = seen.groupBy(COL_USER_IDX).agg(F.collect_list(COL_ITEM_IDX).alias(_SEEN))
     users = user_factors.select(COL_USER_IDX, COL_FEATURES).join(seen_lists, COL_USER_IDX, "left")
 
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import torch
 
         torch.set_num_threads(1)  # one Spark task per core already
         ids, vecs = bc.value
+        rank = vecs.shape[1]
         for batch in batches:
-            for start in range(0, len(batch), block_size):
-                part = batch.iloc[start : start + block_size]
-                user_vecs = np.stack(part[COL_FEATURES].to_numpy()).astype(np.float32)
-                seen_part = [None if s is None else np.asarray(s, dtype=np.int64) for s in part[_SEEN]]
-                rows, items, scores = score_block(user_vecs, seen_part, vecs, ids, n, device)
+            for start in range(0, batch.num_rows, block_size):
+                part = batch.slice(start, block_size)
+                user_ids = part.column(COL_USER_IDX).to_numpy(zero_copy_only=False)
+                feats = part.column(COL_FEATURES)
+                flat = feats.flatten().to_numpy(zero_copy_only=False)
+                user_vecs = flat.astype(np.float32).reshape(-1, rank)
+                seen_col = part.column(_SEEN)
+                lengths = seen_col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+                seen_items = seen_col.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+                seen_rows = np.repeat(np.arange(len(user_ids)), lengths)
+                items, scores = score_block(user_vecs, seen_rows, seen_items, vecs, ids, n, device)
                 ok = np.isfinite(scores)
                 ranks = np.cumsum(ok, axis=1)
-                user_ids = part[COL_USER_IDX].to_numpy()[rows]
-                yield pd.DataFrame(
-                    {
-                        COL_USER_IDX: user_ids[ok].astype(np.int32),
-                        COL_ITEM_IDX: items[ok].astype(np.int32),
-                        COL_SCORE: scores[ok],
-                        COL_RANK: ranks[ok].astype(np.int32),
-                    }
+                rows = np.broadcast_to(np.arange(len(user_ids))[:, None], scores.shape)
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        pa.array(user_ids[rows[ok]].astype(np.int32)),
+                        pa.array(items[ok].astype(np.int32)),
+                        pa.array(scores[ok]),
+                        pa.array(ranks[ok].astype(np.int32)),
+                    ],
+                    names=[COL_USER_IDX, COL_ITEM_IDX, COL_SCORE, COL_RANK],
                 )
 
-    return users.mapInPandas(score, RECS_SCHEMA)
+    return users.mapInArrow(score, RECS_SCHEMA)
