@@ -28,7 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-date", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD")
     parser.add_argument("--conf", default=None, help="environment config file (default conf/local.yaml)")
     parser.add_argument(
-        "--days", type=int, default=DEFAULT_DAYS, help=f"event-date window of the daily tables (default {DEFAULT_DAYS})"
+        "--days",
+        type=int,
+        default=DEFAULT_DAYS,
+        help=f"event-date window of the daily tables (default {DEFAULT_DAYS})",
     )
     return parser.parse_args(argv)
 
@@ -37,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the analytics stage; returns the process exit code."""
     args = parse_args(argv)
     conf = load_config(args.conf, overrides={"warehouse": args.warehouse})
-    logging.basicConfig(level=conf["logging"]["level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=conf["logging"]["level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     spark = build_spark(conf)
     written = write_all(spark, conf["warehouse"], args.run_date, days=args.days)
     log.info("analytics %s done: %s", args.run_date, ", ".join(f"{k}={v}" for k, v in written.items()))

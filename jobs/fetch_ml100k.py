@@ -36,8 +36,15 @@ def download_wheel(version: str, dest: Path) -> Path:
         When pip fails or no wheel appears.
     """
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        f"recbole=={version}", "-d", str(dest),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        f"recbole=={version}",
+        "-d",
+        str(dest),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -87,7 +87,8 @@ def merge(
             out[key] = merge(default, value, source, prefix=f"{dotted}.")
         elif not _compatible(default, value):
             raise ConfigError(
-                f"{source}: '{dotted}' must be {type(default).__name__}, got {type(value).__name__} ({value!r})"
+                f"{source}: '{dotted}' must be {type(default).__name__}, "
+                f"got {type(value).__name__} ({value!r})"
             )
         else:
             out[key] = float(value) if isinstance(default, float) and value is not None else value

@@ -31,7 +31,7 @@ _EPOCH_MS = r"^\d{10,14}$"
 
 
 class BadInputError(RuntimeError):
-    """The share of rejected records passed ``ingest.max_bad_fraction``; nothing but quarantine was written."""
+    """Rejected share of events passed ``ingest.max_bad_fraction``; only the quarantine was written."""
 
 
 @dataclass
@@ -295,10 +295,6 @@ def validate_users(records: DataFrame, run_date: dt.date, max_line_bytes: int) -
     return accepted.drop(C.COL_SOURCE_FILE, C.COL_RAW), rejected.unionByName(dupes)
 
 
-def _count_by(df: DataFrame, col: str) -> dict[str, int]:
-    return {r[0]: int(r[1]) for r in df.groupBy(col).count().collect()}
-
-
 def run(
     spark: SparkSession,
     conf: dict[str, Any],
@@ -369,9 +365,10 @@ def run(
         for frame in rejected_frames[1:]:
             quarantine = quarantine.unionByName(frame)
         quarantine = quarantine.withColumn(C.COL_RUN_DATE, F.lit(run_date)).cache()
-        by_entity = _count_by(quarantine, COL_ENTITY)
-        report.rejected = {e: by_entity.get(e, 0) for e in rawio.ENTITIES}
-        report.reasons = _count_by(quarantine, C.COL_REASON)
+        counts = quarantine.groupBy(COL_ENTITY, C.COL_REASON).count().collect()  # one job for both tallies
+        report.rejected = {e: sum(r["count"] for r in counts if r[COL_ENTITY] == e) for e in rawio.ENTITIES}
+        for r in counts:
+            report.reasons[r[C.COL_REASON]] = report.reasons.get(r[C.COL_REASON], 0) + r["count"]
         tables.replace_partition(quarantine, wh, C.T_QUARANTINE, run_date)
     log.info(
         "ingest: accepted %s, rejected %s, deferred %d events (after run date), %d replayed events skipped",
