@@ -13,7 +13,11 @@ DEMO_RAW ?= ./data/sample
 DEMO_DATE ?= 2026-03-31
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast bench lint clean sample data-ml100k
+ML100K_SRC ?= ./data/ml-100k-src
+ML100K_RAW ?= ./data/ml-100k
+ML100K_WAREHOUSE ?= ./warehouse-ml
+
+.PHONY: setup demo test test-fast bench lint clean sample data-ml100k nightly-ml100k eval-ml100k
 
 setup: $(STAMP) $(JARS)/.resolved
 
@@ -55,3 +59,16 @@ lint: setup
 
 clean:
 	rm -rf $(WAREHOUSE) data/sample spark-warehouse metastore_db derby.log .pytest_cache
+
+# MovieLens-100k from the recbole 1.2.1 wheel on PyPI (recbole is not a dependency; data is never committed)
+data-ml100k: setup $(ML100K_RAW)/events.parquet
+
+$(ML100K_SRC)/ml-100k.inter:
+	$(PY) jobs/fetch_ml100k.py --out $(ML100K_SRC)
+
+$(ML100K_RAW)/events.parquet: $(ML100K_SRC)/ml-100k.inter
+	$(PY) jobs/convert_movielens.py --src $(ML100K_SRC) --out $(ML100K_RAW)
+
+nightly-ml100k: data-ml100k
+	rm -rf $(ML100K_WAREHOUSE)
+	$(PY) jobs/nightly.py --raw $(ML100K_RAW) --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml

@@ -82,7 +82,8 @@ def test_resolve_device() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_ease_weights_on_cuda_match_cpu() -> None:
-    np.testing.assert_allclose(ease_weights(X.T @ X, 2.0, "cuda"), ease_weights(X.T @ X, 2.0, "cpu"), atol=1e-10)
+    gram = X.T @ X
+    np.testing.assert_allclose(ease_weights(gram, 2.0, "cuda"), ease_weights(gram, 2.0, "cpu"), atol=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -90,8 +91,18 @@ def test_ease_weights_on_cuda_match_cpu() -> None:
     [
         (2, [(0, 2, 1.0, 1), (0, 0, 0.0, 2), (1, 0, 3.0, 1), (1, 1, 3.0, 2), (2, 1, 0.0, 1), (2, 2, 0.0, 2)]),
         # n past the catalog: every allowed column, excluded ones left out
-        (5, [(0, 2, 1.0, 1), (0, 0, 0.0, 2), (1, 0, 3.0, 1), (1, 1, 3.0, 2), (1, 2, 3.0, 3), (2, 1, 0.0, 1),
-             (2, 2, 0.0, 2)]),
+        (
+            5,
+            [
+                (0, 2, 1.0, 1),
+                (0, 0, 0.0, 2),
+                (1, 0, 3.0, 1),
+                (1, 1, 3.0, 2),
+                (1, 2, 3.0, 3),
+                (2, 1, 0.0, 1),
+                (2, 2, 0.0, 2),
+            ],
+        ),
     ],
 )
 def test_top_n_block(n: int, expected: list[tuple[int, int, float, int]]) -> None:
@@ -103,8 +114,8 @@ def test_top_n_block(n: int, expected: list[tuple[int, int, float, int]]) -> Non
 
 @pytest.mark.spark
 def test_gram_matrix_is_xtx(spark: Any) -> None:
-    rows = _rows(X)
-    df = spark.createDataFrame([(u, i, 2.0) for u, i in rows], f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, w double")
+    schema = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, w double"
+    df = spark.createDataFrame([(u, i, 2.0) for u, i in _rows(X)], schema)
     np.testing.assert_array_equal(gram_matrix(df, 5), X.T @ X)
     np.testing.assert_array_equal(gram_matrix(df, 5, col_value="w"), 4.0 * (X.T @ X))
     with pytest.raises(ValueError, match=r"item_idx outside \[0, 4\)"):
@@ -149,7 +160,8 @@ def test_generate_ease_matches_the_reference(spark: Any, base_conf: dict[str, An
     scores[1, 0] = -np.inf
     expected = []
     for u in (0, 1, 2, 3, 4):
-        order = sorted((c for c in range(5) if np.isfinite(scores[u, c])), key=lambda c: (-scores[u, c], c))[:n]
+        allowed = [c for c in range(5) if np.isfinite(scores[u, c])]
+        order = sorted(allowed, key=lambda c: (-scores[u, c], c))[:n]
         expected += [(u, int(item_ids[c]), float(scores[u, c]), k) for k, c in enumerate(order, start=1)]
     assert [(u, i, k) for u, i, _, k in got] == [(u, i, k) for u, i, _, k in sorted(expected)]
     np.testing.assert_allclose([s for *_, s, _ in got], [s for *_, s, _ in sorted(expected)], rtol=1e-5)

@@ -57,9 +57,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "movielens"
 
 def _events(path: Path) -> list[tuple]:
     """Events as (event_id, user, item, type, ts, rating) tuples; watch_seconds must be null."""
-    rows = pq.read_table(path).to_pylist() if path.suffix == ".parquet" else [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-    ]
+    rows = (
+        pq.read_table(path).to_pylist()
+        if path.suffix == ".parquet"
+        else [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    )
     assert all(r[COL_WATCH_SECONDS] is None for r in rows)
     return [
         (r[COL_EVENT_ID], r[COL_USER], r[COL_ITEM], r[COL_EVENT_TYPE], r[COL_TS], r[COL_RATING]) for r in rows
@@ -234,8 +236,20 @@ def test_strip_title_year(raw: str, expected: tuple[str, int | None]) -> None:
 
 @pytest.mark.parametrize(
     ("age", "band"),
-    [(None, None), (-1, None), (1, "<18"), (17, "<18"), (18, "18-24"), (24, "18-24"), (25, "25-34"),
-     (44, "35-44"), (50, "45-54"), (55, "55+"), (56, "55+"), (73, "55+")],
+    [
+        (None, None),
+        (-1, None),
+        (1, "<18"),
+        (17, "<18"),
+        (18, "18-24"),
+        (24, "18-24"),
+        (25, "25-34"),
+        (44, "35-44"),
+        (50, "45-54"),
+        (55, "55+"),
+        (56, "55+"),
+        (73, "55+"),
+    ],
 )
 def test_age_band(age: int | None, band: str | None) -> None:
     assert age_band(age) == band

@@ -542,9 +542,7 @@ def read_movielens(src: str | Path, fmt: str | None = None) -> MovieLensData:
     if ratings[_R_RATING].isna().any():
         raise ValueError(f"{folder}: {int(ratings[_R_RATING].isna().sum())} rating(s) without a value")
     items = _sort_by_id(items.drop_duplicates(COL_ITEM, keep="last"), COL_ITEM)
-    return MovieLensData(
-        fmt=fmt, events=_event_table(ratings), items=items, users=_all_users(ratings, users)
-    )
+    return MovieLensData(fmt=fmt, events=_event_table(ratings), items=items, users=_all_users(ratings, users))
 
 
 # --- writers -------------------------------------------------------------------------------------------
