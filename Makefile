@@ -72,3 +72,10 @@ $(ML100K_RAW)/events.parquet: $(ML100K_SRC)/ml-100k.inter
 nightly-ml100k: data-ml100k
 	rm -rf $(ML100K_WAREHOUSE)
 	$(PY) jobs/nightly.py --raw $(ML100K_RAW) --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml
+
+# Offline evaluation on MovieLens-100k: per-user random 75/25 (seed 42) and per-user chronological 80/20
+ML_MODELS ?= popularity,als,ease
+eval-ml100k: data-ml100k
+	$(PY) jobs/nightly.py --raw $(ML100K_RAW) --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml --stages ingest,matrix
+	$(PY) jobs/evaluate.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml --protocol random --set evaluation.test_fraction=0.25 --models $(ML_MODELS)
+	$(PY) jobs/evaluate.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml --protocol chrono --models $(ML_MODELS)

@@ -59,14 +59,21 @@ def run_stages(command: str, argv: Sequence[str]) -> int:
     """Run the stages of ``command`` with ``argv`` flags; returns the process exit code."""
     parser = argparse.ArgumentParser(prog=f"vidrec {command}", description=f"vidrec {command} stage(s)")
     add_common(parser, raw_required=command in ("nightly", "ingest"))
-    if command in ("nightly",):
+    if command == "nightly":
         parser.add_argument("--stages", help="comma-separated subset of stages")
+    if command == "evaluate":
+        parser.add_argument("--protocol", choices=["time", "chrono", "random"], help="evaluation split protocol")
+        parser.add_argument("--models", help="comma-separated algorithms (default: conf models)")
     args = parser.parse_args(argv)
     overrides = list(args.set)
     if args.warehouse:
         overrides.append(f"warehouse={args.warehouse}")
     if command == "train_als":
         overrides.append("models=[als]")
+    if getattr(args, "protocol", None):
+        overrides.append(f"evaluation.protocol={args.protocol}")
+    if getattr(args, "models", None):
+        overrides.append(f"models=[{args.models}]")
     try:
         conf = load_config(args.conf, overrides)
     except ConfigError as exc:

@@ -23,11 +23,13 @@ from vidrec import generators, metrics, schemas
 from vidrec.als import model_version, training_frame
 from vidrec.generators import FitContext
 from vidrec.matrix import build_interactions
-from vidrec.splits import time_cutoff_split
+from vidrec.splits import per_user_chrono_split, per_user_random_split, time_cutoff_split
 
 log = logging.getLogger(__name__)
 
 SPLIT_TIME = "time_cutoff"
+#: evaluation.protocol -> split name written to gold/model_metrics
+PROTOCOLS = {"time": SPLIT_TIME, "chrono": "per_user_chrono", "random": "per_user_random"}
 RELEVANT_RATING = 4.0
 
 
@@ -145,17 +147,33 @@ def evaluate(
     ec = conf["evaluation"]
     k = ec["k"]
     ev = with_indexes(events, user_index, item_index)
-    train_ev, test_ev, cutoff = time_cutoff_split(ev, ec["test_fraction"])
+    protocol = ec["protocol"]
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation.protocol must be one of {sorted(PROTOCOLS)}, got '{protocol}'")
+    split_name = PROTOCOLS[protocol]
+    if protocol == "time":
+        train_ev, test_ev, cutoff = time_cutoff_split(ev, ec["test_fraction"])
+        split_desc = f"time cut-off {cutoff.isoformat()}"
+    elif protocol == "chrono":
+        train_ev, test_ev = per_user_chrono_split(ev, ec["test_fraction"])
+        split_desc = f"per-user chronological, last {ec['test_fraction']:.0%} held out"
+    else:
+        train_ev, test_ev = per_user_random_split(ev, 1.0 - ec["test_fraction"], seed=ec["seed"])
+        split_desc = (
+            f"per-user random {1 - ec['test_fraction']:.0%}/{ec['test_fraction']:.0%}, seed {ec['seed']}"
+        )
     train_ev = train_ev.cache()
     weights = conf["matrix"]["weights"]
     train_i = build_interactions(train_ev, items, user_index, item_index, weights).cache()
     test_i = build_interactions(test_ev, items, user_index, item_index, weights)
     seen = seen_pairs(train_i, conf["recommend"]["exclude_played"]).cache()
-    relevant = relevant_pairs(test_i).join(seen, [C.COL_USER_IDX, C.COL_ITEM_IDX], "left_anti").cache()
+    # time protocol: relevance from the kind of feedback; per-user protocols: every held-out item
+    held_out = relevant_pairs(test_i) if protocol == "time" else test_i.select(C.COL_USER_IDX, C.COL_ITEM_IDX)
+    relevant = held_out.join(seen, [C.COL_USER_IDX, C.COL_ITEM_IDX], "left_anti").cache()
     targets = relevant.select(C.COL_USER_IDX).distinct().cache()
     n_targets = targets.count()
     n_catalog = item_index.count()
-    log.info("evaluate: cut-off %s; %d test users with relevant items", cutoff.isoformat(), n_targets)
+    log.info("evaluate: %s; %d test users with relevant items", split_desc, n_targets)
     items_idx = items.join(item_index.select(C.COL_ITEM, C.COL_ITEM_IDX), C.COL_ITEM)
     users_idx = users.join(user_index.select(C.COL_USER, C.COL_USER_IDX), C.COL_USER, "right")
     positive_train = train_i.where(F.col(C.COL_CONFIDENCE) > 0).select(C.COL_USER_IDX, C.COL_ITEM_IDX)
@@ -183,9 +201,9 @@ def evaluate(
         values["diversity"] = metrics.intra_list_diversity(recs, items_idx, k)
         values["novelty"] = metrics.novelty(recs, positive_train, k)
         users_evaluated = values.pop("users")
-        rows += metric_rows(run_date, algo, cand.model_version, values, k, SPLIT_TIME)
+        rows += metric_rows(run_date, algo, cand.model_version, values, k, split_name)
         rows += metric_rows(
-            run_date, algo, cand.model_version, {"users_evaluated": users_evaluated}, None, SPLIT_TIME
+            run_date, algo, cand.model_version, {"users_evaluated": users_evaluated}, None, split_name
         )
         recs.unpersist()
         log.info(
@@ -201,7 +219,7 @@ def evaluate(
     for algo, errs in rating_metrics(train_i, test_i, conf["als"]).items():
         if algo in algorithms:
             version = model_version(f"{algo}-explicit", run_date.isoformat(), conf["als"])
-            rows += metric_rows(run_date, algo, version, errs, None, SPLIT_TIME)
+            rows += metric_rows(run_date, algo, version, errs, None, split_name)
     for df in (train_ev, train_i, seen, relevant, targets):
         df.unpersist()
     return spark.createDataFrame(rows, schemas.MODEL_METRICS)

@@ -161,7 +161,15 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
         rc.run_date,
         f"{wh}/{C.MODELS}/{rc.run_date.isoformat()}/eval",
     ).cache()
-    tables.replace_partition(rows, wh, C.T_MODEL_METRICS, rc.run_date)
+    split = ev.PROTOCOLS[rc.conf["evaluation"]["protocol"]]
+    algos = ", ".join(f"'{a}'" for a in rc.conf["models"])
+    tables.replace_partition(
+        rows,
+        wh,
+        C.T_MODEL_METRICS,
+        rc.run_date,
+        extra_predicate=f"{C.COL_SPLIT} = '{split}' AND {C.COL_ALGORITHM} IN ({algos})",
+    )
     table = {r[C.COL_ALGORITHM]: {} for r in rows.select(C.COL_ALGORITHM).distinct().collect()}
     for r in rows.collect():
         table[r[C.COL_ALGORITHM]][f"{r[C.COL_METRIC]}" + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")] = round(
