@@ -22,8 +22,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DateType
 
 from vidrec import analytics as A
-from vidrec import schemas, tables
 from vidrec import constants as C
+from vidrec import schemas, tables
 
 D0 = dt.date(2026, 3, 3)
 D1 = dt.date(2026, 3, 9)
@@ -118,8 +118,16 @@ def _sorted(rows: list[tuple[Any, ...]], digits: int = 6) -> list[tuple[Any, ...
 
 
 # --- daily engagement -----------------------------------------------------------------------------
-ENGAGEMENT_COLS = ["event_date", "device", "country", "active_users", "plays", "completions", "watch_hours",
-                   "completion_rate"]
+ENGAGEMENT_COLS = [
+    "event_date",
+    "device",
+    "country",
+    "active_users",
+    "plays",
+    "completions",
+    "watch_hours",
+    "completion_rate",
+]
 
 
 def _h(seconds: float) -> float:
@@ -129,26 +137,28 @@ def _h(seconds: float) -> float:
 @pytest.mark.spark
 def test_daily_engagement(spark: SparkSession) -> None:
     out = A.daily_engagement(_events(spark), _users(spark), RUN, days=2)
-    assert _rows(out, ENGAGEMENT_COLS) == _sorted([
-        (D1, "tv", "FR", 1, 1, 1, _h(110), 1.0),
-        (D1, "mobile", "unknown", 1, 1, 0, _h(100), 0.0),
-        (D1, "tv", "all", 1, 1, 1, _h(110), 1.0),
-        (D1, "mobile", "all", 1, 1, 0, _h(100), 0.0),
-        (D1, "all", "FR", 1, 1, 1, _h(110), 1.0),
-        (D1, "all", "unknown", 1, 1, 0, _h(100), 0.0),
-        (D1, "all", "all", 2, 2, 1, _h(210), 0.5),
-        (D2, "tv", "FR", 1, 1, 0, _h(50), 0.0),
-        (D2, "unknown", "unknown", 1, 1, 1, _h(100), 1.0),
-        (D2, "web", "FR", 0, 0, 0, 0.0, None),  # u3: impressions only, not active
-        (D2, "mobile", "unknown", 1, 1, 0, _h(120), 0.0),
-        (D2, "tv", "all", 1, 1, 0, _h(50), 0.0),
-        (D2, "unknown", "all", 1, 1, 1, _h(100), 1.0),
-        (D2, "web", "all", 0, 0, 0, 0.0, None),
-        (D2, "mobile", "all", 1, 1, 0, _h(120), 0.0),
-        (D2, "all", "FR", 1, 1, 0, _h(50), 0.0),
-        (D2, "all", "unknown", 1, 2, 1, _h(220), 0.5),
-        (D2, "all", "all", 2, 3, 1, _h(270), 1 / 3),
-    ])
+    assert _rows(out, ENGAGEMENT_COLS) == _sorted(
+        [
+            (D1, "tv", "FR", 1, 1, 1, _h(110), 1.0),
+            (D1, "mobile", "unknown", 1, 1, 0, _h(100), 0.0),
+            (D1, "tv", "all", 1, 1, 1, _h(110), 1.0),
+            (D1, "mobile", "all", 1, 1, 0, _h(100), 0.0),
+            (D1, "all", "FR", 1, 1, 1, _h(110), 1.0),
+            (D1, "all", "unknown", 1, 1, 0, _h(100), 0.0),
+            (D1, "all", "all", 2, 2, 1, _h(210), 0.5),
+            (D2, "tv", "FR", 1, 1, 0, _h(50), 0.0),
+            (D2, "unknown", "unknown", 1, 1, 1, _h(100), 1.0),
+            (D2, "web", "FR", 0, 0, 0, 0.0, None),  # u3: impressions only, not active
+            (D2, "mobile", "unknown", 1, 1, 0, _h(120), 0.0),
+            (D2, "tv", "all", 1, 1, 0, _h(50), 0.0),
+            (D2, "unknown", "all", 1, 1, 1, _h(100), 1.0),
+            (D2, "web", "all", 0, 0, 0, 0.0, None),
+            (D2, "mobile", "all", 1, 1, 0, _h(120), 0.0),
+            (D2, "all", "FR", 1, 1, 0, _h(50), 0.0),
+            (D2, "all", "unknown", 1, 2, 1, _h(220), 0.5),
+            (D2, "all", "all", 2, 3, 1, _h(270), 1 / 3),
+        ]
+    )
     assert {r["run_date"] for r in out.select("run_date").collect()} == {RUN}
 
 
@@ -156,10 +166,12 @@ def test_daily_engagement(spark: SparkSession) -> None:
 def test_daily_engagement_empty_run_day_gets_zero_row(spark: SparkSession) -> None:
     events = _events(spark, [e for e in EVENTS if e[10] == D1])
     out = A.daily_engagement(events, _users(spark), RUN, days=2).where("device = 'all' AND country = 'all'")
-    assert _rows(out, ENGAGEMENT_COLS) == _sorted([
-        (D1, "all", "all", 2, 2, 1, _h(210), 0.5),
-        (D2, "all", "all", 0, 0, 0, 0.0, None),
-    ])
+    assert _rows(out, ENGAGEMENT_COLS) == _sorted(
+        [
+            (D1, "all", "all", 2, 2, 1, _h(210), 0.5),
+            (D2, "all", "all", 0, 0, 0, 0.0, None),
+        ]
+    )
 
 
 @pytest.mark.spark
@@ -168,23 +180,38 @@ def test_daily_engagement_no_events_is_empty(spark: SparkSession) -> None:
 
 
 # --- item performance -----------------------------------------------------------------------------
-ITEM_COLS = ["event_date", "item_id", "impressions", "plays", "unique_viewers", "completions", "completion_rate",
-             "avg_watch_ratio", "likes", "rating_mean", "rating_count", "plays_prev7_mean", "trend"]
+ITEM_COLS = [
+    "event_date",
+    "item_id",
+    "impressions",
+    "plays",
+    "unique_viewers",
+    "completions",
+    "completion_rate",
+    "avg_watch_ratio",
+    "likes",
+    "rating_mean",
+    "rating_count",
+    "plays_prev7_mean",
+    "trend",
+]
 
 
 @pytest.mark.spark
 def test_item_performance(spark: SparkSession) -> None:
     out = A.item_performance(_events(spark), _items(spark), RUN, days=2)
-    assert _rows(out, ITEM_COLS) == _sorted([
-        # u1 watched 110 s of a 100 s item: the ratio is capped at 1
-        (D1, "i1", 0, 1, 1, 1, 1.0, 1.0, 0, None, 0, 0.0, None),
-        # u1 only liked i2 on D1: a like, not a viewer
-        (D1, "i2", 0, 1, 1, 0, 0.0, 0.5, 1, None, 0, 0.0, None),
-        (D2, "i1", 0, 1, 1, 1, 1.0, 1.0, 0, 4.5, 2, 1 / 7, 7.0),
-        (D2, "i2", 0, 1, 1, 0, 0.0, 0.25, 0, None, 0, 1 / 7, 7.0),
-        # i3 has no duration: no watch ratio; no plays before: no trend
-        (D2, "i3", 1, 1, 1, 0, 0.0, None, 0, None, 0, 0.0, None),
-    ])
+    assert _rows(out, ITEM_COLS) == _sorted(
+        [
+            # u1 watched 110 s of a 100 s item: the ratio is capped at 1
+            (D1, "i1", 0, 1, 1, 1, 1.0, 1.0, 0, None, 0, 0.0, None),
+            # u1 only liked i2 on D1: a like, not a viewer
+            (D1, "i2", 0, 1, 1, 0, 0.0, 0.5, 1, None, 0, 0.0, None),
+            (D2, "i1", 0, 1, 1, 1, 1.0, 1.0, 0, 4.5, 2, 1 / 7, 7.0),
+            (D2, "i2", 0, 1, 1, 0, 0.0, 0.25, 0, None, 0, 1 / 7, 7.0),
+            # i3 has no duration: no watch ratio; no plays before: no trend
+            (D2, "i3", 1, 1, 1, 0, 0.0, None, 0, None, 0, 0.0, None),
+        ]
+    )
 
 
 @pytest.mark.spark
@@ -196,29 +223,44 @@ def test_item_performance_defaults_to_the_run_date_only(spark: SparkSession) -> 
 
 
 # --- genre trends ---------------------------------------------------------------------------------
-GENRE_COLS = ["event_date", "genre", "viewers", "new_viewers", "returning_viewers", "plays", "watch_hours",
-              "watch_share", "growth_vs_prev_day", "growth_vs_prev_week"]
+GENRE_COLS = [
+    "event_date",
+    "genre",
+    "viewers",
+    "new_viewers",
+    "returning_viewers",
+    "plays",
+    "watch_hours",
+    "watch_share",
+    "growth_vs_prev_day",
+    "growth_vs_prev_week",
+]
 
 
 @pytest.mark.spark
 def test_genre_trends(spark: SparkSession) -> None:
     out = A.genre_trends(_events(spark), _items(spark), RUN, days=2)
     # i1 splits half to drama, half to comedy; i3 has no genres: 'unknown'
-    assert _rows(out, GENRE_COLS) == _sorted([
-        (D1, "drama", 2, 2, 0, 1.5, _h(155), 155 / 210, None, None),
-        (D1, "comedy", 1, 1, 0, 0.5, _h(55), 55 / 210, None, None),
-        (D2, "drama", 2, 0, 2, 1.5, _h(100), 100 / 270, 100 / 155 - 1, None),
-        (D2, "comedy", 1, 1, 0, 0.5, _h(50), 50 / 270, 50 / 55 - 1, None),
-        (D2, "unknown", 1, 1, 0, 1.0, _h(120), 120 / 270, None, None),
-    ])
+    assert _rows(out, GENRE_COLS) == _sorted(
+        [
+            (D1, "drama", 2, 2, 0, 1.5, _h(155), 155 / 210, None, None),
+            (D1, "comedy", 1, 1, 0, 0.5, _h(55), 55 / 210, None, None),
+            (D2, "drama", 2, 0, 2, 1.5, _h(100), 100 / 270, 100 / 155 - 1, None),
+            (D2, "comedy", 1, 1, 0, 0.5, _h(50), 50 / 270, 50 / 55 - 1, None),
+            (D2, "unknown", 1, 1, 0, 1.0, _h(120), 120 / 270, None, None),
+        ]
+    )
 
 
 @pytest.mark.spark
 def test_genre_trends_growth_vs_prev_week(spark: SparkSession) -> None:
-    events = _events(spark, [
-        _event("e1", "u1", "i2", "play", D0, "tv", 100.0),
-        _event("e2", "u1", "i2", "play", D2, "tv", 150.0),
-    ])
+    events = _events(
+        spark,
+        [
+            _event("e1", "u1", "i2", "play", D0, "tv", 100.0),
+            _event("e2", "u1", "i2", "play", D2, "tv", 150.0),
+        ],
+    )
     out = A.genre_trends(events, _items(spark), RUN, days=1)
     assert _rows(out, GENRE_COLS) == _sorted([(D2, "drama", 1, 0, 1, 1.0, _h(150), 1.0, None, 0.5)])
 
@@ -253,8 +295,16 @@ def test_cohort_retention(spark: SparkSession, weeks: int, expected: list[tuple[
 @pytest.mark.spark
 def test_recommendation_coverage(spark: SparkSession) -> None:
     out = A.recommendation_coverage(_recommendations(spark), _events(spark), _items(spark), RUN)
-    cols = ["algorithm", "users", "items_recommended", "catalog_size", "catalog_coverage", "exposures",
-            "gini_exposure", "gini_consumption"]
+    cols = [
+        "algorithm",
+        "users",
+        "items_recommended",
+        "catalog_size",
+        "catalog_coverage",
+        "exposures",
+        "gini_exposure",
+        "gini_consumption",
+    ]
     # als exposures over the catalog: i2 0, i3 1, i4 1, i1 2 -> G = 2*13/(4*4) - 5/4 = 0.375;
     # hybrid: 0, 0, 0, 2 -> 0.75; plays i4 0, i3 1, i1 2, i2 2 -> 2*16/(4*5) - 5/4 = 0.35
     assert _rows(out, cols) == [
@@ -266,16 +316,26 @@ def test_recommendation_coverage(spark: SparkSession) -> None:
 @pytest.mark.spark
 def test_genre_exposure(spark: SparkSession) -> None:
     out = A.genre_exposure(_recommendations(spark), _events(spark), _items(spark), RUN)
-    cols = ["algorithm", "genre", "exposures", "exposure_share", "plays", "consumption_share", "exposure_lift"]
+    cols = [
+        "algorithm",
+        "genre",
+        "exposures",
+        "exposure_share",
+        "plays",
+        "consumption_share",
+        "exposure_lift",
+    ]
     # plays by genre: drama 0.5 + 1 + 1 + 0.5 = 3, comedy 0.5 + 0.5 = 1, unknown 1 (e12 is after the run)
-    assert _rows(out, cols) == _sorted([
-        ("als", "drama", 1.0, 0.25, 3.0, 0.6, 0.25 / 0.6),
-        ("als", "comedy", 2.0, 0.5, 1.0, 0.2, 2.5),
-        ("als", "unknown", 1.0, 0.25, 1.0, 0.2, 1.25),
-        ("hybrid", "drama", 2.0, 1.0, 3.0, 0.6, 1 / 0.6),
-        ("hybrid", "comedy", 0.0, 0.0, 1.0, 0.2, 0.0),
-        ("hybrid", "unknown", 0.0, 0.0, 1.0, 0.2, 0.0),
-    ])
+    assert _rows(out, cols) == _sorted(
+        [
+            ("als", "drama", 1.0, 0.25, 3.0, 0.6, 0.25 / 0.6),
+            ("als", "comedy", 2.0, 0.5, 1.0, 0.2, 2.5),
+            ("als", "unknown", 1.0, 0.25, 1.0, 0.2, 1.25),
+            ("hybrid", "drama", 2.0, 1.0, 3.0, 0.6, 1 / 0.6),
+            ("hybrid", "comedy", 0.0, 0.0, 1.0, 0.2, 0.0),
+            ("hybrid", "unknown", 0.0, 0.0, 1.0, 0.2, 0.0),
+        ]
+    )
 
 
 @pytest.mark.spark
@@ -289,15 +349,27 @@ def test_gini_of_equal_values_is_zero(spark: SparkSession) -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda ev, it, us, rec: A.daily_engagement(ev.drop("device"), us, RUN), "events has no column 'device'"),
-        (lambda ev, it, us, rec: A.daily_engagement(ev, us.drop("country"), RUN), "users has no column 'country'"),
-        (lambda ev, it, us, rec: A.item_performance(ev, it.drop("duration_seconds"), RUN),
-         "items has no column 'duration_seconds'"),
+        (
+            lambda ev, it, us, rec: A.daily_engagement(ev.drop("device"), us, RUN),
+            "events has no column 'device'",
+        ),
+        (
+            lambda ev, it, us, rec: A.daily_engagement(ev, us.drop("country"), RUN),
+            "users has no column 'country'",
+        ),
+        (
+            lambda ev, it, us, rec: A.item_performance(ev, it.drop("duration_seconds"), RUN),
+            "items has no column 'duration_seconds'",
+        ),
         (lambda ev, it, us, rec: A.genre_trends(ev, it.drop("genres"), RUN), "items has no column 'genres'"),
-        (lambda ev, it, us, rec: A.cohort_retention(ev, us.drop("signup_date"), RUN),
-         "users has no column 'signup_date'"),
-        (lambda ev, it, us, rec: A.recommendation_coverage(rec.drop("algorithm"), ev, it, RUN),
-         "recommendations has no column 'algorithm'"),
+        (
+            lambda ev, it, us, rec: A.cohort_retention(ev, us.drop("signup_date"), RUN),
+            "users has no column 'signup_date'",
+        ),
+        (
+            lambda ev, it, us, rec: A.recommendation_coverage(rec.drop("algorithm"), ev, it, RUN),
+            "recommendations has no column 'algorithm'",
+        ),
         (lambda ev, it, us, rec: A.genre_trends(ev, it, RUN, days=0), "days must be an int >= 1"),
     ],
 )
@@ -327,16 +399,16 @@ def _write_inputs(spark: SparkSession, warehouse: str, with_recommendations: boo
     tables.overwrite(_items(spark), warehouse, C.T_ITEMS)
     tables.overwrite(_users(spark), warehouse, C.T_USERS)
     if with_recommendations:
-        tables.overwrite(_recommendations(spark), warehouse, C.T_RECOMMENDATIONS, partition_by=[C.COL_RUN_DATE])
+        tables.overwrite(
+            _recommendations(spark), warehouse, C.T_RECOMMENDATIONS, partition_by=[C.COL_RUN_DATE]
+        )
 
 
 @pytest.mark.spark
-def test_write_all_replaces_the_run_date_partition(spark: SparkSession, warehouse: str) -> None:
+def test_write_all_writes_every_table(spark: SparkSession, warehouse: str) -> None:
     _write_inputs(spark, warehouse)
-    first = A.write_all(spark, warehouse, RUN, days=2)
-    # rerunning the date replaces its rows rather than adding to them
-    again = A.write_all(spark, warehouse, RUN, days=2)
-    assert first == again == {
+    written = A.write_all(spark, warehouse, RUN, days=2)
+    assert written == {
         "daily_engagement": 18,
         "item_performance": 3,
         "genre_trends": 5,
@@ -346,10 +418,13 @@ def test_write_all_replaces_the_run_date_partition(spark: SparkSession, warehous
     }
     stored = tables.read(spark, warehouse, A.T_DAILY_ENGAGEMENT)
     assert stored.count() == 18
-    assert spark.sql(
-        "select plays from vidrec_gold.daily_engagement where event_date = '2026-03-10' "
-        "and device = 'all' and country = 'all'"
-    ).collect()[0]["plays"] == 3
+    assert (
+        spark.sql(
+            "select plays from vidrec_gold.daily_engagement where event_date = '2026-03-10' "
+            "and device = 'all' and country = 'all'"
+        ).collect()[0]["plays"]
+        == 3
+    )
 
 
 # --- notebooks ------------------------------------------------------------------------------------
@@ -390,16 +465,38 @@ def test_notebooks_execute(spark: SparkSession, warehouse: str, tmp_path: Path) 
     from vidrec.notebooks import execute_notebook
 
     _write_inputs(spark, warehouse)
-    tables.replace_partition(_model_metrics(spark).where(f"run_date = '{D1}'"), warehouse, C.T_MODEL_METRICS, D1)
-    tables.replace_partition(_model_metrics(spark).where(f"run_date = '{RUN}'"), warehouse, C.T_MODEL_METRICS, RUN)
-    A.write_all(spark, warehouse, D1, days=7)
-    A.write_all(spark, warehouse, RUN, days=7)
-    tour = execute_notebook(NOTEBOOKS / "analyst_tour.ipynb", {"warehouse": warehouse}, timeout=300,
-                            output_path=tmp_path / "tour.ipynb", cwd=tmp_path)
-    images = [o for c in tour.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    tables.replace_partition(
+        _model_metrics(spark).where(f"run_date = '{D1}'"), warehouse, C.T_MODEL_METRICS, D1
+    )
+    tables.replace_partition(
+        _model_metrics(spark).where(f"run_date = '{RUN}'"), warehouse, C.T_MODEL_METRICS, RUN
+    )
+    written = A.write_all(spark, warehouse, RUN, days=7)
+    # rerunning a date replaces its rows rather than adding to them
+    assert A.write_all(spark, warehouse, RUN, days=7) == written
+    assert tables.read(spark, warehouse, A.T_GENRE_EXPOSURE).count() == written["genre_exposure"]
+    tour = execute_notebook(
+        NOTEBOOKS / "analyst_tour.ipynb",
+        {"warehouse": warehouse},
+        timeout=300,
+        output_path=tmp_path / "tour.ipynb",
+        cwd=tmp_path,
+    )
+    images = [
+        o for c in tour.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
+    ]
     assert len(images) >= 4
-    why = execute_notebook(NOTEBOOKS / "why_recommended.ipynb", {"warehouse": warehouse, "user_id": "u2"},
-                           timeout=300, output_path=tmp_path / "why.ipynb", cwd=tmp_path)
-    text = "".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
-                   for c in why.cells if c.cell_type == "code" for o in c.outputs)
+    why = execute_notebook(
+        NOTEBOOKS / "why_recommended.ipynb",
+        {"warehouse": warehouse, "user_id": "u2"},
+        timeout=300,
+        output_path=tmp_path / "why.ipynb",
+        cwd=tmp_path,
+    )
+    text = "".join(
+        str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
+        for c in why.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
     assert "popular in drama" in text and "hybrid" in text and "title i1" in text

@@ -104,6 +104,10 @@ COL_EXPOSURE_SHARE = "exposure_share"
 COL_CONSUMPTION_SHARE = "consumption_share"
 COL_EXPOSURE_LIFT = "exposure_lift"
 
+#: Columns every transform reads from events / recommendations.
+EVENT_COLUMNS = (COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_EVENT_DATE)
+RECOMMENDATION_COLUMNS = (COL_RUN_DATE, COL_USER, COL_ITEM, COL_ALGORITHM)
+
 # Internal helper columns (never in an output table).
 _DAY = "_day"
 _WEIGHT = "_weight"
@@ -227,13 +231,10 @@ def item_genres(items: DataFrame, col_genres: str = COL_GENRES) -> DataFrame:
         )
     )
     genres = F.when(F.size(cleaned) == 0, F.array(F.lit(UNKNOWN))).otherwise(cleaned)
-    return (
-        items.select(COL_ITEM, genres.alias("_genres"))
-        .select(
-            COL_ITEM,
-            F.explode("_genres").alias(COL_GENRE),
-            (F.lit(1.0) / F.size("_genres")).alias(_WEIGHT),
-        )
+    return items.select(COL_ITEM, genres.alias("_genres")).select(
+        COL_ITEM,
+        F.explode("_genres").alias(COL_GENRE),
+        (F.lit(1.0) / F.size("_genres")).alias(_WEIGHT),
     )
 
 
@@ -244,9 +245,6 @@ def _with_genres(df: DataFrame, genres: DataFrame) -> DataFrame:
         .withColumn(COL_GENRE, F.coalesce(F.col(COL_GENRE), F.lit(UNKNOWN)))
         .withColumn(_WEIGHT, F.coalesce(F.col(_WEIGHT), F.lit(1.0)))
     )
-
-
-EVENT_COLUMNS = (COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_EVENT_DATE)
 
 
 # --- daily engagement -----------------------------------------------------------------------------
@@ -320,16 +318,14 @@ def daily_engagement(
         F.grouping(COL_DEVICE).alias("_g_device"),
         F.grouping(COL_COUNTRY).alias("_g_country"),
     )
-    metrics = (
-        grouped.select(
-            COL_EVENT_DATE,
-            F.when(F.col("_g_device") == 1, F.lit(ALL)).otherwise(F.col(COL_DEVICE)).alias(COL_DEVICE),
-            F.when(F.col("_g_country") == 1, F.lit(ALL)).otherwise(F.col(COL_COUNTRY)).alias(COL_COUNTRY),
-            F.col(COL_ACTIVE_USERS).cast("long").alias(COL_ACTIVE_USERS),
-            F.col(COL_PLAYS).cast("long").alias(COL_PLAYS),
-            F.col(COL_COMPLETIONS).cast("long").alias(COL_COMPLETIONS),
-            F.col(COL_WATCH_HOURS).cast("double").alias(COL_WATCH_HOURS),
-        )
+    metrics = grouped.select(
+        COL_EVENT_DATE,
+        F.when(F.col("_g_device") == 1, F.lit(ALL)).otherwise(F.col(COL_DEVICE)).alias(COL_DEVICE),
+        F.when(F.col("_g_country") == 1, F.lit(ALL)).otherwise(F.col(COL_COUNTRY)).alias(COL_COUNTRY),
+        F.col(COL_ACTIVE_USERS).cast("long").alias(COL_ACTIVE_USERS),
+        F.col(COL_PLAYS).cast("long").alias(COL_PLAYS),
+        F.col(COL_COMPLETIONS).cast("long").alias(COL_COMPLETIONS),
+        F.col(COL_WATCH_HOURS).cast("double").alias(COL_WATCH_HOURS),
     )
 
     # Zero rows for quiet days: every day of the window from the first event on gets an all/all row.
@@ -340,7 +336,9 @@ def daily_engagement(
         )
     )
     quiet = spine.join(
-        metrics.where((F.col(COL_DEVICE) == ALL) & (F.col(COL_COUNTRY) == ALL)), on=COL_EVENT_DATE, how="left_anti"
+        metrics.where((F.col(COL_DEVICE) == ALL) & (F.col(COL_COUNTRY) == ALL)),
+        on=COL_EVENT_DATE,
+        how="left_anti",
     ).select(
         COL_EVENT_DATE,
         F.lit(ALL).alias(COL_DEVICE),
@@ -508,8 +506,14 @@ def genre_trends(
     history_start = start - dt.timedelta(days=7)
 
     watched = _with_genres(
-        _events_between(events, None, run_day).where(_is_watch()).select(
-            COL_USER, COL_ITEM, COL_EVENT_DATE, _is(EVENT_PLAY).alias("_play"), _watch_seconds().alias(_WATCH_S)
+        _events_between(events, None, run_day)
+        .where(_is_watch())
+        .select(
+            COL_USER,
+            COL_ITEM,
+            COL_EVENT_DATE,
+            _is(EVENT_PLAY).alias("_play"),
+            _watch_seconds().alias(_WATCH_S),
         ),
         item_genres(items),
     )
@@ -633,7 +637,9 @@ def cohort_retention(
             COL_COHORT_WEEK,
             COL_COHORT_SIZE,
             F.explode(
-                F.sequence(F.lit(0), (F.datediff(_lit_date(run_week), F.col(COL_COHORT_WEEK)) / 7).cast("int"))
+                F.sequence(
+                    F.lit(0), (F.datediff(_lit_date(run_week), F.col(COL_COHORT_WEEK)) / 7).cast("int")
+                )
             ).alias(COL_WEEKS_SINCE),
         )
     )
@@ -643,14 +649,13 @@ def cohort_retention(
         F.col(COL_WEEKS_SINCE).cast("int").alias(COL_WEEKS_SINCE),
         F.col(COL_COHORT_SIZE).cast("long").alias(COL_COHORT_SIZE),
         F.coalesce(F.col(COL_ACTIVE_USERS), F.lit(0)).cast("long").alias(COL_ACTIVE_USERS),
-        _ratio(F.coalesce(F.col(COL_ACTIVE_USERS), F.lit(0)), F.col(COL_COHORT_SIZE)).alias(COL_RETAINED_SHARE),
+        _ratio(F.coalesce(F.col(COL_ACTIVE_USERS), F.lit(0)), F.col(COL_COHORT_SIZE)).alias(
+            COL_RETAINED_SHARE
+        ),
     )
 
 
 # --- recommendation coverage ----------------------------------------------------------------------
-RECOMMENDATION_COLUMNS = (COL_RUN_DATE, COL_USER, COL_ITEM, COL_ALGORITHM)
-
-
 def _exposures(recommendations: DataFrame, run_day: dt.date) -> DataFrame:
     """``(algorithm, item_id, exposures)``: times each item is in a list of ``run_day``."""
     return (
@@ -685,7 +690,9 @@ def gini(df: DataFrame, value_col: str, group_cols: list[str], order_col: str) -
     _require(df, [value_col, order_col, *group_cols], "df", "gini")
     ranked = Window.partitionBy(*group_cols).orderBy(F.col(value_col), F.col(order_col))
     return (
-        df.select(*group_cols, F.col(value_col).cast("double").alias("_x"), F.row_number().over(ranked).alias("_i"))
+        df.select(
+            *group_cols, F.col(value_col).cast("double").alias("_x"), F.row_number().over(ranked).alias("_i")
+        )
         .groupBy(*group_cols)
         .agg(
             F.sum(F.col("_i") * F.col("_x")).alias("_s_ix"),
@@ -756,8 +763,10 @@ def recommendation_coverage(
     catalog_size = catalog.agg(F.count(F.lit(1)).alias(COL_CATALOG_SIZE))
     algorithms = exposures.select(COL_ALGORITHM).distinct()
 
-    per_catalog_item = algorithms.crossJoin(catalog).join(exposures, on=[COL_ALGORITHM, COL_ITEM], how="left").select(
-        COL_ALGORITHM, COL_ITEM, F.coalesce(F.col(COL_EXPOSURES), F.lit(0)).alias(COL_EXPOSURES)
+    per_catalog_item = (
+        algorithms.crossJoin(catalog)
+        .join(exposures, on=[COL_ALGORITHM, COL_ITEM], how="left")
+        .select(COL_ALGORITHM, COL_ITEM, F.coalesce(F.col(COL_EXPOSURES), F.lit(0)).alias(COL_EXPOSURES))
     )
     concentration = gini(per_catalog_item, COL_EXPOSURES, [COL_ALGORITHM], COL_ITEM).withColumnRenamed(
         "gini", COL_GINI
@@ -773,14 +782,15 @@ def recommendation_coverage(
         .groupBy(COL_ITEM)
         .agg(F.count(F.lit(1)).alias(COL_PLAYS))
     )
+    # One group holding the whole catalog (a constant key: the window needs a partition column).
     consumption = gini(
         catalog.join(plays, on=COL_ITEM, how="left").select(
-            COL_ITEM, F.coalesce(F.col(COL_PLAYS), F.lit(0)).alias(COL_PLAYS)
+            F.lit(1).alias("_catalog"), COL_ITEM, F.coalesce(F.col(COL_PLAYS), F.lit(0)).alias(COL_PLAYS)
         ),
         COL_PLAYS,
-        [],
+        ["_catalog"],
         COL_ITEM,
-    ).withColumnRenamed("gini", COL_GINI_CONSUMPTION)
+    ).select(F.col("gini").alias(COL_GINI_CONSUMPTION))
     served = recs.groupBy(COL_ALGORITHM).agg(
         F.countDistinct(COL_USER).alias(COL_USERS),
         F.countDistinct(COL_ITEM).alias(COL_ITEMS_RECOMMENDED),
@@ -797,7 +807,9 @@ def recommendation_coverage(
             F.col(COL_USERS).cast("long").alias(COL_USERS),
             F.col(COL_ITEMS_RECOMMENDED).cast("long").alias(COL_ITEMS_RECOMMENDED),
             F.col(COL_CATALOG_SIZE).cast("long").alias(COL_CATALOG_SIZE),
-            _ratio(F.coalesce(F.col("_covered"), F.lit(0)), F.col(COL_CATALOG_SIZE)).alias(COL_CATALOG_COVERAGE),
+            _ratio(F.coalesce(F.col("_covered"), F.lit(0)), F.col(COL_CATALOG_SIZE)).alias(
+                COL_CATALOG_COVERAGE
+            ),
             F.col(COL_EXPOSURES).cast("long").alias(COL_EXPOSURES),
             F.col(COL_GINI).cast("double").alias(COL_GINI),
             F.col(COL_GINI_CONSUMPTION).cast("double").alias(COL_GINI_CONSUMPTION),
@@ -857,14 +869,18 @@ def genre_exposure(
     )
     consumed = (
         _with_genres(
-            _events_between(events, start, run_day).where(F.col(COL_EVENT_TYPE) == EVENT_PLAY).select(COL_ITEM),
+            _events_between(events, start, run_day)
+            .where(F.col(COL_EVENT_TYPE) == EVENT_PLAY)
+            .select(COL_ITEM),
             genres,
         )
         .groupBy(COL_GENRE)
         .agg(F.sum(_WEIGHT).alias(COL_PLAYS))
     )
     algorithms = exposed.select(COL_ALGORITHM).distinct()
-    grid = algorithms.crossJoin(consumed.select(COL_GENRE)).unionByName(exposed.select(COL_ALGORITHM, COL_GENRE))
+    grid = algorithms.crossJoin(consumed.select(COL_GENRE)).unionByName(
+        exposed.select(COL_ALGORITHM, COL_GENRE)
+    )
     per_algorithm = Window.partitionBy(COL_ALGORITHM)
     exposures = F.coalesce(F.col(COL_EXPOSURES), F.lit(0.0))
     plays = F.coalesce(F.col(COL_PLAYS), F.lit(0.0))

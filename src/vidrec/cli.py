@@ -25,6 +25,7 @@ COMMANDS: dict[str, list[str] | None] = {
     "train_als": ["recommend"],
     "recommend": ["recommend"],
     "popular": ["popular"],
+    "analytics": ["analytics"],
 }
 
 

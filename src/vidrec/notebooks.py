@@ -26,9 +26,13 @@ def _declared_names(source: str) -> set[str]:
     """Names assigned at top level in the source of the ``parameters`` cell."""
     names: set[str] = set()
     for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign
-        ) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
         names.update(t.id for t in targets if isinstance(t, ast.Name))
     return names
 

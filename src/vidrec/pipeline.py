@@ -1,6 +1,6 @@
 """The nightly pipeline: an ordered list of idempotent stages, with a run log and a roll-back.
 
-Stages: ``ingest`` → ``matrix`` → ``evaluate`` → ``recommend`` → ``popular``. Each stage logs
+Stages: ``ingest`` → ``matrix`` → ``evaluate`` → ``recommend`` → ``popular`` → ``analytics``. Each stage logs
 its start, end, row counts and seconds, and appends one row to ``ops/runs``. Every table write is
 idempotent for the run date; if a stage fails, every table the run touched is restored to the
 version it had when the run started (Delta RESTORE), so a failed run leaves the warehouse as it was.
@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from vidrec import constants as C
 from vidrec import evaluate as ev
-from vidrec import generators, ingest, matrix, popularity, tables
+from vidrec import analytics, generators, ingest, matrix, popularity, tables
 from vidrec.generators import Candidates, FitContext
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ RUN_TABLES = (
     C.T_MODEL_METRICS,
     C.T_RECOMMENDATIONS,
     C.T_POPULAR_ITEMS,
+    *analytics.ANALYTICS_TABLES.values(),
 )
 
 REASONS = {
@@ -237,6 +238,10 @@ def stage_popular(rc: RunContext) -> dict[str, Any]:
     return {"rows": rows[0], "segments": rows[1]}
 
 
+def stage_analytics(rc: RunContext) -> dict[str, Any]:
+    return analytics.write_all(rc.spark, rc.warehouse, rc.run_date, days=rc.conf["analytics"]["days"])
+
+
 Stage = Callable[[RunContext], dict[str, Any]]
 STAGES: list[tuple[str, Stage]] = [
     ("ingest", stage_ingest),
@@ -244,6 +249,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("evaluate", stage_evaluate),
     ("recommend", stage_recommend),
     ("popular", stage_popular),
+    ("analytics", stage_analytics),
 ]
 STAGE_NAMES = [name for name, _ in STAGES]
 
