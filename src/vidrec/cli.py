@@ -63,7 +63,9 @@ def run_stages(command: str, argv: Sequence[str]) -> int:
     if command == "nightly":
         parser.add_argument("--stages", help="comma-separated subset of stages")
     if command == "evaluate":
-        parser.add_argument("--protocol", choices=["time", "chrono", "random"], help="evaluation split protocol")
+        parser.add_argument(
+            "--protocol", choices=["time", "chrono", "random"], help="evaluation split protocol"
+        )
         parser.add_argument("--models", help="comma-separated algorithms (default: conf models)")
     args = parser.parse_args(argv)
     overrides = list(args.set)

@@ -21,9 +21,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from vidrec import analytics, generators, ingest, matrix, popularity, tables
 from vidrec import constants as C
 from vidrec import evaluate as ev
-from vidrec import analytics, generators, ingest, matrix, popularity, tables
 from vidrec.generators import Candidates, FitContext
 
 log = logging.getLogger(__name__)
