@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Sequence
 
 from delta.tables import DeltaTable
@@ -49,11 +50,29 @@ def read(spark: SparkSession, warehouse: str, table: Table) -> DataFrame:
     return spark.read.format("delta").load(path)
 
 
+def _normalise(location: str) -> str:
+    if location.startswith("file:"):
+        location = location[len("file:") :]
+    if "://" not in location:
+        location = os.path.abspath(location)
+    return location.rstrip("/")
+
+
 def register(spark: SparkSession, warehouse: str, table: Table) -> None:
-    """Register ``table`` in the Spark catalog (``vidrec_<layer>.<name>``) if it is not there."""
+    """Register ``table`` in the Spark catalog as ``vidrec_<layer>.<name>``, pointing at this warehouse.
+
+    A name registered earlier for another warehouse (another run in the same session) is re-pointed;
+    dropping an external table's name never touches its files.
+    """
+    name = catalog_name(table)
     path = table_path(warehouse, table)
     spark.sql(f"CREATE DATABASE IF NOT EXISTS vidrec_{table[0]}")
-    spark.sql(f"CREATE TABLE IF NOT EXISTS {catalog_name(table)} USING DELTA LOCATION '{path}'")
+    if spark.catalog.tableExists(name):
+        location = spark.sql(f"DESCRIBE DETAIL {name}").first()["location"]
+        if _normalise(location) == _normalise(path):
+            return
+        spark.sql(f"DROP TABLE {name}")
+    spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")
 
 
 def register_all(spark: SparkSession, warehouse: str) -> list[str]:
