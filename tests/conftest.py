@@ -31,6 +31,7 @@ def base_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             },
             "als": {"rank": 8, "max_iter": 5, "num_blocks": 2},
             "recommend": {"top_n": 10},
+            "models": ["popularity", "als"],
         }
     )
 

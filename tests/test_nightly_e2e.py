@@ -15,6 +15,7 @@ from vidrec import pipeline, sample, tables
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 RUN_DATE = dt.date(2026, 3, 31)
+MODELS = [C.ALGO_POPULARITY, C.ALGO_ALS, C.ALGO_EASE, C.ALGO_NCF, C.ALGO_MULTVAE]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def nightly(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("e2e")
     raw = str(root / "raw")
     sample.generate(spark, raw, n_users=300, n_items=120, days=30, end_date=RUN_DATE, seed=7)
-    conf = {**base_conf, "warehouse": str(root / "warehouse")}
+    conf = {**base_conf, "warehouse": str(root / "warehouse"), "models": MODELS}
     summary = pipeline.run_nightly(spark, conf, RUN_DATE, raw)
     return {"conf": conf, "summary": summary, "raw": raw}
 
@@ -42,12 +43,16 @@ def test_every_stage_ran_and_logged(spark, nightly) -> None:
 
 
 def test_ranks_are_one_to_n_without_gaps_or_duplicates(spark, nightly) -> None:
-    per_list = gold(spark, nightly).groupBy(C.COL_USER, C.COL_ALGORITHM).agg(
-        F.count(F.lit(1)).alias("n"),
-        F.min(C.COL_RANK).alias("lo"),
-        F.max(C.COL_RANK).alias("hi"),
-        F.countDistinct(C.COL_RANK).alias("ranks"),
-        F.countDistinct(C.COL_ITEM).alias("items"),
+    per_list = (
+        gold(spark, nightly)
+        .groupBy(C.COL_USER, C.COL_ALGORITHM)
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min(C.COL_RANK).alias("lo"),
+            F.max(C.COL_RANK).alias("hi"),
+            F.countDistinct(C.COL_RANK).alias("ranks"),
+            F.countDistinct(C.COL_ITEM).alias("items"),
+        )
     )
     bad = per_list.where("lo != 1 OR hi != n OR ranks != n OR items != n").count()
     assert per_list.count() > 0 and bad == 0
@@ -57,8 +62,10 @@ def test_ranks_are_one_to_n_without_gaps_or_duplicates(spark, nightly) -> None:
 
 def test_scores_non_increasing(spark, nightly) -> None:
     w = Window.partitionBy(C.COL_USER, C.COL_ALGORITHM).orderBy(C.COL_RANK)
-    rising = gold(spark, nightly).withColumn("prev", F.lag(C.COL_SCORE).over(w)).where(
-        F.col(C.COL_SCORE) > F.col("prev") + 1e-9
+    rising = (
+        gold(spark, nightly)
+        .withColumn("prev", F.lag(C.COL_SCORE).over(w))
+        .where(F.col(C.COL_SCORE) > F.col("prev") + 1e-9)
     )
     assert rising.count() == 0
 
@@ -73,21 +80,42 @@ def test_no_completed_or_rated_item_recommended(spark, nightly) -> None:
 def test_every_user_with_history_is_covered(spark, nightly) -> None:
     inter = tables.read(spark, nightly["conf"]["warehouse"], C.T_INTERACTIONS)
     with_history = inter.where(F.col(C.COL_CONFIDENCE) > 0).select(C.COL_USER).distinct()
-    for algo in (C.ALGO_ALS, C.ALGO_POPULARITY):
+    for algo in MODELS:
         served = gold(spark, nightly).where(F.col(C.COL_ALGORITHM) == algo).select(C.COL_USER).distinct()
         assert with_history.join(served, C.COL_USER, "left_anti").count() == 0, algo
 
 
-def test_als_beats_popularity(spark, nightly) -> None:
+def test_every_model_beats_popularity(spark, nightly) -> None:
     m = tables.read(spark, nightly["conf"]["warehouse"], C.T_MODEL_METRICS)
     ndcg = {r.algorithm: r.value for r in m.where("metric = 'ndcg' AND k = 10").collect()}
-    assert set(ndcg) == {C.ALGO_ALS, C.ALGO_POPULARITY}
-    assert ndcg[C.ALGO_ALS] > ndcg[C.ALGO_POPULARITY] > 0
+    assert set(ndcg) == set(MODELS)
+    assert ndcg[C.ALGO_POPULARITY] > 0
+    for algo in MODELS[1:]:
+        assert ndcg[algo] > ndcg[C.ALGO_POPULARITY], (algo, ndcg)
+
+
+def test_multvae_user_embeddings_written(spark, nightly) -> None:
+    emb = tables.read(spark, nightly["conf"]["warehouse"], C.T_USER_EMBEDDINGS)
+    rows = emb.where(F.col(C.COL_ALGORITHM) == C.ALGO_MULTVAE).collect()
+    assert rows and len({len(r.embedding) for r in rows}) == 1
 
 
 def test_metrics_cover_the_protocol(spark, nightly) -> None:
-    m = tables.read(spark, nightly["conf"]["warehouse"], C.T_MODEL_METRICS).where(F.col(C.COL_ALGORITHM) == "als")
+    m = tables.read(spark, nightly["conf"]["warehouse"], C.T_MODEL_METRICS).where(
+        F.col(C.COL_ALGORITHM) == "als"
+    )
     names = {r.metric for r in m.collect()}
-    expected = {"precision", "recall", "f1", "ndcg", "map", "hit_rate", "mrr", "coverage", "diversity", "novelty"}
+    expected = {
+        "precision",
+        "recall",
+        "f1",
+        "ndcg",
+        "map",
+        "hit_rate",
+        "mrr",
+        "coverage",
+        "diversity",
+        "novelty",
+    }
     assert expected <= names
     assert {"rmse", "mae"} <= names  # the sample has explicit ratings

@@ -103,6 +103,7 @@ T_RECOMMENDATIONS = (GOLD, "recommendations")
 T_SIMILAR_ITEMS = (GOLD, "similar_items")
 T_POPULAR_ITEMS = (GOLD, "popular_items")
 T_MODEL_METRICS = (GOLD, "model_metrics")
+T_USER_EMBEDDINGS = (GOLD, "user_embeddings")
 T_RUNS = (OPS, "runs")
 
 # --- algorithms -------------------------------------------------------------------------------

@@ -107,5 +107,6 @@ def available() -> list[str]:
 def _load_builtin() -> None:
     # Importing the modules registers their generators.
     import vidrec.als  # noqa: F401
+    import vidrec.deep.generators  # noqa: F401
     import vidrec.ease  # noqa: F401
     import vidrec.popularity  # noqa: F401

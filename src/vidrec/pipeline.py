@@ -40,12 +40,19 @@ RUN_TABLES = (
     C.T_MODEL_METRICS,
     C.T_RECOMMENDATIONS,
     C.T_POPULAR_ITEMS,
+    C.T_USER_EMBEDDINGS,
     *analytics.ANALYTICS_TABLES.values(),
 )
 
 REASONS = {
     C.ALGO_ALS: "people with similar taste watched this",
     C.ALGO_POPULARITY: "popular right now",
+    C.ALGO_EASE: "often watched together with what you watched",
+    C.ALGO_NCF: "people with similar taste watched this",
+    C.ALGO_MULTVAE: "matches the mix of what you watch",
+    C.ALGO_SEQUENCE: "what people watch next after your recent titles",
+    C.ALGO_TEXT: "similar in story, cast or genre to what you watched",
+    C.ALGO_FUSION: "similar taste and similar content to what you watched",
 }
 COLD_START_REASON = "popular right now (not enough history for a personal list)"
 
@@ -183,6 +190,7 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
 def stage_recommend(rc: RunContext) -> dict[str, Any]:
     ctx = build_fit_context(rc.spark, rc.conf, rc.run_date, rc.use_gpu)
     frames: list[DataFrame] = []
+    embeddings: list[tuple[str, str, DataFrame]] = []
     fallback = generators.get(C.ALGO_POPULARITY)(ctx)
     fallback_recs = fallback.recs.cache()
     for algo in rc.conf["models"]:
@@ -201,6 +209,8 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         for name, art in cand.artifacts.items():
             if name in ("user_factors", "item_factors"):
                 art.write.mode("overwrite").parquet(f"{ctx.work_dir}/{algo}_{name}")
+            elif name == "user_embeddings":
+                embeddings.append((algo, cand.model_version, art))
         log.info("recommend: %s lists built in %.1f s", algo, time.perf_counter() - start)
     gold = frames[0]
     for frame in frames[1:]:
@@ -213,6 +223,8 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         rc.run_date,
         extra_predicate=f"{C.COL_ALGORITHM} IN ({algos})",
     )
+    if embeddings:
+        write_user_embeddings(ctx, embeddings, rc.run_date)
     written = (
         tables.read(rc.spark, rc.warehouse, C.T_RECOMMENDATIONS)
         .where(F.col(C.COL_RUN_DATE) == F.lit(rc.run_date))
@@ -221,6 +233,34 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         .collect()
     )
     return {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
+
+
+def write_user_embeddings(
+    ctx: FitContext, embeddings: list[tuple[str, str, DataFrame]], run_date: dt.date
+) -> None:
+    """``gold/user_embeddings``: ``run_date, user_id, algorithm, model_version, embedding`` (one commit)."""
+    users = tables.read(ctx.spark, ctx.conf["warehouse"], C.T_USER_INDEX).select(C.COL_USER, C.COL_USER_IDX)
+    frames = [
+        art.join(users, C.COL_USER_IDX).select(
+            F.lit(run_date).alias(C.COL_RUN_DATE),
+            C.COL_USER,
+            F.lit(algo).alias(C.COL_ALGORITHM),
+            F.lit(version).alias(C.COL_MODEL_VERSION),
+            F.col("embedding").cast("array<float>").alias("embedding"),
+        )
+        for algo, version, art in embeddings
+    ]
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    algos = ", ".join(f"'{a}'" for a, _, _ in embeddings)
+    tables.replace_partition(
+        out,
+        ctx.conf["warehouse"],
+        C.T_USER_EMBEDDINGS,
+        run_date,
+        extra_predicate=f"{C.COL_ALGORITHM} IN ({algos})",
+    )
 
 
 def stage_popular(rc: RunContext) -> dict[str, Any]:

@@ -1,0 +1,204 @@
+"""Feature shards on disk: Parquet written by Spark for Petastorm to stream, and their retention.
+
+Layout: ``<root>/<model>/run_date=<YYYY-MM-DD>/<split>/part-*.parquet`` with ``root`` =
+``<warehouse>/features`` by default and ``split`` one of ``train``, ``val``, ``items``. Petastorm
+shards by whole row group (``index % shard_count``), so :func:`write_shards` writes a number of
+row groups that is a multiple of the process count, at least ``min_row_groups_per_process`` per
+process, each near ``rows_per_row_group`` rows (round-robin repartition: sizes differ by at most
+the number of upstream partitions). A rewrite of a run date replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+FEATURES_DIR = "features"
+_RUN_DIR = re.compile(r"^run_date=(\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass
+class ShardInfo:
+    """What :func:`write_shards` wrote.
+
+    Attributes
+    ----------
+    path : str
+        The dataset folder (a local path or URL).
+    rows : int
+    row_groups : int
+        Files written (one row group each at these sizes).
+    rows_per_file : list of int
+        Row counts of the files, in file-name order.
+    columns : list of str
+    checksum : str
+        Order-independent hash of the rows' content (equal data, equal checksum, whatever the
+        partitioning): a training run resumes a checkpoint only on the same data.
+    """
+
+    path: str
+    rows: int
+    row_groups: int
+    rows_per_file: list[int] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    checksum: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dictionary."""
+        return asdict(self)
+
+
+def features_root(warehouse: str, shard_root: str | None = None) -> str:
+    """``shard_root`` when given, else ``<warehouse>/features``."""
+    return str(shard_root).rstrip("/") if shard_root else f"{str(warehouse).rstrip('/')}/{FEATURES_DIR}"
+
+
+def shard_dir(root: str, model_name: str, run_date: str) -> str:
+    """``<root>/<model_name>/run_date=<run_date>``: the shards of one model and run date."""
+    return f"{root.rstrip('/')}/{model_name}/run_date={run_date}"
+
+
+def plan_row_groups(rows: int, num_processes: int, rows_per_row_group: int, min_per_process: int) -> int:
+    """Row groups to write: a multiple of ``num_processes``, >= ``min_per_process`` per process, <= ``rows``.
+
+    Raises
+    ------
+    ValueError
+        When ``rows < num_processes`` (some process would get no data) or an argument is < 1.
+    """
+    if num_processes < 1 or rows_per_row_group < 1 or min_per_process < 1:
+        raise ValueError("num_processes, rows_per_row_group and min_per_process must be >= 1")
+    if rows < num_processes:
+        raise ValueError(f"{rows} rows cannot feed {num_processes} processes (at least one row group each)")
+    wanted = max(num_processes * min_per_process, math.ceil(rows / rows_per_row_group))
+    groups = math.ceil(wanted / num_processes) * num_processes
+    while groups > rows:
+        groups -= num_processes
+    return groups
+
+
+def write_shards(
+    df: DataFrame,
+    path: str,
+    num_processes: int,
+    rows_per_row_group: int = 16384,
+    min_row_groups_per_process: int = 2,
+) -> ShardInfo:
+    """Write ``df`` as Parquet at ``path`` (replacing it): even row groups for ``num_processes`` readers.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows with scalar or fixed-length array columns (no nulls: PyTorch cannot batch them).
+    path : str
+        Output folder (local path or URL readable by the training processes).
+    num_processes : int
+        Readers that will shard the dataset.
+    rows_per_row_group, min_row_groups_per_process : int
+        See :func:`plan_row_groups`.
+
+    Returns
+    -------
+    ShardInfo
+
+    Raises
+    ------
+    ValueError
+        When ``df`` has fewer rows than ``num_processes``, or fewer files than processes were written.
+    """
+    df = df.persist()  # counted, then written: computed once
+    try:
+        rows = df.count()
+        groups = plan_row_groups(rows, num_processes, rows_per_row_group, min_row_groups_per_process)
+        df.repartition(groups).write.mode("overwrite").option("compression", "snappy").parquet(path)
+    finally:
+        df.unpersist()
+    written = df.sparkSession.read.parquet(path)
+    row_hash = F.pmod(F.xxhash64(*[F.col(c) for c in written.columns]), F.lit(2**31 - 1))
+    counts = (
+        written.groupBy(F.input_file_name().alias("_f"))
+        .agg(F.count(F.lit(1)).alias("_n"), F.sum(row_hash).alias("_h"))
+        .orderBy("_f")
+        .collect()
+    )
+    per_file = [int(r["_n"]) for r in counts]
+    info = ShardInfo(
+        path=path,
+        rows=int(sum(per_file)),
+        row_groups=len(per_file),
+        rows_per_file=per_file,
+        columns=df.columns,
+        checksum=f"{sum(int(r['_h'] or 0) for r in counts):x}",
+    )
+    if info.rows != rows:
+        raise RuntimeError(f"write_shards({path}): wrote {info.rows} rows, expected {rows}")
+    if info.row_groups < num_processes:
+        raise ValueError(
+            f"write_shards({path}): only {info.row_groups} non-empty files for {num_processes} processes; "
+            "Petastorm would raise NoDataAvailableError"
+        )
+    log.info(
+        "shards: %d rows in %d row groups (%d..%d rows) at %s",
+        rows,
+        info.row_groups,
+        min(per_file),
+        max(per_file),
+        path,
+    )
+    return info
+
+
+def _local(path: str) -> Path | None:
+    parsed = urlparse(str(path))
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path if parsed.scheme else str(path))
+    return None
+
+
+def cleanup_shards(warehouse: str, keep_last: int = 3, shard_root: str | None = None) -> list[str]:
+    """Delete all but the ``keep_last`` newest run dates of every model's shards; returns what was removed.
+
+    Parameters
+    ----------
+    warehouse : str
+        Warehouse root (shards under ``<warehouse>/features`` unless ``shard_root``).
+    keep_last : int
+        Run dates kept per model, ``>= 1``.
+    shard_root : str, optional
+
+    Raises
+    ------
+    ValueError
+        When ``keep_last < 1``.
+    NotImplementedError
+        For a non-local root (remote stores keep shards until a lifecycle rule removes them).
+    """
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1, got {keep_last}")
+    root = _local(features_root(warehouse, shard_root))
+    if root is None:
+        raise NotImplementedError(f"cleanup_shards: only local folders are supported, got {warehouse}")
+    removed: list[str] = []
+    if not root.is_dir():
+        return removed
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        runs = sorted(
+            (m.group(1), p) for p in model_dir.iterdir() if p.is_dir() and (m := _RUN_DIR.match(p.name))
+        )
+        for _, old in runs[:-keep_last]:
+            shutil.rmtree(old)
+            removed.append(str(old))
+    if removed:
+        log.info("shards: removed %d old run(s): %s", len(removed), ", ".join(removed))
+    return removed

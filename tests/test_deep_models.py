@@ -1,0 +1,199 @@
+"""Forward/backward of every deep model on a tiny batch: shapes, empty batches, scoring, save/load."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+import torch
+
+from vidrec.deep import schema as S
+from vidrec.deep.models import MODEL_CLASSES, build_model, load_model, model_config
+from vidrec.deep.params import DEFAULTS
+
+N_USERS, N_ITEMS, MAX_LEN, TOKENS = 12, 20, 5, 6
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "ncf": dict(
+        n_users=N_USERS, n_items=N_ITEMS, embedding_dim=8, mlp_dim=8, mlp_layers=[16, 8], dropout=0.1
+    ),
+    "multvae": dict(n_items=N_ITEMS, hidden_dim=16, latent_dim=4, dropout=0.5, beta_max=0.2, anneal_steps=10),
+    "sequence": dict(n_items=N_ITEMS, max_len=MAX_LEN, hidden_dim=16, num_blocks=2, num_heads=2, dropout=0.1),
+    "text": dict(
+        n_items=N_ITEMS, num_buckets=64, max_tokens=TOKENS, embedding_dim=8, temperature=0.1, recent=3
+    ),
+    "fusion": dict(
+        n_users=N_USERS,
+        n_items=N_ITEMS,
+        visual_dim=4,
+        audio_dim=0,
+        embedding_dim=8,
+        num_buckets=64,
+        max_tokens=TOKENS,
+        num_negatives=5,
+        id_dropout=0.3,
+    ),
+}
+
+
+def i32(rows: list[Any]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.int32)
+
+
+TRAIN_BATCHES: dict[str, dict[str, torch.Tensor]] = {
+    "ncf": {
+        S.COL_USER_IDX: i32([0, 1, 2, 3]),
+        S.COL_ITEM_IDX: i32([1, 2, 3, 4]),
+        S.COL_LABEL: torch.tensor([1.0, 0, 1, 0]),
+    },
+    "multvae": {S.COL_USER_IDX: i32([0, 1, 2]), S.COL_BAG: i32([[1, 2, -1], [3, -1, -1], [0, 5, 6]])},
+    "sequence": {
+        S.COL_USER_IDX: i32([0, 1, 2]),
+        S.COL_SEQ: i32([[-1, -1, -1, 1, 2, 3], [-1, -1, -1, -1, 4, 5], [0, 1, 2, 3, 4, 5]]),
+    },
+    "text": {S.COL_ITEM_A: i32([1, 2, 3, 1]), S.COL_ITEM_B: i32([2, 3, 4, 2])},
+    "fusion": {S.COL_USER_IDX: i32([0, 1, 2, 3]), S.COL_ITEM_IDX: i32([1, 2, 3, 4])},
+}
+SCORE_BATCHES: dict[str, dict[str, torch.Tensor]] = {
+    "ncf": {S.COL_USER_IDX: i32([0, 5, 7])},
+    "multvae": {S.COL_BAG: i32([[1, 2, -1], [3, -1, -1], [-1, -1, -1]])},
+    "sequence": {S.COL_SEQ: i32([[-1, -1, 1, 2, 3], [-1, -1, -1, -1, 4], [0, 1, 2, 3, 4]])},
+    "text": {S.COL_SEQ: i32([[-1, -1, 1, 2, 3], [-1, -1, -1, -1, 4], [0, 1, 2, 3, 4]])},
+    "fusion": {S.COL_USER_IDX: i32([0, 5, 7])},
+}
+
+
+def side_table() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        S.COL_ITEM_IDX: torch.arange(N_ITEMS, dtype=torch.int32),
+        S.COL_TOKENS: torch.randint(1, 64, (N_ITEMS, TOKENS), generator=g, dtype=torch.int32),
+        S.COL_KNOWN: (torch.arange(N_ITEMS) < 15).int(),
+        S.COL_VISUAL: torch.randn(N_ITEMS, 4, generator=g),
+    }
+
+
+def make(name: str) -> Any:
+    torch.manual_seed(0)
+    model = build_model(name, CONFIGS[name])
+    model.attach_side_table(side_table())
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
+def test_forward_backward_gives_a_finite_loss_and_a_gradient_for_every_parameter(name: str) -> None:
+    model = make(name).train()
+    model.on_train_step(3)
+    batch = TRAIN_BATCHES[name]
+    assert set(model.train_columns) <= set(batch)
+    loss = model(batch)
+    assert loss.shape == () and torch.isfinite(loss)
+    loss.backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
+def test_an_empty_batch_gives_zero_loss_with_a_graph_over_every_parameter(name: str) -> None:
+    # a DDP rank whose shard ran out steps with an empty batch: loss 0, gradient 0 everywhere
+    model = make(name).train()
+    empty = {k: v[:0] for k, v in TRAIN_BATCHES[name].items()}
+    loss = model(empty)
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+    for n, p in model.named_parameters():
+        assert p.grad is not None, n
+        assert float(p.grad.abs().sum()) == 0.0, n
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
+def test_score_gives_one_finite_score_per_user_and_item(name: str) -> None:
+    model = make(name).eval()
+    batch = SCORE_BATCHES[name]
+    assert set(model.score_columns) <= set(batch)
+    with torch.no_grad():
+        scores = model.score(batch)
+    assert scores.shape == (3, N_ITEMS)
+    assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
+def test_a_saved_model_loads_back_with_equal_scores(name: str) -> None:
+    model = make(name).eval()
+    buf = io.BytesIO()
+    torch.save({"model": name, "config": model.config, "state_dict": model.state_dict()}, buf)
+    loaded = load_model(torch.load(io.BytesIO(buf.getvalue()), weights_only=False))
+    with torch.no_grad():
+        assert torch.equal(model.score(SCORE_BATCHES[name]), loaded.score(SCORE_BATCHES[name]))
+
+
+def test_multvae_embeds_users_with_the_encoder_mean() -> None:
+    model = make("multvae").eval()
+    with torch.no_grad():
+        emb = model.embed(SCORE_BATCHES["multvae"])
+        mu, _ = model.encode(model.multi_hot(SCORE_BATCHES["multvae"][S.COL_BAG]))
+    assert emb.shape == (3, 4)
+    assert torch.equal(emb, mu)
+
+
+def test_multvae_multi_hot_ignores_padding_and_anneals_beta() -> None:
+    model = make("multvae")
+    x = model.multi_hot(i32([[0, 2, -1], [-1, -1, -1]]))
+    assert x[0].nonzero().flatten().tolist() == [0, 2]
+    assert float(x[1].sum()) == 0.0
+    model.on_train_step(5)
+    assert model.beta == pytest.approx(0.1)
+    model.on_train_step(500)
+    assert model.beta == pytest.approx(0.2)
+
+
+def test_sequence_predictions_do_not_look_ahead() -> None:
+    # causal attention: the hidden state at a position ignores later items
+    model = make("sequence").eval()
+    a = i32([[-1, 1, 2, 3, 4]])
+    b = i32([[-1, 1, 2, 3, 9]])
+    with torch.no_grad():
+        ha, hb = model.encode(a), model.encode(b)
+    assert torch.allclose(ha[:, :4], hb[:, :4])
+    assert not torch.allclose(ha[:, 4], hb[:, 4])
+
+
+def test_fusion_scores_items_without_interactions_from_content_alone() -> None:
+    model = make("fusion").eval()
+    cold = torch.tensor([17, 18])  # known == 0
+    with torch.no_grad():
+        vec = model.item_vectors(cold)
+        content = model.content(model.item_tokens[cold], {S.COL_VISUAL: model.media_visual_embedding[cold]})
+    assert torch.allclose(vec, content)
+    model.train()
+    model(TRAIN_BATCHES["fusion"]).backward()
+    assert float(model.item_emb.weight.grad[15:].abs().sum()) == 0.0  # unknown ids never train
+
+
+def test_fusion_works_without_media_embeddings() -> None:
+    config = {**CONFIGS["fusion"], "visual_dim": 0}
+    model = build_model("fusion", config)
+    table = {k: v for k, v in side_table().items() if k != S.COL_VISUAL}
+    assert S.COL_VISUAL not in model.side_columns
+    model.attach_side_table(table)
+    assert model.score(SCORE_BATCHES["fusion"]).shape == (3, N_ITEMS)
+
+
+def test_text_encoder_gives_items_with_no_interactions_an_embedding() -> None:
+    model = make("text").eval()
+    with torch.no_grad():
+        vecs = model.item_vectors()
+    assert vecs.shape == (N_ITEMS, 8)
+    assert torch.allclose(vecs.norm(dim=1), torch.ones(N_ITEMS), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
+def test_model_config_takes_hyper_parameters_from_the_defaults(name: str) -> None:
+    sizes = {"n_users": 7, "n_items": 9, "visual_dim": 0, "audio_dim": 0}
+    config = model_config(name, {**DEFAULTS["train"], **DEFAULTS[name]}, sizes)
+    assert build_model(name, config).config == config
+
+
+def test_unknown_model_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown deep model 'nope'"):
+        build_model("nope", {})

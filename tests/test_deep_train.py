@@ -1,0 +1,212 @@
+"""The training loop in one process (a DDP job of world size 1): checkpoints, resume, guards, params."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from vidrec.deep import schema as S
+from vidrec.deep import train
+from vidrec.deep.params import DEFAULTS, launch_params, model_params
+
+N_USERS, N_ITEMS = 30, 20
+
+
+def write_pairs(folder: Path, rows: int, groups: int, seed: int) -> int:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, N_USERS, rows).astype(np.int32)
+    items = rng.integers(0, N_ITEMS, rows).astype(np.int32)
+    labels = ((users + items) % 3 == 0).astype(np.float32)
+    for g, idx in enumerate(np.array_split(np.arange(rows), groups)):
+        table = pa.table({S.COL_USER_IDX: users[idx], S.COL_ITEM_IDX: items[idx], S.COL_LABEL: labels[idx]})
+        pq.write_table(table, folder / f"part-{g:05d}.parquet")
+    return rows
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> dict[str, str]:
+    write_pairs(tmp_path / "train", 600, 3, seed=0)
+    write_pairs(tmp_path / "val", 100, 2, seed=1)
+    return {"train": str(tmp_path / "train"), "val": str(tmp_path / "val")}
+
+
+@pytest.fixture(autouse=True)
+def single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def spec_for(data: dict[str, str], artifact_dir: Path, max_epochs: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "ncf",
+        "model_config": {
+            "n_users": N_USERS,
+            "n_items": N_ITEMS,
+            "embedding_dim": 4,
+            "mlp_dim": 4,
+            "mlp_layers": [8],
+            "dropout": 0.1,
+        },
+        "train_path": data["train"],
+        "val_path": data["val"],
+        "artifact_dir": str(artifact_dir),
+        "batch_size": 64,
+        "max_epochs": max_epochs,
+        "lr": 0.01,
+        "patience": 10,
+        "expected_train_rows": 600,
+        "expected_val_rows": 100,
+        "num_threads": 1,
+        **extra,
+    }
+
+
+def weights(artifact_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(artifact_dir / train.MODEL_FILE, weights_only=False)["state_dict"]
+
+
+def test_a_crashed_run_resumes_at_the_next_epoch_and_matches_an_uninterrupted_run(
+    data: dict[str, str], tmp_path: Path
+) -> None:
+    straight = train.train_worker(spec_for(data, tmp_path / "straight", 3))
+    assert straight["epochs_run"] == 3 and straight["start_epoch"] == 0
+
+    first = train.train_worker(spec_for(data, tmp_path / "resumed", 2))  # then the process "dies"
+    assert first["epochs_done"] == 2
+    assert [p.name for p in train.checkpoint_files(str(tmp_path / "resumed" / "checkpoints"))] == [
+        "epoch-0001.pt",
+        "epoch-0002.pt",
+    ]
+    again = train.train_worker(spec_for(data, tmp_path / "resumed", 3))
+    assert again["start_epoch"] == 2 and again["epochs_run"] == 1 and again["epochs_done"] == 3
+    assert again["resumed_from"].endswith("epoch-0002.pt")
+    assert [h["epoch"] for h in again["history"]] == [1, 2, 3]
+    assert [h["train_loss"] for h in again["history"]] == pytest.approx(
+        [h["train_loss"] for h in straight["history"]]
+    )
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # deterministic: same seeds, same data order
+
+
+def test_result_metrics_and_saved_model(data: dict[str, str], tmp_path: Path) -> None:
+    result = train.train_worker(spec_for(data, tmp_path / "art", 2, keep_checkpoints=1))
+    assert result["world_size"] == 1 and result["device"] == "cpu"
+    assert result["rows_per_s_per_process"] > 0 and len(result["rows_per_s_by_rank"]) == 1
+    assert result["best_epoch"] in (1, 2) and np.isfinite(result["best_val_loss"])
+    assert all(h["rows"] == 600 for h in result["history"])
+    payload = torch.load(tmp_path / "art" / train.MODEL_FILE, weights_only=False)
+    assert payload["model"] == "ncf" and payload["config"]["n_items"] == N_ITEMS
+    assert (tmp_path / "art" / train.METRICS_FILE).is_file()
+    assert (tmp_path / "art" / "logs" / "rank-0.log").read_text().count("epoch 2/2") == 1
+    assert len(train.checkpoint_files(str(tmp_path / "art" / "checkpoints"))) == 1
+
+
+def test_early_stopping_is_remembered_by_the_checkpoint(data: dict[str, str], tmp_path: Path) -> None:
+    # patience 0: stop after the first epoch that does not improve by min_delta (here: any)
+    first = train.train_worker(spec_for(data, tmp_path / "art", 5, patience=1, min_delta=1e9))
+    assert first["stopped_early"] and first["epochs_done"] == 2 and first["best_epoch"] == 1
+    again = train.train_worker(spec_for(data, tmp_path / "art", 5, patience=1, min_delta=1e9))
+    assert again["epochs_run"] == 0 and again["epochs_done"] == 2
+
+
+def test_an_epoch_that_loses_rows_fails_loudly(data: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="read 600 training rows, expected 601"):
+        train.train_worker(spec_for(data, tmp_path / "art", 1, expected_train_rows=601))
+
+
+def test_spec_validation_names_the_key(data: dict[str, str], tmp_path: Path) -> None:
+    spec = spec_for(data, tmp_path / "art", 1)
+    del spec["train_path"]
+    with pytest.raises(ValueError, match="train_path"):
+        train.complete_spec(spec)
+    with pytest.raises(ValueError, match="'max_epochs' must be >= 1"):
+        train.complete_spec(spec_for(data, tmp_path / "art", 0))
+
+
+def test_cli_runs_a_spec_file(
+    data: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec_for(data, tmp_path / "ignored", 1)))
+    assert (
+        train.main(["--spec", str(spec_file), "--artifact-dir", str(tmp_path / "cli"), "--set", "lr=0.02"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    printed = json.loads(out[out.index("\n{\n") + 1 :])  # the result, after the log lines
+    assert printed["epochs_done"] == 1 and "history" not in printed
+    assert (tmp_path / "cli" / train.MODEL_FILE).is_file()
+
+
+def test_conf_deep_yaml_mirrors_the_defaults() -> None:
+    from vidrec.config import CONF_DIR
+
+    base = yaml.safe_load((CONF_DIR / "base.yaml").read_text()) or {}
+    section = base["deep"]
+    assert section == DEFAULTS
+
+
+def test_model_params_layer_train_model_and_conf() -> None:
+    conf = {"deep": {"train": {"seed": 7}, "ncf": {"lr": 0.5}, "launch": {"num_processes": 4}}}
+    p = model_params(conf, "ncf")
+    assert p["seed"] == 7 and p["lr"] == 0.5 and p["num_negatives"] == DEFAULTS["ncf"]["num_negatives"]
+    assert model_params(None, "ncf")["lr"] == DEFAULTS["ncf"]["lr"]
+    assert launch_params(conf)["num_processes"] == 4 and launch_params({})["use_gpu"] is False
+    with pytest.raises(ValueError, match="deep.ncf.nope"):
+        model_params({"deep": {"ncf": {"nope": 1}}}, "ncf")
+    with pytest.raises(ValueError, match="unknown deep model"):
+        model_params(None, "als")
+
+
+@pytest.mark.slow
+def test_torchrun_starts_the_same_training_without_spark(data: dict[str, str], tmp_path: Path) -> None:
+    # what a GPU box without Java runs: torchrun -m vidrec.deep.train --spec spec.json
+    import json
+    import subprocess
+    import sys
+
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec_for(data, tmp_path / "art", 2)))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vidrec.deep.train",
+        "--spec",
+        str(spec_file),
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "art" / train.METRICS_FILE).read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs_done"] == 2
+    assert all(h["rows"] == 600 for h in metrics["history"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_uses_nccl_and_autocast(data: dict[str, str], tmp_path: Path) -> None:
+    result = train.train_worker(spec_for(data, tmp_path / "art", 2, use_gpu=True, amp=True))
+    assert result["device"].startswith("cuda") and result["epochs_done"] == 2
+    assert np.isfinite(result["best_val_loss"])
+
+
+def test_a_checkpoint_of_other_data_is_not_resumed(data: dict[str, str], tmp_path: Path) -> None:
+    train.train_worker(spec_for(data, tmp_path / "art", 1, data_digest="night-1"))
+    again = train.train_worker(spec_for(data, tmp_path / "art", 2, data_digest="night-2"))
+    assert again["start_epoch"] == 0 and again["resumed_from"] is None and again["epochs_run"] == 2
