@@ -1,0 +1,184 @@
+"""Item-kNN: co-watch cosine by hand, the generator's lists, ``gold/similar_items`` rows.
+
+Co-watch fixture (positive pairs): users 0 and 1 watched items {0, 1}, user 2 {1, 2}, user 3 {3}.
+So n_0 = 2, n_1 = 3, n_2 = 1, n_3 = 1; co(0, 1) = 2, co(1, 2) = 1; with no shrinkage
+sim(0, 1) = 2 / sqrt(6), sim(1, 2) = 1 / sqrt(3), item 3 has no neighbour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import pytest
+
+from vidrec.constants import (
+    COL_ALGORITHM,
+    COL_CONFIDENCE,
+    COL_ITEM,
+    COL_ITEM_IDX,
+    COL_LAST_TS,
+    COL_RANK,
+    COL_SCORE,
+    COL_SIMILAR_ITEM,
+    COL_USER_IDX,
+)
+from vidrec.generators import FitContext
+from vidrec.itemknn import (
+    SIMILAR_ITEMS_SCHEMA,
+    capped_history,
+    generate_itemknn,
+    item_neighbours,
+    itemknn_conf,
+    similar_items,
+)
+
+T0 = dt.datetime(2026, 3, 30, 12, 0)
+INTER_SCHEMA = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_CONFIDENCE} double, {COL_LAST_TS} timestamp"
+POSITIVE = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 1), (2, 2), (3, 3)]
+S01, S12 = 2 / math.sqrt(6), 1 / math.sqrt(3)
+
+
+def history(spark: Any) -> Any:
+    return spark.createDataFrame([(u, i, 1.0, T0) for u, i in POSITIVE], INTER_SCHEMA)
+
+
+def assert_contract(rows: list[tuple[int, int, float, int]], seen: set[tuple[int, int]], n: int) -> None:
+    """Ranks 1..k<=n per user, non-increasing scores, no seen pair, no duplicate item."""
+    by_user: dict[int, list[tuple[int, float, int]]] = {}
+    for u, i, s, k in rows:
+        by_user.setdefault(u, []).append((k, s, i))
+    for u, lst in by_user.items():
+        lst.sort()
+        assert [k for k, _, _ in lst] == list(range(1, len(lst) + 1)), u
+        assert len(lst) <= n
+        assert all(a[1] >= b[1] - 1e-12 for a, b in zip(lst, lst[1:], strict=False)), u
+        assert len({i for _, _, i in lst}) == len(lst), u
+        assert not any((u, i) in seen for _, _, i in lst), u
+
+
+def approx_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [tuple(pytest.approx(x) if isinstance(x, float) else x for x in r) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("neighbours", 0), ("max_items_per_user", 0), ("shrink", -1.0), ("min_co_users", 0)]
+)
+def test_conf_refuses_bad_values(key: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"itemknn.{key} must be"):
+        itemknn_conf({"itemknn": {key: value}})
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    ("k", "shrink", "expected"),
+    [
+        (2, 0.0, [(0, 1, S01, 1), (1, 0, S01, 1), (1, 2, S12, 2), (2, 1, S12, 1)]),
+        (1, 0.0, [(0, 1, S01, 1), (1, 0, S01, 1), (2, 1, S12, 1)]),
+        (2, 1.0, [(0, 1, 2 / (math.sqrt(6) + 1), 1), (1, 0, 2 / (math.sqrt(6) + 1), 1),
+                  (1, 2, 1 / (math.sqrt(3) + 1), 2), (2, 1, 1 / (math.sqrt(3) + 1), 1)]),
+    ],
+)  # fmt: skip
+def test_item_neighbours(spark: Any, k: int, shrink: float, expected: list[tuple[Any, ...]]) -> None:
+    got = sorted(tuple(r) for r in item_neighbours(history(spark), k, shrink).collect())
+    assert got == approx_rows(expected)
+
+
+@pytest.mark.spark
+def test_min_co_users_drops_rare_pairs(spark: Any) -> None:
+    got = sorted(tuple(r)[:2] for r in item_neighbours(history(spark), 5, 0.0, min_co_users=2).collect())
+    assert got == [(0, 1), (1, 0)]
+
+
+@pytest.mark.spark
+def test_capped_history_keeps_strongest(spark: Any) -> None:
+    inter = spark.createDataFrame(
+        [(0, 0, 1.0, T0), (0, 1, 3.0, T0), (0, 2, 3.0, T0 - dt.timedelta(days=1)), (0, 3, 0.0, T0)],
+        INTER_SCHEMA,
+    )
+    got = sorted(tuple(r)[:3] for r in capped_history(inter, 2).collect())
+    assert got == [(0, 1, 3.0), (0, 2, 3.0)]  # highest confidence; impression never counts
+
+
+@pytest.mark.spark
+def test_generate_itemknn(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+    inter = spark.createDataFrame(
+        [(u, i, 1.0, T0) for u, i in POSITIVE]
+        + [(4, 0, 2.0, T0), (5, 2, 0.0, T0)],  # user 4 watched item 0 only; user 5 only saw item 2
+        INTER_SCHEMA,
+    )
+    seen = inter.select(COL_USER_IDX, COL_ITEM_IDX)
+    targets = spark.createDataFrame([(u,) for u in range(6)], f"{COL_USER_IDX} int")
+    ctx = FitContext(
+        spark=spark,
+        conf={**base_conf, "itemknn": {"shrink": 0.0, "neighbours": 5}},
+        interactions=inter,
+        events=inter,
+        items=inter,
+        users=targets,
+        target_users=targets,
+        seen=seen,
+        n=3,
+        work_dir=str(tmp_path),
+        run_date="2026-03-31",
+    )
+    out = generate_itemknn(ctx)
+    rows = sorted(tuple(r) for r in out.recs.collect())
+    # user 4 now co-watches item 0 too: n_0 = 3, n_1 = 3, co(0, 1) = 2 -> sim 2/3; co(1, 2) = 1 -> 1/sqrt(3)
+    assert rows == approx_rows(
+        [
+            (0, 2, 1 / math.sqrt(3), 1),  # via item 1
+            (1, 2, 1 / math.sqrt(3), 1),
+            (2, 0, 2 / 3, 1),  # via item 1 (item 2 has no other neighbour)
+            (4, 1, 2 * 2 / 3, 1),  # similarity x confidence 2
+        ]
+    )  # user 3: item 3 has no neighbour; user 5: impressions only -> no list
+    assert_contract(rows, {tuple(r) for r in seen.collect()}, 3)
+    assert out.model_version.startswith("itemknn-2026-03-31-")
+    assert set(out.artifacts) == {"neighbours"}
+
+
+@pytest.mark.spark
+def test_similar_items_both_algorithms(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+    items = spark.createDataFrame(
+        [
+            (0, "i0", "Scream", ["Horror"], "A haunted cabin."),
+            (1, "i1", "Haunt", ["Horror"], "A haunted manor."),
+            (2, "i2", "Laughs", ["Comedy"], "A wedding mixup."),
+            (3, "i3", "Giggles", ["Comedy"], "Roommates on holiday."),
+            (4, "i4", "Fresh Fear", ["Horror"], "A haunted ritual."),  # nobody watched it
+            (5, "i5", "Blank", None, None),  # no metadata, no co-watch
+        ],
+        "item_idx int, item_id string, title string, genres array<string>, description string",
+    )
+    ctx = FitContext(
+        spark=spark,
+        conf={**base_conf, "itemknn": {"shrink": 0.0}, "content": {"dim": 64}},
+        interactions=history(spark),
+        events=history(spark),
+        items=items,
+        users=items,
+        target_users=items,
+        seen=items,
+        n=3,
+        work_dir=str(tmp_path),
+        run_date="2026-03-31",
+    )
+    df = similar_items(ctx, 2, dt.date(2026, 3, 31))
+    assert df.columns == [f.name for f in SIMILAR_ITEMS_SCHEMA.fields]
+    rows = df.collect()
+    knn = sorted(
+        (r[COL_ITEM], r[COL_RANK], r[COL_SIMILAR_ITEM]) for r in rows if r[COL_ALGORITHM] == "itemknn"
+    )
+    assert knn == [("i0", 1, "i1"), ("i1", 1, "i0"), ("i1", 2, "i2"), ("i2", 1, "i1")]
+    content = {(r[COL_ITEM], r[COL_RANK]): r[COL_SIMILAR_ITEM] for r in rows if r[COL_ALGORITHM] == "content"}
+    assert content[("i4", 1)] in ("i0", "i1")  # a new item has content neighbours
+    assert content[("i2", 1)] == "i3"
+    assert not any(item == "i5" or sim == "i5" for (item, _), sim in content.items())
+    for item, algo in {(r[COL_ITEM], r[COL_ALGORITHM]) for r in rows}:
+        scores = [r[COL_SCORE] for r in sorted(rows, key=lambda r: r[COL_RANK])
+                  if r[COL_ITEM] == item and r[COL_ALGORITHM] == algo]  # fmt: skip
+        assert scores == sorted(scores, reverse=True)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        similar_items(ctx, 0, dt.date(2026, 3, 31))
