@@ -173,3 +173,13 @@ def validate(conf: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key 'models' lists unknown algorithm '{name}' (known: {', '.join(ALGORITHMS)})"
             )
+    # generator sections with range rules of their own (their messages name the key)
+    from vidrec.content import content_conf
+    from vidrec.hybrid import hybrid_conf
+    from vidrec.itemknn import itemknn_conf
+
+    for check in (content_conf, itemknn_conf, hybrid_conf):
+        try:
+            check(conf)
+        except ValueError as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from exc
