@@ -15,7 +15,8 @@ by the job itself (README "Reliability"); clearing it in Airflow reruns it, and 
 follow. An explicit range: ``airflow dags backfill -s 2026-03-01 -e 2026-03-31 vidrec_nightly``, or
 without Airflow ``pipelines/backfill.py`` over the same range (one ``spark-submit`` for all dates).
 
-Retries: 2, 20 minutes apart (a lost executor or a throttled object store; a rerun of a date is safe).
+Retries: 2, 20 minutes apart (a lost executor, a throttled object store); a retry reruns the whole
+nightly of that date, which skips events already ingested.
 SLA: the day's recommendations are expected by 06:30 UTC, 4 hours after the start; a miss is
 reported to the SLA callback (Airflow 2; Airflow 3 dropped SLAs in favour of deadline alerts, so the
 DAG sets none there).
