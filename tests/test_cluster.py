@@ -257,8 +257,10 @@ def test_cron_line_submits_what_the_dag_builds(tmp_path: Path) -> None:
     env, active, commented = _cron()
     assert len(active) == 1 and env.get("CRON_TZ") == "UTC"
     assert active[0].split()[:5] == dag.SCHEDULE.split()
+    before = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     argv = _run_cron_command(active[0], env, tmp_path)
-    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    yesterday = argv[argv.index("--run-date") + 1]
+    assert yesterday in (before, (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat())
     settings = dag.SubmitSettings(home="", raw=env["RAW"])
     assert argv == ["--master", env["SPARK_MASTER"], "--deploy-mode", "client"] + dag.spark_submit_args(
         settings, yesterday
