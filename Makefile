@@ -17,7 +17,7 @@ ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
 ML100K_WAREHOUSE ?= ./warehouse-ml
 
-.PHONY: setup demo test test-fast bench lint clean sample data-ml100k nightly-ml100k eval-ml100k
+.PHONY: setup demo test test-fast test-cluster bench lint clean sample data-ml100k nightly-ml100k eval-ml100k
 
 setup: $(STAMP) $(JARS)/.resolved
 
@@ -49,6 +49,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# A Spark standalone master and two workers on loopback run the nightly from the wheel via spark-submit
+# (TorchDistributor across both executors); tests/test_cluster.py stops every process it started.
+test-cluster: setup
+	VIDREC_TEST_CLUSTER=1 $(PY) -m pytest -m cluster tests/test_cluster.py $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/run.py
