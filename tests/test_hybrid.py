@@ -42,6 +42,8 @@ from vidrec.hybrid import (
     explain,
     generate_hybrid,
     hybrid_conf,
+    new_item_ids,
+    new_item_list,
     normalise_scores,
     rerank,
     segment_popularity,
@@ -174,7 +176,7 @@ def test_conf_refuses_bad_values(override: dict[str, Any], message: str) -> None
 
 def test_conf_merges_weights_as_floats() -> None:
     hc = hybrid_conf({"hybrid": {"weights": {"als": 2}}})
-    assert hc["weights"] == {"popularity": 0.25, "als": 2.0, "itemknn": 1.0, "content": 0.5}
+    assert hc["weights"] == {"popularity": 0.25, "als": 2.0, "itemknn": 1.0, "content": 0.5, "new_items": 0.0}
     assert hc["cold_start_max_events"] == 3 and hc["mmr_lambda"] == 1.0
 
 
@@ -395,3 +397,33 @@ def test_choose_weights_on_the_training_data(spark: Any, base_conf: dict[str, An
     assert set(weights) == {"popularity", "itemknn"}
     assert all(w in (*grid, 0.25) for w in weights.values())  # 0.25: the untouched default
     assert 0.0 <= ndcg <= 1.0
+
+
+# --- new items ----------------------------------------------------------------------------------
+
+
+@pytest.mark.spark
+def test_new_items_enter_through_content(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+    """Items nobody engaged with (4 Toons, 5 Blank, 8 Fresh Fear) reach users by content cosine."""
+    ctx = make_ctx(spark, {**base_conf, "content": {"dim": 64}}, tmp_path)
+    fresh = new_item_ids(ctx.interactions, ctx.items, 0)
+    assert sorted(r[COL_ITEM_IDX] for r in fresh.collect()) == [4, 5, 8]
+    best = {r[COL_USER_IDX]: r[COL_ITEM_IDX] for r in new_item_list(ctx, None, fresh, 1).collect()}
+    assert best[0] == 8 and best[1] == 8  # the horror fans get Fresh Fear
+    assert set(best) <= {0, 1, 2, 3}  # only users with a taste profile
+    conf = {
+        **base_conf,
+        "content": {"dim": 64},
+        "hybrid": {
+            "weights": {"als": 0.0, "popularity": 0.25, "itemknn": 1.0, "content": 0.0, "new_items": 4.0},
+            "new_item_max_users": 0,
+            "min_segment_users": 2,
+            "pool_n": 5,
+        },
+    }
+    ctx = make_ctx(spark, conf, tmp_path)
+    out = generate_hybrid(ctx)
+    got = lists(out.recs)
+    assert 8 in got[0] and 8 in got[1]
+    reasons = {(r[COL_USER_IDX], r[COL_ITEM_IDX]): r[COL_REASON] for r in out.artifacts["reasons"].collect()}
+    assert reasons[(0, 8)] == "new in Horror you like"

@@ -200,6 +200,7 @@ def evaluate(
         n=k,
         work_dir=work_dir,
         run_date=run_date.isoformat(),
+        extras={"explain": False},  # reasons are for the served lists, not for metrics
     )
     rows: list[Row] = []
     start = time.perf_counter()

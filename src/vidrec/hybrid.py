@@ -12,7 +12,11 @@
    ``cold`` (1..``cold_start_max_events``): ``cold_weights`` (content and item-kNN neighbours of
    their few items blended with the segment's popular list);
    ``warm``: ``weights`` over every generator. The segment list also fills every tier's list at a
-   weight of :data:`FILL_WEIGHT`, so a list is short only when the catalog runs out.
+   weight of :data:`FILL_WEIGHT`, so a list is short only when the catalog runs out. A user with a
+   taste profile also gets their ``new_item_slots`` best **new items** (at most
+   ``new_item_max_users`` users engaged with them in training) by content cosine
+   (:func:`new_item_list`), weighted by ``weights["new_items"]`` / ``cold_weights["new_items"]``:
+   this is how a title nobody has watched yet enters the served lists.
 3. **Blend**: ``score(u, i) = sum_g weight(tier(u), g) * norm_g(u, i)``; seen pairs excluded.
 4. **Filter**: items whose ``maturity_rating`` is in ``restricted_ratings`` are never shown to a
    user whose ``age_band`` is in ``restricted_age_bands`` (an unknown age band is not restricted).
@@ -72,7 +76,7 @@ from vidrec.content import COL_NEIGHBOUR_IDX, content_conf, item_vectors
 from vidrec.generators import Candidates, FitContext, register
 from vidrec.itemknn import rank_per_user
 from vidrec.popularity import ENGAGED_TYPES
-from vidrec.topn import COL_FEATURES, RECS_SCHEMA
+from vidrec.topn import RECS_SCHEMA, top_n_from_factors
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +84,8 @@ log = logging.getLogger(__name__)
 CONF_SECTION = "hybrid"
 #: Defaults of ``hybrid.*``. In ``cold_weights``, ``popularity`` means the segment's popular list.
 DEFAULTS: dict[str, Any] = {
-    "weights": {ALGO_POPULARITY: 0.25, "als": 1.0, ALGO_ITEMKNN: 1.0, ALGO_CONTENT: 0.5},
-    "cold_weights": {ALGO_POPULARITY: 0.5, ALGO_ITEMKNN: 1.0, ALGO_CONTENT: 1.0},
+    "weights": {ALGO_POPULARITY: 0.25, "als": 1.0, ALGO_ITEMKNN: 1.0, ALGO_CONTENT: 0.5, "new_items": 0.0},
+    "cold_weights": {ALGO_POPULARITY: 0.5, ALGO_ITEMKNN: 1.0, ALGO_CONTENT: 1.0, "new_items": 0.0},
     "cold_start_max_events": 3,
     "score_norm": "rrf",
     "rrf_k": 60,
@@ -98,12 +102,18 @@ DEFAULTS: dict[str, Any] = {
     "weight_grid": [0.0, 0.25, 0.5, 1.0],
     "validation_fraction": 0.1,
     "tune_rounds": 2,
+    "new_item_max_users": 2,
+    "new_item_slots": 1,
 }
 SCORE_NORMS = ("rrf", "minmax")
 
 TIER_NEW, TIER_COLD, TIER_WARM = "new", "cold", "warm"
 #: Internal component name of the segment popular list (``popularity`` in ``cold_weights``).
 SEGMENT = "segment_popularity"
+#: Component name of each user's best-matching new items (``new_items`` in ``weights``).
+NEW_ITEMS = "new_items"
+#: Content neighbours per item searched for a "because you watched" anchor.
+REASON_NEIGHBOURS = 50
 #: Weight of the segment popular list in every tier (fills lists, breaks exact ties).
 FILL_WEIGHT = 1e-3
 #: Segment levels, most specific first; ``overall`` always applies.
@@ -146,7 +156,9 @@ def hybrid_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("cold_start_max_events", "max_per_genre", "min_segment_users", "new_release_years", "rrf_k"):
         if int(out[key]) < 0:
             raise ValueError(f"hybrid.{key} must be >= 0, got {out[key]}")
-    for key in ("pool_n", "rerank_pool", "reason_history"):
+    if int(out["new_item_max_users"]) < 0:
+        raise ValueError(f"hybrid.new_item_max_users must be >= 0, got {out['new_item_max_users']}")
+    for key in ("pool_n", "rerank_pool", "reason_history", "new_item_slots"):
         if int(out[key]) < 1:
             raise ValueError(f"hybrid.{key} must be >= 1, got {out[key]}")
     if not 0.0 < float(out["validation_fraction"]) < 1.0:
@@ -155,11 +167,12 @@ def hybrid_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def component_names(hc: Mapping[str, Any]) -> list[str]:
-    """Generators the hybrid needs: those with a positive warm or cold weight (sorted)."""
+    """Generators the hybrid needs: those with a positive warm or cold weight (sorted; ``new_items``
+    is not a generator but a list the hybrid builds itself)."""
     names = {a for a, w in hc["weights"].items() if w > 0} | {
         a for a, w in hc["cold_weights"].items() if w > 0
     }
-    return sorted(names - {ALGO_HYBRID})
+    return sorted(names - {ALGO_HYBRID, NEW_ITEMS})
 
 
 # --- routing and segment popularity -------------------------------------------------------------
@@ -546,25 +559,28 @@ def user_top_genre(interactions: DataFrame, items: DataFrame) -> DataFrame:
     )
 
 
-def _dot(a: str, b: str) -> Column:
-    return F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
-
-
 def anchors(
     recs: DataFrame,
     interactions: DataFrame,
     neighbours: DataFrame | None,
-    vectors: DataFrame | None,
+    content_neighbours: DataFrame | None,
     history: int = 20,
 ) -> DataFrame:
     """``(user_idx, item_idx, _anchor)``: for each recommended pair, the user's watched item most
-    similar to it — a co-watch neighbour first (highest similarity), else the highest content
+    similar to it — a co-watch neighbour first (highest similarity), else a content neighbour with a
     cosine of at least :data:`REASON_MIN_SIMILARITY`. Only the user's ``history`` most recent
     positive items are considered; pairs with no such item are left out.
+
+    Parameters
+    ----------
+    neighbours, content_neighbours : DataFrame, optional
+        ``(item_idx, neighbour_idx, score)``: co-watch and content neighbour lists (either
+        direction of a pair counts). Joining lists keeps this cheap at any catalog size: no vector
+        arithmetic per (recommendation, history item) pair.
     """
     spark = recs.sparkSession
     empty = spark.createDataFrame([], f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, _anchor int")
-    if neighbours is None and vectors is None:
+    if neighbours is None and content_neighbours is None:
         return empty
     recent = Window.partitionBy(COL_USER_IDX).orderBy(
         F.col(COL_LAST_TS).desc_nulls_last(), F.col(COL_CONFIDENCE).desc(), F.col(COL_ITEM_IDX)
@@ -581,28 +597,24 @@ def anchors(
         .join(hist, COL_USER_IDX)
         .where(F.col("_h") != F.col(COL_ITEM_IDX))
     )
-    if neighbours is not None:
-        nb = neighbours.select(
+
+    def symmetric(nb: DataFrame | None, name: str) -> DataFrame | None:
+        if nb is None:
+            return None
+        one = nb.select(
             F.col(COL_ITEM_IDX).alias("_h"), F.col(COL_NEIGHBOUR_IDX).alias(COL_ITEM_IDX), COL_SCORE
         )
-        sym = (
-            nb.unionByName(
-                nb.select(F.col(COL_ITEM_IDX).alias("_h"), F.col("_h").alias(COL_ITEM_IDX), COL_SCORE)
-            )
-            .groupBy("_h", COL_ITEM_IDX)
-            .agg(F.max(COL_SCORE).alias("_knn"))
+        both = one.unionByName(
+            one.select(F.col(COL_ITEM_IDX).alias("_h"), F.col("_h").alias(COL_ITEM_IDX), COL_SCORE)
         )
-        pairs = pairs.join(sym, ["_h", COL_ITEM_IDX], "left")
-    else:
-        pairs = pairs.withColumn("_knn", F.lit(None).cast("double"))
-    if vectors is not None:
-        hv = vectors.select(F.col(COL_ITEM_IDX).alias("_h"), F.col(COL_FEATURES).alias("_hv"))
-        iv = vectors.select(COL_ITEM_IDX, F.col(COL_FEATURES).alias("_iv"))
-        pairs = (
-            pairs.join(hv, "_h", "left").join(iv, COL_ITEM_IDX, "left").withColumn("_cos", _dot("_hv", "_iv"))
-        )
-    else:
-        pairs = pairs.withColumn("_cos", F.lit(None).cast("double"))
+        return both.groupBy("_h", COL_ITEM_IDX).agg(F.max(COL_SCORE).alias(name))
+
+    for nb, name in ((neighbours, "_knn"), (content_neighbours, "_cos")):
+        table = symmetric(nb, name)
+        if table is None:
+            pairs = pairs.withColumn(name, F.lit(None).cast("double"))
+        else:
+            pairs = pairs.join(table, ["_h", COL_ITEM_IDX], "left")
     pairs = pairs.where(F.col("_knn").isNotNull() | (F.col("_cos") >= F.lit(REASON_MIN_SIMILARITY)))
     best = Window.partitionBy(COL_USER_IDX, COL_ITEM_IDX).orderBy(
         F.col("_knn").desc_nulls_last(), F.col("_cos").desc_nulls_last(), F.col("_h")
@@ -622,17 +634,18 @@ def explain(
     items: DataFrame,
     run_date: str,
     neighbours: DataFrame | None = None,
-    vectors: DataFrame | None = None,
+    content_neighbours: DataFrame | None = None,
     new_release_years: int = 0,
     history: int = 20,
+    new_items: DataFrame | None = None,
 ) -> DataFrame:
     """``(user_idx, item_idx, reason)``: one non-null reason per row of ``recs``.
 
     In order of precedence:
 
     - ``new`` tier: ``"popular in <genre>"`` (the item's first genre);
-    - the item was released in the last ``new_release_years`` years of ``run_date``'s year and has
-      the user's top genre: ``"new in <genre> you like"``;
+    - the item is new (released in the last ``new_release_years`` years of ``run_date``'s year, or
+      one of ``new_items``) and has the user's top genre: ``"new in <genre> you like"``;
     - popularity contributed most to the blended score: ``"popular in <genre>"``;
     - a watched item is similar to it (:func:`anchors`): ``"because you watched <title>"``;
     - otherwise ``"popular in <genre>"``; ``"popular right now"`` for an item without genres.
@@ -649,12 +662,24 @@ def explain(
         Training interactions; the catalog with ``item_idx``.
     run_date : str
         ISO date (its year dates "new" releases).
-    neighbours, vectors : DataFrame, optional
-        Co-watch neighbours and content vectors for the "because you watched" anchor.
+    neighbours, content_neighbours : DataFrame, optional
+        Co-watch and content neighbours ``(item_idx, neighbour_idx, score)`` for the "because you
+        watched" anchor.
+    new_items : DataFrame, optional
+        ``item_idx`` of items too new to have an audience (see :func:`new_item_ids`).
     """
     info = _item_info(items, dt.date.fromisoformat(run_date).year, new_release_years)
+    if new_items is not None:
+        fresh = new_items.select(COL_ITEM_IDX).distinct().withColumn("_fresh", F.lit(True))
+        info = info.join(fresh, COL_ITEM_IDX, "left").select(
+            COL_ITEM_IDX,
+            "_title",
+            "_genres",
+            "_genre",
+            (F.col("_is_new") | F.coalesce(F.col("_fresh"), F.lit(False))).alias("_is_new"),
+        )
     pairs = recs.select(COL_USER_IDX, COL_ITEM_IDX)
-    anchor = anchors(pairs, interactions, neighbours, vectors, history)
+    anchor = anchors(pairs, interactions, neighbours, content_neighbours, history)
     titles = info.select(F.col(COL_ITEM_IDX).alias("_anchor"), F.col("_title").alias("_anchor_title"))
     joined = (
         pairs.join(info, COL_ITEM_IDX, "left")
@@ -673,6 +698,10 @@ def explain(
         .when(
             F.coalesce(F.col("_is_new"), F.lit(False)) & likes_genre,
             F.concat(F.lit("new in "), F.col("_top_genre"), F.lit(" you like")),
+        )
+        .when(
+            (F.col(_TOP) == NEW_ITEMS) & F.col("_genre").isNotNull(),
+            F.concat(F.lit("new in "), F.col("_genre")),
         )
         .when(F.col(_TOP).isin(ALGO_POPULARITY, SEGMENT), popular)
         .when(
@@ -702,10 +731,61 @@ def _window_days(ctx: FitContext) -> int:
     return int((ctx.conf.get("popularity") or {}).get("window_days", DEFAULT_WINDOW_DAYS))
 
 
+def new_item_ids(interactions: DataFrame, items: DataFrame, max_users: int) -> DataFrame:
+    """``item_idx`` of catalog items with at most ``max_users`` users of positive interaction.
+
+    These are the titles too new to have an audience: collaborative generators cannot rank them,
+    content similarity can (:func:`new_item_list`).
+    """
+    audience = (
+        interactions.where(F.col(COL_CONFIDENCE) > 0)
+        .groupBy(COL_ITEM_IDX)
+        .agg(F.countDistinct(COL_USER_IDX).alias("_aud"))
+    )
+    return (
+        items.select(COL_ITEM_IDX)
+        .distinct()
+        .join(audience, COL_ITEM_IDX, "left")
+        .where(F.coalesce(F.col("_aud"), F.lit(0)) <= F.lit(int(max_users)))
+        .select(COL_ITEM_IDX)
+    )
+
+
+def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFrame, slots: int) -> DataFrame:
+    """Each target user's ``slots`` best new items by content cosine: ``(user_idx, item_idx, score, rank)``.
+
+    Uses the content generator's ``item_vectors`` and ``user_profiles`` when it was fitted (else
+    builds them). Users without a profile (no positive item) get no row.
+    """
+    from vidrec.content import user_profiles
+
+    cc = content_conf(ctx.conf)
+    vectors = content.artifacts.get("item_vectors") if content is not None else None
+    profiles = content.artifacts.get("user_profiles") if content is not None else None
+    if vectors is None:
+        vectors = item_vectors(ctx.items, cc)
+    if profiles is None:
+        profiles = user_profiles(
+            ctx.interactions, vectors, float(cc["half_life_days"]), users=ctx.target_users
+        )
+    fresh = vectors.join(new_items.select(COL_ITEM_IDX), COL_ITEM_IDX, "left_semi")
+    targets = profiles.join(ctx.target_users.select(COL_USER_IDX).distinct(), COL_USER_IDX, "left_semi")
+    block = int((ctx.conf.get("recommend") or {}).get("user_block_size", 2048))
+    return top_n_from_factors(ctx.spark, targets, fresh, ctx.seen, int(slots), block_size=block)
+
+
 def _prepared(
-    ctx: FitContext, candidates: Mapping[str, Candidates], hc: Mapping[str, Any], n: int
+    ctx: FitContext,
+    candidates: Mapping[str, Candidates],
+    hc: Mapping[str, Any],
+    n: int,
+    new_items: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
-    """Tiers and contributions (segment list included) of ``ctx.target_users``, both materialised."""
+    """Tiers and contributions of ``ctx.target_users``, both materialised.
+
+    The contributions hold every candidate list, the segment popular list and, when ``new_items``
+    is given, each user's best new items (:func:`new_item_list`).
+    """
     targets = ctx.target_users.select(COL_USER_IDX).distinct()
     tiers = materialise(user_tiers(ctx.interactions, targets, int(hc["cold_start_max_events"])))
     segment = segment_popularity(
@@ -713,8 +793,16 @@ def _prepared(
     )
     lists = {name: cand.recs for name, cand in candidates.items()}
     lists[SEGMENT] = segment
+    if new_items is not None:
+        lists[NEW_ITEMS] = new_item_list(
+            ctx, candidates.get(ALGO_CONTENT), new_items, int(hc["new_item_slots"])
+        )
     contribs = materialise(contributions(lists, tiers, hc["score_norm"], int(hc["rrf_k"])))
     return tiers, contribs
+
+
+def _uses_new_items(warm: Mapping[str, float], hc: Mapping[str, Any]) -> bool:
+    return warm.get(NEW_ITEMS, 0.0) > 0 or float(hc["cold_weights"].get(NEW_ITEMS, 0.0)) > 0
 
 
 def blend(
@@ -730,25 +818,32 @@ def blend(
     ctx : FitContext
         Training data of the split (``events`` and ``users`` for segment popularity, ``items`` for
         genres, maturity and titles), ``target_users``, ``seen`` and the list length ``n``.
+        ``ctx.extras["explain"] = False`` skips the explanations (evaluation does not need them).
     candidates : mapping
         Algorithm name -> its :class:`Candidates` for (a superset of) the target users. The
-        ``item_vectors`` artifact of ``content`` and ``neighbours`` of ``itemknn`` are used for the
-        explanations when present.
+        ``item_vectors``/``user_profiles`` artifacts of ``content`` (new items, content neighbours)
+        and the ``neighbours`` of ``itemknn`` (explanations) are reused when present.
     weights : mapping, optional
-        Warm-tier weight per algorithm; default ``hybrid.weights``.
+        Warm-tier weight per algorithm (and ``new_items``); default ``hybrid.weights``.
     conf : mapping, optional
         The ``hybrid`` section; default ``ctx.conf["hybrid"]`` over :data:`DEFAULTS`.
 
     Returns
     -------
     Candidates
-        ``recs`` under the generator contract; ``artifacts["reasons"]`` ``(user_idx, item_idx,
-        reason)`` with one non-null reason per row of ``recs``; ``artifacts["tiers"]``.
+        ``recs`` under the generator contract; ``artifacts["tiers"]``; unless explanations are off,
+        ``artifacts["reasons"]`` ``(user_idx, item_idx, reason)`` with one non-null reason per row
+        of ``recs``.
     """
     hc = hybrid_conf({CONF_SECTION: dict(conf)}) if conf is not None else hybrid_conf(ctx.conf)
     warm = {str(k): float(v) for k, v in (weights if weights is not None else hc["weights"]).items()}
     n = ctx.n
-    tiers, contribs = _prepared(ctx, candidates, hc, max(n * int(hc["rerank_pool"]), n))
+    fresh = (
+        materialise(new_item_ids(ctx.interactions, ctx.items, int(hc["new_item_max_users"])))
+        if _uses_new_items(warm, hc)
+        else None
+    )
+    tiers, contribs = _prepared(ctx, candidates, hc, max(n * int(hc["rerank_pool"]), n), fresh)
     table = weight_table(ctx.spark, warm, hc["cold_weights"])
     scored = blend_scores(contribs, table).join(
         ctx.seen.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti"
@@ -762,13 +857,39 @@ def blend(
     else:
         recs = rank_per_user(scored.drop(_TOP), n)
     recs = materialise(recs)
+    params = {
+        **{k: v for k, v in hc.items() if k != "weights"},
+        "weights": warm,
+        "components": {name: cand.model_version for name, cand in sorted(candidates.items())},
+    }
+    version = model_version(ALGO_HYBRID, ctx.run_date, params)
+    artifacts: dict[str, DataFrame] = {"tiers": tiers}
+    if ctx.extras.get("explain", True):
+        artifacts["reasons"] = _reasons(ctx, candidates, hc, recs, scored, tiers, fresh)
+    return Candidates(recs, version, artifacts)
+
+
+def _reasons(
+    ctx: FitContext,
+    candidates: Mapping[str, Candidates],
+    hc: Mapping[str, Any],
+    recs: DataFrame,
+    scored: DataFrame,
+    tiers: DataFrame,
+    fresh: DataFrame | None,
+) -> DataFrame:
+    """:func:`explain` with the co-watch neighbours of item-kNN and content neighbours of the vectors."""
+    from vidrec.content import content_neighbours
+
     content = candidates.get(ALGO_CONTENT)
     knn = candidates.get(ALGO_ITEMKNN)
     vectors = content.artifacts.get("item_vectors") if content is not None else None
     if vectors is None:
         vectors = item_vectors(ctx.items, content_conf(ctx.conf))
+    block = int((ctx.conf.get("recommend") or {}).get("user_block_size", 2048))
+    similar = content_neighbours(ctx.spark, vectors, REASON_NEIGHBOURS, block_size=block)
     neighbours = knn.artifacts.get("neighbours") if knn is not None else None
-    reasons = explain(
+    return explain(
         recs,
         scored.select(COL_USER_IDX, COL_ITEM_IDX, _TOP),
         tiers,
@@ -776,17 +897,11 @@ def blend(
         ctx.items,
         ctx.run_date,
         neighbours,
-        vectors,
+        similar,
         int(hc["new_release_years"]),
         int(hc["reason_history"]),
+        fresh,
     )
-    params = {
-        **{k: v for k, v in hc.items() if k != "weights"},
-        "weights": warm,
-        "components": {name: cand.model_version for name, cand in sorted(candidates.items())},
-    }
-    version = model_version(ALGO_HYBRID, ctx.run_date, params)
-    return Candidates(recs, version, {"reasons": reasons, "tiers": tiers})
 
 
 # --- weights on a validation split --------------------------------------------------------------
@@ -878,10 +993,13 @@ def choose_weights(
         raise ValueError(f"weight grid must be non-empty and >= 0, got {values}")
     vctx, relevant = validation_context(ctx, float(hc["validation_fraction"]))
     pool_ctx = dataclasses.replace(vctx, n=max(k, int(hc["pool_n"])))
-    cands = {name: generators.get(name)(pool_ctx) for name in names}
+    cands = {name: generators.get(name)(pool_ctx) for name in names if name != NEW_ITEMS}
     for cand in cands.values():
         cand.recs.cache()
-    _, contribs = _prepared(vctx, cands, hc, k)
+    fresh = None
+    if NEW_ITEMS in names or _uses_new_items(hc["weights"], hc):
+        fresh = materialise(new_item_ids(vctx.interactions, vctx.items, int(hc["new_item_max_users"])))
+    _, contribs = _prepared(vctx, cands, hc, k, fresh)
     cache: dict[tuple[float, ...], float] = {}
 
     def ndcg(w: Mapping[str, float]) -> float:
@@ -979,7 +1097,8 @@ def generate_hybrid(ctx: FitContext) -> Candidates:
     weights = hc["weights"]
     if hc["tune_weights"]:
         k = int((ctx.conf.get("evaluation") or {}).get("k", 10))
-        tuned, score = choose_weights(ctx, [a for a in cands if a in hc["weights"]], k=k, conf=hc)
+        names = [a for a in cands if a in hc["weights"]] + ([NEW_ITEMS] if NEW_ITEMS in hc["weights"] else [])
+        tuned, score = choose_weights(ctx, names, k=k, conf=hc)
         weights = {**weights, **tuned}
         log.info("hybrid: tuned weights %s (validation ndcg@%d=%.4f)", tuned, k, score)
     return blend(ctx, cands, weights, hc)
