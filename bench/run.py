@@ -315,7 +315,7 @@ def bench_als(spark: Any, conf: dict[str, Any], warehouse: str, iters: int) -> t
     from implicit.cpu.als import AlternatingLeastSquares
 
     from vidrec import constants as C
-    from vidrec.als import fit_als
+    from vidrec.als import fit_als, netlib_implementations
 
     train, test = split_pairs(spark, warehouse)
     train = train.cache()
@@ -364,7 +364,7 @@ def bench_als(spark: Any, conf: dict[str, Any], warehouse: str, iters: int) -> t
     spark_ndcg = ndcg_at_k(dense(model.userFactors, n_users), dense(model.itemFactors, n_items), tr_ij, te_ij)
     imp_ndcg = ndcg_at_k(np.asarray(imp.user_factors), np.asarray(imp.item_factors), tr_ij, te_ij)
     train.unpersist()
-    blas = spark.sparkContext._jvm.org.apache.spark.ml.linalg.BLAS.nativeBLAS().getClass().getSimpleName()
+    blas = netlib_implementations(spark)
     return {
         "train_pairs": n_train,
         "test_pairs": len(te),

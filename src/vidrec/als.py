@@ -62,7 +62,7 @@ def use_native_blas(spark: SparkSession, setting: str | None) -> str:
     Returns
     -------
     str
-        The class Spark's ALS calls: ``JNIBLAS`` (native) or ``VectorBLAS``/``Java11BLAS`` (Java).
+        See :func:`netlib_implementations`.
     """
     jvm = spark.sparkContext._jvm
     path = native_blas_path(setting)
@@ -72,11 +72,28 @@ def use_native_blas(spark: SparkSession, setting: str | None) -> str:
                 jvm.System.setProperty(prop, str(path))
     elif setting:
         log.warning("als.native_blas: no file at %s (run `make setup`); Spark uses its Java BLAS", setting)
-    try:
-        return str(jvm.org.apache.spark.ml.linalg.BLAS.nativeBLAS().getClass().getSimpleName())
-    except Exception as exc:  # an unexpected Spark build: report, never fail the fit
-        log.warning("als: could not tell which BLAS Spark uses: %s", exc)
-        return "unknown"
+    return netlib_implementations(spark)
+
+
+def netlib_implementations(spark: SparkSession) -> str:
+    """``"<BLAS class>/<LAPACK class>"`` netlib gives this JVM, e.g. ``JNIBLAS/JNILAPACK`` (native).
+
+    Spark's ALS asks for the native instances and falls back to Java (``VectorBLAS``/``F2jLAPACK``).
+    """
+    netlib = spark.sparkContext._jvm.dev.ludovic.netlib
+    names = []
+    for kind in ("blas", "lapack"):
+        package = getattr(netlib, kind)
+        try:
+            names.append(str(getattr(package, f"Native{kind.upper()}").getInstance().getClass().getSimpleName()))
+        except Exception:  # no native library: netlib raises; Spark then uses the Java instance
+            try:
+                java = getattr(package, f"Java{kind.upper()}").getInstance()
+                names.append(str(java.getClass().getSimpleName()))
+            except Exception as exc:  # an unexpected Spark build: report, never fail the fit
+                log.warning("als: could not tell which %s Spark uses: %s", kind.upper(), exc)
+                names.append("unknown")
+    return "/".join(names)
 
 
 def model_version(algorithm: str, run_date: str, params: Mapping[str, Any]) -> str:
