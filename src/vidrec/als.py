@@ -85,7 +85,8 @@ def netlib_implementations(spark: SparkSession) -> str:
     for kind in ("blas", "lapack"):
         package = getattr(netlib, kind)
         try:
-            names.append(str(getattr(package, f"Native{kind.upper()}").getInstance().getClass().getSimpleName()))
+            native = getattr(package, f"Native{kind.upper()}").getInstance()
+            names.append(str(native.getClass().getSimpleName()))
         except Exception:  # no native library: netlib raises; Spark then uses the Java instance
             try:
                 java = getattr(package, f"Java{kind.upper()}").getInstance()
