@@ -34,7 +34,7 @@ def case():
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("max_pairs", [topn.SEEN_BROADCAST_MAX_PAIRS, 0], ids=["broadcast", "join"])
+@pytest.mark.parametrize("max_pairs", [10**6, 0], ids=["broadcast", "join"])
 @pytest.mark.parametrize("block_size", [4, 2048])
 def test_top_n_equals_brute_force(spark, case, max_pairs, block_size):
     uf, vf, item_ids, seen = case

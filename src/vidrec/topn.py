@@ -7,10 +7,10 @@ the candidate-list contract of :mod:`vidrec.generators`.
 
 Where the time goes and what keeps it near the GEMM + top-k floor (measured in ``BENCHMARKS.md``):
 
-- the seen pairs reach the scoring tasks as a broadcast CSR (users sorted, item *column positions*)
-  when there are at most ``seen_broadcast_max_pairs`` of them (4 bytes a pair): no shuffle, no
-  ``collect_list`` aggregation, no sort-merge join (which cost more than the scoring itself). Larger
-  seen sets go through the ``groupBy``/``join`` path, which scales with the cluster;
+- the seen pairs reach the scoring tasks grouped per user and joined to the users in Spark (arrays
+  cross into Python cheaper than rows), or, with ``seen_broadcast_max_pairs > 0`` and at most that
+  many pairs, as a broadcast CSR of item *column positions* (no shuffle, but a count and a collect
+  to the driver: measured no faster here, 10.4 vs 9.8 CPU-s at 35k users x 12k items, 2.1M pairs);
 - blocks are sized to the catalog on CPU (``block x items`` near :data:`CPU_BLOCK_FLOATS` scores, so
   the score block stays in cache for ``topk``; 2,048 users x 4k items, ~256 users x 27k items);
 - one torch thread per task (Spark runs one task per core); item factors are kept as a tensor per
@@ -35,8 +35,8 @@ from vidrec.constants import COL_ITEM_IDX, COL_RANK, COL_SCORE, COL_USER_IDX
 COL_FEATURES = "features"
 _SEEN = "_seen"
 RECS_SCHEMA = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_SCORE} double, {COL_RANK} int"
-#: Seen pairs broadcast as a CSR up to this many pairs (4 bytes each); above it, a shuffle join.
-SEEN_BROADCAST_MAX_PAIRS = 50_000_000
+#: Default of ``seen_broadcast_max_pairs``: 0, the shuffle join (measured as fast or faster here).
+SEEN_BROADCAST_MAX_PAIRS = 0
 #: Target scores per block on CPU (block rows x items): keeps the block in cache for ``topk``.
 CPU_BLOCK_FLOATS = 6_000_000
 #: Target scores per block on a GPU (~1 GiB of float32).
@@ -244,8 +244,8 @@ def top_n_from_factors(
     use_gpu : bool
         Score on the task's CUDA device (Spark ``gpu`` resource), blocks of ~:data:`GPU_BLOCK_FLOATS`.
     seen_broadcast_max_pairs : int
-        Broadcast the seen pairs (as a CSR, 4 bytes a pair) up to this many; above it (or when
-        ``<= 0``) they are grouped per user and joined to the users in Spark.
+        Broadcast the seen pairs (as a CSR, 4 bytes a pair) when there are at most this many;
+        otherwise (and by default, 0) they are grouped per user and joined to the users in Spark.
 
     Returns
     -------
