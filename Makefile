@@ -21,7 +21,7 @@ ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
 ML100K_WAREHOUSE ?= ./warehouse-ml
 
-.PHONY: setup demo test test-fast bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k
+.PHONY: setup demo test test-fast test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k
 
 setup: $(STAMP) $(JARS)/.resolved $(NATIVE)/.resolved
 
@@ -66,6 +66,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# A Spark standalone master and two workers on loopback run the nightly from the wheel via spark-submit
+# (TorchDistributor across both executors); tests/test_cluster.py stops every process it started.
+test-cluster: setup
+	VIDREC_TEST_CLUSTER=1 $(PY) -m pytest -m cluster tests/test_cluster.py $(PYTEST_ARGS)
 
 # Benchmarks (BENCHMARKS.md, bench/results.json): `make bench BENCH_SIZES=1m` for one size; the default
 # runs 1m, 5m and 20m (generated data cached in data/bench/). implicit is a bench-only dependency.

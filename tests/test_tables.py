@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 
@@ -41,3 +42,13 @@ def test_register_follows_the_latest_warehouse(spark, tmp_path) -> None:
 def test_replace_partition_needs_the_partition_column(spark, tmp_path) -> None:
     with pytest.raises(ValueError, match="run_date"):
         tables.replace_partition(spark.createDataFrame([(1,)], "id int"), str(tmp_path), T, D1)
+
+
+def test_register_a_relative_warehouse(spark, tmp_path) -> None:
+    """A relative warehouse (``./warehouse`` is the local default) registers at its absolute path."""
+    rel = os.path.relpath(tmp_path / "rel_wh")  # relative to the cwd the JVM shares with Python
+    for n in (1, 3):
+        tables.replace_partition(frame(spark, [(i, "x", D1) for i in range(n)]), rel, T, D1)
+        assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(T)}").first()["n"] == n
+    location = spark.sql(f"DESCRIBE DETAIL {tables.catalog_name(T)}").first()["location"]
+    assert location.rstrip("/").endswith(str(tmp_path / "rel_wh" / "gold" / "t_test"))

@@ -2,12 +2,14 @@
 
 ``conf/base.yaml`` declares every key with its default. Later layers may only override keys that
 exist there, with a value of a compatible type; anything else fails at start with the key's dotted
-name, before any Spark work is done.
+name, before any Spark work is done. The package carries ``base.yaml`` (``src/vidrec/base.yaml`` links
+to ``conf/base.yaml``), so a wheel shipped to a cluster finds its defaults without the source tree.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.resources
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,19 +28,34 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key."""
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
-        try:
-            data = yaml.safe_load(fh)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+def _parse_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {source} is not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at top level, got {type(data).__name__}")
+        raise ConfigError(f"config file {source} must hold a mapping at top level, got {type(data).__name__}")
     return data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    return _parse_yaml(path.read_text(encoding="utf-8"), str(path))
+
+
+def read_defaults() -> dict[str, Any]:
+    """``base.yaml`` as packaged with :mod:`vidrec` (in the source tree: ``conf/base.yaml`` itself).
+
+    Read through :mod:`importlib.resources`, so it works from a wheel on ``sys.path`` (zip import)
+    as well as from ``src/``.
+    """
+    resource = importlib.resources.files("vidrec") / BASE_FILE
+    if not resource.is_file():
+        raise ConfigError(f"config defaults not found: {resource} (the vidrec package must carry base.yaml)")
+    return _parse_yaml(resource.read_text(encoding="utf-8"), str(resource))
 
 
 def _compatible(default: Any, value: Any) -> bool:
@@ -128,7 +145,7 @@ def load_config(
     dict
         The merged configuration.
     """
-    conf = _read_yaml(CONF_DIR / BASE_FILE)
+    conf = read_defaults()
     env_path = Path(path) if path is not None else CONF_DIR / DEFAULT_ENV_FILE
     if not env_path.is_file() and not env_path.is_absolute() and (CONF_DIR / env_path).is_file():
         env_path = CONF_DIR / env_path
@@ -173,3 +190,13 @@ def validate(conf: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key 'models' lists unknown algorithm '{name}' (known: {', '.join(ALGORITHMS)})"
             )
+    # generator sections with range rules of their own (their messages name the key)
+    from vidrec.content import content_conf
+    from vidrec.hybrid import hybrid_conf
+    from vidrec.itemknn import itemknn_conf
+
+    for check in (content_conf, itemknn_conf, hybrid_conf):
+        try:
+            check(conf)
+        except ValueError as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from exc

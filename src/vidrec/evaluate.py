@@ -178,48 +178,66 @@ def evaluate(
     users_idx = users.join(user_index.select(C.COL_USER, C.COL_USER_IDX), C.COL_USER, "right")
     positive_train = train_i.where(F.col(C.COL_CONFIDENCE) > 0).select(C.COL_USER_IDX, C.COL_ITEM_IDX)
 
+    min_train = int(ec["min_train_events"])
+    known = train_i.groupBy(C.COL_USER_IDX).agg(F.count(F.lit(1)).alias("_n")).where(F.col("_n") >= min_train)
+    relevant_main = relevant.join(known.select(C.COL_USER_IDX), C.COL_USER_IDX, "left_semi").cache()
+    slices = {"": relevant_main}
+    if ec["slices"]:
+        from vidrec.hybrid import cold_slices, hybrid_conf
+
+        cold_max = int(hybrid_conf(conf)["cold_start_max_events"])
+        for name, pairs in cold_slices(train_i, relevant, cold_max).items():
+            slices[f":{name}"] = pairs.cache()
+    ctx = FitContext(
+        spark=spark,
+        conf=dict(conf),
+        interactions=train_i,
+        events=train_ev,
+        items=items_idx,
+        users=users_idx,
+        target_users=targets,
+        seen=seen,
+        n=k,
+        work_dir=work_dir,
+        run_date=run_date.isoformat(),
+    )
     rows: list[Row] = []
+    start = time.perf_counter()
+    fitted = generators.fit_all(ctx, algorithms)
+    log.info("evaluate: %d generators fitted in %.1f s", len(fitted), time.perf_counter() - start)
     for algo in algorithms:
-        start = time.perf_counter()
-        ctx = FitContext(
-            spark=spark,
-            conf=dict(conf),
-            interactions=train_i,
-            events=train_ev,
-            items=items_idx,
-            users=users_idx,
-            target_users=targets,
-            seen=seen,
-            n=k,
-            work_dir=f"{work_dir}/{algo}",
-            run_date=run_date.isoformat(),
-        )
-        cand = generators.get(algo)(ctx)
-        recs = cand.recs.cache()
-        values = metrics.ranking_metrics(recs, relevant, k)
-        values["coverage"] = metrics.catalog_coverage(recs, n_catalog, k)
-        values["diversity"] = metrics.intra_list_diversity(recs, items_idx, k)
-        values["novelty"] = metrics.novelty(recs, positive_train, k)
-        users_evaluated = values.pop("users")
-        rows += metric_rows(run_date, algo, cand.model_version, values, k, split_name)
-        rows += metric_rows(
-            run_date, algo, cand.model_version, {"users_evaluated": users_evaluated}, None, split_name
-        )
-        recs.unpersist()
-        log.info(
-            "evaluate: %-10s ndcg@%d=%.4f precision=%.4f recall=%.4f coverage=%.3f (%.1f s)",
-            algo,
-            k,
-            values["ndcg"],
-            values["precision"],
-            values["recall"],
-            values["coverage"],
-            time.perf_counter() - start,
-        )
+        cand = fitted[algo]
+        recs = cand.recs
+        for suffix, rel in slices.items():
+            values = metrics.ranking_metrics(recs, rel, k)
+            users_evaluated = values.pop("users")
+            if suffix and users_evaluated == 0:
+                continue
+            if not suffix:
+                values["coverage"] = metrics.catalog_coverage(recs, n_catalog, k)
+                values["diversity"] = metrics.intra_list_diversity(recs, items_idx, k)
+                values["novelty"] = metrics.novelty(recs, positive_train, k)
+            split = split_name + suffix
+            rows += metric_rows(run_date, algo, cand.model_version, values, k, split)
+            rows += metric_rows(
+                run_date, algo, cand.model_version, {"users_evaluated": users_evaluated}, None, split
+            )
+            log.info(
+                "evaluate: %-10s %-28s ndcg@%d=%.4f precision=%.4f recall=%.4f users=%d",
+                algo,
+                split,
+                k,
+                values["ndcg"],
+                values["precision"],
+                values["recall"],
+                users_evaluated,
+            )
+    for cand in fitted.values():
+        cand.recs.unpersist()
     for algo, errs in rating_metrics(train_i, test_i, conf["als"]).items():
         if algo in algorithms:
             version = model_version(f"{algo}-explicit", run_date.isoformat(), conf["als"])
             rows += metric_rows(run_date, algo, version, errs, None, split_name)
-    for df in (train_ev, train_i, seen, relevant, targets):
+    for df in (train_ev, train_i, seen, relevant, targets, *slices.values()):
         df.unpersist()
     return spark.createDataFrame(rows, schemas.MODEL_METRICS)

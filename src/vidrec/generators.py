@@ -8,11 +8,18 @@ gold writer treat every generator the same way through this one interface.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+
+from vidrec.constants import ALGO_HYBRID
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,6 +114,44 @@ def available() -> list[str]:
 def _load_builtin() -> None:
     # Importing the modules registers their generators.
     import vidrec.als  # noqa: F401
+    import vidrec.content  # noqa: F401
     import vidrec.deep.generators  # noqa: F401
     import vidrec.ease  # noqa: F401
+    import vidrec.hybrid  # noqa: F401
+    import vidrec.itemknn  # noqa: F401
     import vidrec.popularity  # noqa: F401
+
+
+def fit_all(
+    ctx: FitContext, algorithms: Sequence[str], fitted: Mapping[str, Candidates] | None = None
+) -> dict[str, Candidates]:
+    """Fit every generator of ``algorithms`` on ``ctx``, the hybrid last, from the others' lists.
+
+    Each generator's ``recs`` come back cached. The hybrid (when listed) blends the lists already
+    fitted here (``ctx.extras["candidates"]``), limited to ``algorithms`` (``ctx.extras["components"]``),
+    so no model is trained twice. ``fitted`` holds generators already fitted on ``ctx`` (reused).
+    When the hybrid is listed, the others are fitted with lists of ``max(n, hybrid.pool_n)`` (the
+    caller cuts them to ``n``), so the blend has a deep enough pool.
+    """
+    from vidrec.hybrid import hybrid_conf
+
+    out: dict[str, Candidates] = dict(fitted or {})
+    blend = ALGO_HYBRID in algorithms
+    pool_ctx = dataclasses.replace(ctx, n=max(ctx.n, int(hybrid_conf(ctx.conf)["pool_n"]))) if blend else ctx
+    for algo in algorithms:
+        if algo == ALGO_HYBRID or algo in out:
+            continue
+        start = time.perf_counter()
+        cand = get(algo)(pool_ctx)
+        out[algo] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
+        log.info("%s: fitted and listed in %.1f s", algo, time.perf_counter() - start)
+    if blend:
+        start = time.perf_counter()
+        hctx = dataclasses.replace(
+            ctx,
+            extras={**ctx.extras, "candidates": dict(out), "components": [a for a in algorithms]},
+        )
+        cand = get(ALGO_HYBRID)(hctx)
+        out[ALGO_HYBRID] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
+        log.info("%s: blended in %.1f s", ALGO_HYBRID, time.perf_counter() - start)
+    return out

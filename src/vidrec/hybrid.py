@@ -961,14 +961,21 @@ def generate_hybrid(ctx: FitContext) -> Candidates:
 
     Components already fitted on the same context can be passed as ``ctx.extras["candidates"]``
     (name -> :class:`Candidates`, e.g. by the nightly recommend stage) and are not refitted; the
-    others are fitted here with lists of ``max(n, hybrid.pool_n)``.
+    others are fitted here with lists of ``max(n, hybrid.pool_n)``. ``ctx.extras["components"]``,
+    when given (the nightly passes ``models``), limits the components to those names: a weighted
+    generator not among them is left out with a warning rather than fitted behind the user's back.
     """
     hc = hybrid_conf(ctx.conf)
     given: Mapping[str, Candidates] = ctx.extras.get("candidates") or {}
+    names = component_names(hc)
+    allowed = ctx.extras.get("components")
+    if allowed is not None:
+        left_out = [a for a in names if a not in allowed]
+        if left_out:
+            log.warning("hybrid: %s have a positive weight but are not in `models`: left out", left_out)
+        names = [a for a in names if a in allowed]
     pool_ctx = dataclasses.replace(ctx, n=max(ctx.n, int(hc["pool_n"])))
-    cands = {
-        name: given[name] if name in given else generators.get(name)(pool_ctx) for name in component_names(hc)
-    }
+    cands = {name: given[name] if name in given else generators.get(name)(pool_ctx) for name in names}
     weights = hc["weights"]
     if hc["tune_weights"]:
         k = int((ctx.conf.get("evaluation") or {}).get("k", 10))

@@ -21,7 +21,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from vidrec import analytics, generators, ingest, matrix, popularity, tables
+from vidrec import analytics, generators, ingest, matrix, popularity, schemas, tables
 from vidrec import constants as C
 from vidrec import evaluate as ev
 from vidrec.generators import Candidates, FitContext
@@ -40,6 +40,7 @@ RUN_TABLES = (
     C.T_MODEL_METRICS,
     C.T_RECOMMENDATIONS,
     C.T_POPULAR_ITEMS,
+    C.T_SIMILAR_ITEMS,
     C.T_USER_EMBEDDINGS,
     *analytics.ANALYTICS_TABLES.values(),
 )
@@ -53,6 +54,8 @@ REASONS = {
     C.ALGO_SEQUENCE: "what people watch next after your recent titles",
     C.ALGO_TEXT: "similar in story, cast or genre to what you watched",
     C.ALGO_FUSION: "similar taste and similar content to what you watched",
+    C.ALGO_ITEMKNN: "often watched together with what you watched",
+    C.ALGO_CONTENT: "similar in genre, cast or story to what you watched",
 }
 COLD_START_REASON = "popular right now (not enough history for a personal list)"
 
@@ -176,30 +179,41 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
         wh,
         C.T_MODEL_METRICS,
         rc.run_date,
-        extra_predicate=f"{C.COL_SPLIT} = '{split}' AND {C.COL_ALGORITHM} IN ({algos})",
+        extra_predicate=f"({C.COL_SPLIT} = '{split}' OR {C.COL_SPLIT} LIKE '{split}:%') "
+        f"AND {C.COL_ALGORITHM} IN ({algos})",
     )
-    table = {r[C.COL_ALGORITHM]: {} for r in rows.select(C.COL_ALGORITHM).distinct().collect()}
+    table: dict[str, dict[str, float]] = {}
+    slices: dict[str, dict[str, float]] = {}
     for r in rows.collect():
-        table[r[C.COL_ALGORITHM]][f"{r[C.COL_METRIC]}" + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")] = round(
-            r[C.COL_VALUE], 4
-        )
+        key = f"{r[C.COL_METRIC]}" + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")
+        if r[C.COL_SPLIT] == split:
+            table.setdefault(r[C.COL_ALGORITHM], {})[key] = round(r[C.COL_VALUE], 4)
+        elif r[C.COL_METRIC] in ("ndcg", "users_evaluated"):
+            name = r[C.COL_SPLIT].split(":", 1)[1]
+            slices.setdefault(r[C.COL_ALGORITHM], {})[f"{name}:{key}"] = round(r[C.COL_VALUE], 4)
     rows.unpersist()
-    return {"metrics": table}
+    return {"metrics": table, "slices": slices}
 
 
 def stage_recommend(rc: RunContext) -> dict[str, Any]:
     ctx = build_fit_context(rc.spark, rc.conf, rc.run_date, rc.use_gpu)
+    models = list(rc.conf["models"])
     frames: list[DataFrame] = []
     embeddings: list[tuple[str, str, DataFrame]] = []
     fallback = generators.get(C.ALGO_POPULARITY)(ctx)
     fallback_recs = fallback.recs.cache()
-    for algo in rc.conf["models"]:
-        start = time.perf_counter()
-        cand = fallback if algo == C.ALGO_POPULARITY else generators.get(algo)(ctx)
-        recs = cand.recs.cache()
-        frames.append(
-            to_gold(Candidates(recs, cand.model_version), algo, ctx, rc.run_date, REASONS.get(algo, algo))
-        )
+    fitted = generators.fit_all(
+        ctx, models, {C.ALGO_POPULARITY: fallback} if C.ALGO_POPULARITY in models else None
+    )
+    for algo in models:
+        cand = fitted[algo]
+        recs = cand.recs.where(F.col(C.COL_RANK) <= ctx.n)
+        if algo == C.ALGO_HYBRID:
+            frames.append(hybrid_to_gold(cand, ctx, rc.run_date))
+        else:
+            frames.append(
+                to_gold(Candidates(recs, cand.model_version), algo, ctx, rc.run_date, REASONS.get(algo, algo))
+            )
         if algo != C.ALGO_POPULARITY:
             # users this model cannot serve get the popularity list, marked as cold start
             missing = fallback_recs.join(recs.select(C.COL_USER_IDX).distinct(), C.COL_USER_IDX, "left_anti")
@@ -211,11 +225,10 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
                 art.write.mode("overwrite").parquet(f"{ctx.work_dir}/{algo}_{name}")
             elif name == "user_embeddings":
                 embeddings.append((algo, cand.model_version, art))
-        log.info("recommend: %s lists built in %.1f s", algo, time.perf_counter() - start)
     gold = frames[0]
     for frame in frames[1:]:
         gold = gold.unionByName(frame)
-    algos = ", ".join(f"'{a}'" for a in rc.conf["models"])
+    algos = ", ".join(f"'{a}'" for a in models)
     tables.replace_partition(
         gold,
         rc.warehouse,
@@ -225,6 +238,7 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     )
     if embeddings:
         write_user_embeddings(ctx, embeddings, rc.run_date)
+    similar = write_similar_items(ctx, fitted, rc.run_date)
     written = (
         tables.read(rc.spark, rc.warehouse, C.T_RECOMMENDATIONS)
         .where(F.col(C.COL_RUN_DATE) == F.lit(rc.run_date))
@@ -232,7 +246,56 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.COL_USER).alias("users"))
         .collect()
     )
-    return {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
+    for cand in fitted.values():
+        cand.recs.unpersist()
+    fallback_recs.unpersist()
+    details: dict[str, Any] = {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
+    details["model_versions"] = {a: fitted[a].model_version for a in models}
+    details["similar_items"] = similar
+    return details
+
+
+def hybrid_to_gold(cand: Candidates, ctx: FitContext, run_date: dt.date) -> DataFrame:
+    """``gold/recommendations`` rows of the hybrid: each row with its own explanation."""
+    rows = to_gold(cand, C.ALGO_HYBRID, ctx, run_date, "").drop(C.COL_REASON)
+    reasons = cand.artifacts["reasons"]
+    users = tables.read(ctx.spark, ctx.conf["warehouse"], C.T_USER_INDEX).select(C.COL_USER, C.COL_USER_IDX)
+    items = ctx.items.select(C.COL_ITEM, C.COL_ITEM_IDX)
+    named = (
+        reasons.join(users, C.COL_USER_IDX)
+        .join(items, C.COL_ITEM_IDX)
+        .select(C.COL_USER, C.COL_ITEM, C.COL_REASON)
+    )
+    return rows.join(named, [C.COL_USER, C.COL_ITEM], "left").select(*schemas.RECOMMENDATIONS.fieldNames())
+
+
+def write_similar_items(
+    ctx: FitContext, fitted: Mapping[str, Candidates], run_date: dt.date
+) -> dict[str, int]:
+    """``gold/similar_items`` for this run date (one commit): co-watch and content neighbours.
+
+    Reuses the ``neighbours`` of item-kNN and the ``item_vectors`` of the content generator when they
+    were fitted tonight; returns rows per algorithm.
+    """
+    from vidrec.itemknn import similar_items
+
+    knn, content = fitted.get(C.ALGO_ITEMKNN), fitted.get(C.ALGO_CONTENT)
+    rows = similar_items(
+        ctx,
+        int(ctx.conf["similar_items"]["top_n"]),
+        run_date,
+        neighbours=knn.artifacts.get("neighbours") if knn is not None else None,
+        vectors=content.artifacts.get("item_vectors") if content is not None else None,
+    )
+    tables.replace_partition(rows, ctx.conf["warehouse"], C.T_SIMILAR_ITEMS, run_date)
+    counts = (
+        tables.read(ctx.spark, ctx.conf["warehouse"], C.T_SIMILAR_ITEMS)
+        .where(F.col(C.COL_RUN_DATE) == F.lit(run_date))
+        .groupBy(C.COL_ALGORITHM)
+        .count()
+        .collect()
+    )
+    return {r[C.COL_ALGORITHM]: r["count"] for r in counts}
 
 
 def write_user_embeddings(
@@ -431,6 +494,13 @@ def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, An
             lines.append(
                 "  " + f"{key:<18}" + "".join(f"{metrics[a].get(key, float('nan')):>12.4f}" for a in algos)
             )
+        slices = summary.get("evaluate", {}).get("slices") or {}
+        slice_keys = sorted({k for m in slices.values() for k in m})
+        if slice_keys:
+            lines.append("  cold slices (users with <= cold_start_max_events positive items; unseen items):")
+            for key in slice_keys:
+                values = (slices.get(a, {}).get(key, float("nan")) for a in algos)
+                lines.append("  " + f"{key:<18}" + "".join(f"{v:>12.4f}" for v in values))
     stage_times = ", ".join(f"{k} {v['seconds']}s" for k, v in summary.items() if not k.startswith("_"))
     lines += ["", f"Stage times: {stage_times}"]
     return "\n".join(lines)

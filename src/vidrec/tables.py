@@ -65,11 +65,16 @@ def register(spark: SparkSession, warehouse: str, table: Table) -> None:
     dropping an external table's name never touches its files.
     """
     name = catalog_name(table)
-    path = table_path(warehouse, table)
+    # an absolute location: Spark resolves a relative one against the database's folder
+    path = _normalise(table_path(warehouse, table))
     spark.sql(f"CREATE DATABASE IF NOT EXISTS vidrec_{table[0]}")
     if spark.catalog.tableExists(name):
-        location = spark.sql(f"DESCRIBE DETAIL {name}").first()["location"]
-        if _normalise(location) == _normalise(path):
+        try:
+            location = spark.sql(f"DESCRIBE DETAIL {name}").first()["location"]
+        except Exception as exc:  # a name left pointing at a folder that is gone: re-point it
+            log.warning("catalog: %s points at a missing table (%s); re-registering", name, exc)
+            location = None
+        if location is not None and _normalise(location) == path:
             return
         spark.sql(f"DROP TABLE {name}")
     spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")

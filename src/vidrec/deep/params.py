@@ -1,7 +1,7 @@
 """Hyper-parameter defaults of the deep models and their merge with the ``deep:`` configuration section.
 
-:data:`DEFAULTS` is the source of truth; the ``deep:`` section of ``conf/base.yaml`` mirrors it (a test keeps the two equal)
-and becomes the ``deep:`` section of ``conf/base.yaml``. A model's parameters are the shared
+:data:`DEFAULTS` is the source of truth; the ``deep:`` section of ``conf/base.yaml`` mirrors it (a
+test keeps the two equal). A model's parameters are the shared
 ``train`` section, then the model's own section (which may override ``batch_size``, ``max_epochs``
 and ``lr``), then the same two sections of ``conf['deep']``. Launch settings (processes, GPU, shard
 layout) live in ``launch``.

@@ -1,0 +1,229 @@
+"""Airflow DAG ``vidrec_nightly``: the nightly pipeline for each day, through ``spark-submit``.
+
+One task per day: ``SparkSubmitOperator`` runs ``jobs/nightly.py --run-date {{ ds }}`` with the project
+shipped as a wheel (README "On a cluster", "Scheduling"). The command line is built by
+:func:`spark_submit_args`, a pure function that needs no Airflow, so the test suite checks it (and that
+``pipelines/vidrec.cron`` submits the same thing) without Airflow installed; Airflow is not a
+dependency of the project, and this file only defines the DAG where Airflow is importable.
+
+Schedule and catch-up. A run for data interval D (``{{ ds }}`` = D) starts once D has ended, at 02:30
+UTC the next day, so late events of D have landed. ``catchup=True`` with ``max_active_runs=1`` and
+``depends_on_past=True``: after an outage, or when the DAG is switched on with a ``start_date`` in the
+past, Airflow runs every missed day, oldest first, one at a time, and stops at the first failed day
+(the nightly of D builds on D-1's indexes and tables, so order matters). A failed night is rolled back
+by the job itself (README "Reliability"); clearing it in Airflow reruns it, and the following days
+follow. An explicit range: ``airflow dags backfill -s 2026-03-01 -e 2026-03-31 vidrec_nightly``, or
+without Airflow ``pipelines/backfill.py`` over the same range (one ``spark-submit`` for all dates).
+
+Retries: 2, 20 minutes apart (a lost executor, a throttled object store); a retry reruns the whole
+nightly of that date, which skips events already ingested.
+SLA: the day's recommendations are expected by 06:30 UTC, 4 hours after the start; a miss is
+reported to the SLA callback (Airflow 2; Airflow 3 dropped SLAs in favour of deadline alerts, so the
+DAG sets none there).
+
+Deployment settings come from the environment of the Airflow workers (``VIDREC_*`` below): where the
+release is unpacked (wheel, jobs, conf), the raw landing folder (``{run_date}`` is replaced by the
+run's date) and the warehouse. The Spark master and deploy mode come from the Airflow connection
+``VIDREC_SPARK_CONN_ID`` (default ``spark_default``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DAG_ID = "vidrec_nightly"
+SCHEDULE = "30 2 * * *"  # 02:30 UTC: the run for the data interval that ended at 00:00
+RETRIES = 2
+RETRY_DELAY = dt.timedelta(minutes=20)
+SLA = dt.timedelta(hours=4)
+DELTA_VERSION = "4.0.1"
+SCALA_VERSION = "2.13"
+WHEEL = "vidrec-0.1.0-py3-none-any.whl"
+
+
+@dataclass(frozen=True)
+class SubmitSettings:
+    """Where the release and the data live; every path is as seen by the machine running ``spark-submit``.
+
+    Attributes
+    ----------
+    home : str
+        The unpacked release: ``dist/<wheel>``, ``jobs/``, ``conf/`` (and ``.cache/jars`` with Delta's jars).
+    raw : str
+        Raw landing folder of a day; ``{run_date}`` is replaced by the run date.
+    warehouse : str or None
+        Warehouse root; None: the ``warehouse`` of the environment file.
+    conf_file : str
+        Environment file, relative to ``home`` (``conf/cluster.yaml``).
+    driver_memory : str
+    spark_conf : mapping
+        Extra ``--conf`` settings (the rest lives in the environment file's ``spark.extra``).
+    """
+
+    home: str = "/opt/vidrec"
+    raw: str = "s3a://my-bucket/vidrec/raw/{run_date}"
+    warehouse: str | None = None
+    conf_file: str = "conf/cluster.yaml"
+    driver_memory: str = "8g"
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+
+    def path(self, relative: str) -> str:
+        """``relative`` under :attr:`home` (unchanged when ``home`` is empty: the caller's folder)."""
+        return f"{self.home.rstrip('/')}/{relative}" if self.home else relative
+
+    @property
+    def jars(self) -> list[str]:
+        """Delta's jars as ``make setup`` caches them (``--jars``; ``--packages`` needs network)."""
+        return [
+            self.path(f".cache/jars/delta-spark_{SCALA_VERSION}-{DELTA_VERSION}.jar"),
+            self.path(f".cache/jars/delta-storage-{DELTA_VERSION}.jar"),
+        ]
+
+    @property
+    def py_files(self) -> list[str]:
+        """The project wheel (``pip wheel --no-deps -w dist .``)."""
+        return [self.path(f"dist/{WHEEL}")]
+
+    @property
+    def files(self) -> list[str]:
+        """Files every executor gets in its working folder: the GPU discovery script."""
+        return [self.path("conf/gpu_discovery.sh")]
+
+
+def nightly_application_args(settings: SubmitSettings, run_date: str) -> list[str]:
+    """Arguments of ``jobs/nightly.py`` for ``run_date`` (a date or the template ``{{ ds }}``)."""
+    args = ["--raw", settings.raw.replace("{run_date}", run_date), "--run-date", run_date]
+    if settings.warehouse:
+        args += ["--warehouse", settings.warehouse]
+    return [*args, "--conf", settings.path(settings.conf_file)]
+
+
+def spark_submit_args(settings: SubmitSettings, run_date: str) -> list[str]:
+    """The ``spark-submit`` flags, application and arguments of the nightly for ``run_date``.
+
+    Without ``--master``/``--deploy-mode``: those come from the Airflow connection, or the caller adds
+    them (``pipelines/vidrec.cron``, the README).
+
+    Returns
+    -------
+    list of str
+        ``--name ... --driver-memory ... --jars ... --py-files ... --files ... [--conf k=v ...]
+        <home>/jobs/nightly.py <application args>``.
+    """
+    args = [
+        "--name",
+        f"vidrec-nightly-{run_date}",
+        "--driver-memory",
+        settings.driver_memory,
+        "--jars",
+        ",".join(settings.jars),
+        "--py-files",
+        ",".join(settings.py_files),
+        "--files",
+        ",".join(settings.files),
+    ]
+    for key, value in sorted(settings.spark_conf.items()):
+        args += ["--conf", f"{key}={value}"]
+    return [*args, settings.path("jobs/nightly.py"), *nightly_application_args(settings, run_date)]
+
+
+def operator_kwargs(settings: SubmitSettings, run_date: str = "{{ ds }}") -> dict[str, Any]:
+    """``SparkSubmitOperator`` keywords equal to :func:`spark_submit_args` (its hook rebuilds the flags)."""
+    return {
+        "application": settings.path("jobs/nightly.py"),
+        "application_args": nightly_application_args(settings, run_date),
+        "name": f"vidrec-nightly-{run_date}",
+        "driver_memory": settings.driver_memory,
+        "jars": ",".join(settings.jars),
+        "py_files": ",".join(settings.py_files),
+        "files": ",".join(settings.files),
+        "conf": dict(settings.spark_conf),
+    }
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> SubmitSettings:
+    """:class:`SubmitSettings` from ``VIDREC_HOME``, ``VIDREC_RAW``, ``VIDREC_WAREHOUSE``, ``VIDREC_CONF``,
+    ``VIDREC_DRIVER_MEMORY`` (each optional)."""
+    env = os.environ if env is None else env
+    default = SubmitSettings()
+    return SubmitSettings(
+        home=env.get("VIDREC_HOME", default.home),
+        raw=env.get("VIDREC_RAW", default.raw),
+        warehouse=env.get("VIDREC_WAREHOUSE") or None,
+        conf_file=env.get("VIDREC_CONF", default.conf_file),
+        driver_memory=env.get("VIDREC_DRIVER_MEMORY", default.driver_memory),
+    )
+
+
+def default_args(airflow_major: int) -> dict[str, Any]:
+    """Task defaults: owner, retries, ordering across days, and the SLA where Airflow still has SLAs."""
+    args: dict[str, Any] = {
+        "owner": "vidrec",
+        "retries": RETRIES,
+        "retry_delay": RETRY_DELAY,
+        "depends_on_past": True,  # day D waits for D-1 to succeed
+    }
+    if airflow_major < 3:
+        args["sla"] = SLA
+    return args
+
+
+def build_dag(env: Mapping[str, str] | None = None) -> Any:
+    """The DAG (imports Airflow and its Spark provider; only called where they are installed)."""
+    import airflow
+    from airflow import DAG
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    env = os.environ if env is None else env
+    settings = settings_from_env(env)
+    with DAG(
+        dag_id=DAG_ID,
+        description="vidrec nightly: ingest, matrix, evaluate, recommend, popular, analytics",
+        schedule=SCHEDULE,
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        catchup=True,
+        max_active_runs=1,
+        default_args=default_args(int(airflow.__version__.split(".")[0])),
+        tags=["vidrec", "spark"],
+    ) as dag:
+        SparkSubmitOperator(
+            task_id="nightly",
+            conn_id=env.get("VIDREC_SPARK_CONN_ID", "spark_default"),
+            execution_timeout=dt.timedelta(hours=6),
+            **operator_kwargs(settings),
+        )
+    return dag
+
+
+def _airflow_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("airflow.providers.apache.spark") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+if _airflow_available():
+    dag = build_dag()
+
+
+def _print_command(argv: Sequence[str] | None = None) -> int:
+    """``python pipelines/airflow_dag.py YYYY-MM-DD``: print the spark-submit line of that date."""
+    import shlex
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python pipelines/airflow_dag.py YYYY-MM-DD", file=sys.stderr)
+        return 2
+    print(shlex.join(["spark-submit", *spark_submit_args(settings_from_env(), args[0])]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_print_command())
