@@ -456,9 +456,7 @@ def bench_topn(spark: Any, conf: dict[str, Any], warehouse: str, model: Any, rep
     top_n_from_factors(spark, few, itf, seen, TOP_N, block_size=block).write.format("noop").mode(
         "overwrite"
     ).save()
-    model.recommendForUserSubset(few.withColumnRenamed(C.COL_USER_IDX, "user_idx"), TOP_N).write.format(
-        "noop"
-    ).mode("overwrite").save()
+    model.recommendForUserSubset(few, TOP_N).write.format("noop").mode("overwrite").save()
     few.unpersist()
     ours_r = timed(ours, repeats, pids)
     plain_r = timed(builtin_plain, repeats, pids)
