@@ -8,6 +8,10 @@ JARS := .cache/jars
 DELTA_VERSION := 4.0.1
 SCALA := 2.13
 STAMP := $(VENV)/.installed
+NATIVE := .cache/native
+OPENBLAS_JAR := org.bytedeco:openblas:0.3.28-1.5.11:jar:linux-x86_64
+BENCH_SIZES ?= 1m,5m,20m
+BENCH_ARGS ?=
 WAREHOUSE ?= ./warehouse
 DEMO_RAW ?= ./data/sample
 DEMO_DATE ?= 2026-03-31
@@ -17,9 +21,9 @@ ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
 ML100K_WAREHOUSE ?= ./warehouse-ml
 
-.PHONY: setup demo test test-fast test-cluster bench lint clean sample data-ml100k nightly-ml100k eval-ml100k
+.PHONY: setup demo test test-fast test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k
 
-setup: $(STAMP) $(JARS)/.resolved
+setup: $(STAMP) $(JARS)/.resolved $(NATIVE)/.resolved
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +38,19 @@ $(JARS)/.resolved:
 	mkdir -p $(JARS)
 	for a in io.delta:delta-spark_$(SCALA):$(DELTA_VERSION) io.delta:delta-storage:$(DELTA_VERSION); do \
 	  mvn -q -B dependency:copy -Dartifact=$$a -DoutputDirectory=$(JARS) || exit 1; done
+	touch $@
+
+# A native OpenBLAS for Spark's ALS (als.native_blas), from Maven Central's bytedeco jar: no root, no apt.
+# Optional: where it cannot be had (another CPU architecture, offline), ALS runs on Spark's Java BLAS.
+$(NATIVE)/.resolved:
+	mkdir -p $(NATIVE)/jar
+	if mvn -q -B dependency:copy -Dartifact=$(OPENBLAS_JAR) -DoutputDirectory=$(NATIVE)/jar; then \
+	  $(PYTHON) -c "import sys, zipfile, pathlib; z = zipfile.ZipFile(next(pathlib.Path(sys.argv[1]).glob('*.jar'))); \
+	  [pathlib.Path(sys.argv[2], pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() \
+	   if pathlib.Path(n).name in ('libopenblas.so.0', 'libgfortran.so.5', 'libquadmath.so.0', 'libgcc_s.so.1')]" \
+	  $(NATIVE)/jar $(NATIVE); \
+	else echo "native OpenBLAS not available: Spark's ALS will use its Java BLAS"; fi
+	rm -rf $(NATIVE)/jar
 	touch $@
 
 sample: setup
@@ -55,8 +72,20 @@ test-fast: setup
 test-cluster: setup
 	VIDREC_TEST_CLUSTER=1 $(PY) -m pytest -m cluster tests/test_cluster.py $(PYTEST_ARGS)
 
-bench: setup
-	$(PY) bench/run.py
+# Benchmarks (BENCHMARKS.md, bench/results.json): `make bench BENCH_SIZES=1m` for one size; the default
+# runs 1m, 5m and 20m (generated data cached in data/bench/). implicit is a bench-only dependency.
+bench-deps: setup
+	$(PY) -c "import implicit" 2>/dev/null || $(PY) -m pip install -q \
+	  $$(grep -E '^(implicit|scipy|threadpoolctl|tqdm)==' requirements.lock)
+	$(PY) -m pip check
+
+bench: bench-deps
+	$(PY) bench/run.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
+
+# A few minutes: the tiny size, one repeat, everything but the deep models; writes to /tmp, not the repo.
+bench-quick: bench-deps
+	$(PY) bench/run.py --sizes tiny --skip deep --out-json /tmp/vidrec-bench-quick.json \
+	  --out-md /tmp/vidrec-bench-quick.md $(BENCH_ARGS)
 
 lint: setup
 	$(PY) -m ruff check src jobs tests pipelines bench

@@ -1,13 +1,23 @@
-"""vidrec benchmarks: writes ``bench/results.json`` and ``BENCHMARKS.md`` with the machine's facts.
+"""vidrec benchmarks: writes ``bench/results.json`` and ``BENCHMARKS.md``'s performance sections.
 
-Measured side by side in one run, medians of ``--repeats`` runs:
-- top-N for all users: vidrec's blocked scoring (``vidrec.topn``) vs Spark's
-  ``ALSModel.recommendForAllUsers`` on the same factors, and vs the GEMM + top-k floor (one process,
-  torch, all cores) — watched items excluded and the result written (Spark ``noop`` sink);
-- Spark MLlib ALS time per iteration at the benchmark rank;
-- the nightly pipeline's wall time on the generated demo sample, stage by stage.
+For each size (generated data at 1M, 5M and 20M events; ``--sizes`` or ``BENCH_SIZES`` to choose),
+side by side in one run, medians of repeated runs where affordable:
 
-Usage: ``.venv/bin/python bench/run.py [--users N --items M --rank R --repeats K --skip-nightly]``.
+- the sample generator's wall time (data is cached under ``--data-dir`` and reused);
+- the nightly pipeline (``jobs/nightly.py``, bench model set ``BENCH_MODELS``) wall and CPU time by
+  stage: ingest throughput (events/s), bytes on disk per event, matrix build time;
+- ALS at rank 64: Spark MLlib (``vidrec.als.fit_als``, the project's settings) seconds per iteration
+  against the ``implicit`` library's CPU ALS on the same pairs, and NDCG@10 of both on a held-out
+  per-user 20% of the pairs;
+- top-N for all users (N=50) on the Spark ALS factors: ``vidrec.topn`` against Spark's
+  ``recommendForAllUsers`` and against the GEMM + top-k floor measured on this machine, peak memory;
+- feature shard write, and the Petastorm loader (``vidrec.deep.loader.iter_batches``) against plain
+  pyarrow into tensors;
+- deep model training throughput (rows/s per process), at the smallest size of the run.
+
+Usage::
+
+    .venv/bin/python bench/run.py [--sizes 1m,5m,20m] [--repeats K] [--skip nightly,als,topn,loader,deep]
 """
 
 from __future__ import annotations
@@ -18,12 +28,14 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +43,32 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("vidrec.bench")
-QUALITY_HEADER = "## Recommendation quality"
+#: Sections of BENCHMARKS.md written by hand or by other tools: from the first of these on, the file
+#: is kept verbatim across bench runs (the bench rewrites what comes before).
+KEPT_HEADERS = ("## Fast paths: what each change gained", "## Recommendation quality")
+RUN_DATE = "2026-03-31"
+#: Generated data per size: ~143 events per user (as MovieLens-20M), 90 days.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": {"users": 400, "items": 300, "events_per_user": 60, "days": 30, "repeats": 1},
+    "1m": {"users": 7_000, "items": 4_000, "events_per_user": 143, "days": 90, "repeats": 3},
+    "5m": {"users": 35_000, "items": 12_000, "events_per_user": 143, "days": 90, "repeats": 2},
+    "20m": {"users": 140_000, "items": 27_000, "events_per_user": 143, "days": 90, "repeats": 1},
+}
+DEFAULT_SIZES = "1m,5m,20m"
+#: The nightly's model set at scale: the deep models and EASE's dense item x item solve (27k items:
+#: ~17 GB) do not fit a 2-core, 24 GiB machine's hour at 20M; they are benchmarked separately.
+BENCH_MODELS = ["popularity", "als"]
+DEEP_MODELS = ["ncf", "multvae", "sequence", "text", "fusion"]
+SECTIONS = ("nightly", "als", "topn", "loader", "deep")
+ALS_RANK = 64
+TOP_N = 50
+
+
+# --- measuring ------------------------------------------------------------------------------------
 
 
 def machine_facts() -> dict[str, Any]:
+    import pyarrow
     import pyspark
     import torch
 
@@ -44,8 +78,14 @@ def machine_facts() -> dict[str, Any]:
         "?",
     )
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
+    try:
+        import implicit
+
+        implicit_version = implicit.__version__
+    except ImportError:
+        implicit_version = None
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "cpu": cpu,
         "memory_gib": round(mem_kb / 2**20, 1),
@@ -54,263 +94,721 @@ def machine_facts() -> dict[str, Any]:
         "pyspark": pyspark.__version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "load_average_at_start": os.getloadavg(),
+        "pyarrow": pyarrow.__version__,
+        "implicit": implicit_version,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def timed(fn, repeats: int) -> tuple[float, list[float]]:
-    times = []
+class PeakRss:
+    """Peak resident memory of a process tree (this process, the JVM and its Python workers), sampled."""
+
+    def __init__(self, pids: list[int], period: float = 0.2) -> None:
+        import psutil
+
+        self.procs = [psutil.Process(p) for p in pids]
+        self.period = period
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        import psutil
+
+        seen: set[int] = set()
+        total = 0
+        for root in self.procs:
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for p in tree:
+                if p.pid in seen:
+                    continue
+                seen.add(p.pid)
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(fn: Callable[[], Any], repeats: int, pids: list[int] | None = None) -> dict[str, Any]:
+    """Median wall seconds of ``repeats`` calls (and peak RSS of ``pids``' trees when given)."""
+    times, peaks = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        if pids:
+            with PeakRss(pids) as peak:
+                fn()
+            peaks.append(peak.peak)
+        else:
+            fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+    out: dict[str, Any] = {
+        "seconds": round(statistics.median(times), 3),
+        "runs": [round(t, 3) for t in times],
+    }
+    if peaks:
+        out["peak_rss_gib"] = round(max(peaks) / 2**30, 2)
+    return out
 
 
-def synthetic_ratings(n_users: int, n_items: int, per_user: int, seed: int = 0) -> np.ndarray:
-    """(user, item, value) rows: each user rates ``per_user`` items drawn by a Zipf-like popularity."""
-    rng = np.random.default_rng(seed)
-    p = 1.0 / np.arange(1, n_items + 1) ** 0.8
-    p /= p.sum()
-    users = np.repeat(np.arange(n_users), per_user)
-    items = rng.choice(n_items, size=n_users * per_user, p=p)
-    pairs = np.unique(np.stack([users, items], axis=1), axis=0)
-    values = rng.integers(1, 6, size=len(pairs)).astype(np.float32)
-    return np.column_stack([pairs, values])
+def du(path: Path, suffix: str = "") -> int:
+    """Bytes of the files under ``path`` (ending with ``suffix``)."""
+    return sum(p.stat().st_size for p in path.rglob(f"*{suffix}") if p.is_file())
 
 
-def bench_topn_and_als(spark, args) -> dict[str, Any]:
-    from pyspark.ml.recommendation import ALS
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+# --- data and the nightly -------------------------------------------------------------------------
+
+
+def generate(size: str, data_dir: Path) -> dict[str, Any]:
+    """The raw sample of ``size`` under ``data_dir/size`` (generated once, reused while its spec matches)."""
+    spec = {k: v for k, v in SIZES[size].items() if k != "repeats"}
+    out = data_dir / size
+    marker = out / ".bench-spec.json"
+    if marker.exists() and json.loads(marker.read_text()) == spec:
+        info = json.loads((out / ".bench-generated.json").read_text())
+        return {**info, "reused": True}
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        str(ROOT / "jobs/generate_sample.py"),
+        "--out",
+        str(out),
+        "--users",
+        str(spec["users"]),
+        "--items",
+        str(spec["items"]),
+        "--days",
+        str(spec["days"]),
+        "--end-date",
+        RUN_DATE,
+        "--events-per-user-mean",
+        str(spec["events_per_user"]),
+    ]
+    log.info("bench %s: generating %s", size, spec)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    info = {"generate_seconds": round(seconds, 1), "raw_bytes": du(out / "events.jsonl", ".json")}
+    (out / ".bench-generated.json").write_text(json.dumps(info))
+    marker.write_text(json.dumps(spec))
+    return {**info, "reused": False}
+
+
+def parse_stage_times(text: str) -> dict[str, float]:
+    line = next((ln for ln in text.splitlines() if ln.startswith("Stage times:")), "")
+    out = {}
+    for part in line.removeprefix("Stage times:").split(","):
+        if part.strip():
+            name, secs = part.split()
+            out[name] = float(secs.rstrip("s"))
+    return out
+
+
+def run_nightly(raw: Path, warehouse: Path, log_path: Path) -> dict[str, Any]:
+    """``jobs/nightly.py`` in a subprocess with the bench model set; wall and CPU seconds, stage times."""
+    shutil.rmtree(warehouse, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        str(ROOT / "jobs/nightly.py"),
+        "--raw",
+        str(raw),
+        "--warehouse",
+        str(warehouse),
+        "--run-date",
+        RUN_DATE,
+        "--set",
+        f"models=[{','.join(BENCH_MODELS)}]",
+    ]
+    cpu0, t0 = children_cpu(), time.perf_counter()
+    with open(log_path, "w") as fh:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, text=True)
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+    if proc.returncode != 0:
+        raise RuntimeError(f"nightly failed (exit {proc.returncode}); log: {log_path}")
+    return {
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "stages": parse_stage_times(proc.stdout),
+    }
+
+
+# --- ALS, top-N, loader, deep -----------------------------------------------------------------------
+
+
+def split_pairs(spark: Any, warehouse: str, seed: int = 42) -> tuple[Any, Any]:
+    """``(train, test)`` of the positive pairs: a per-pair hash puts ~20% of each user's pairs in test."""
     from pyspark.sql import functions as F
 
+    from vidrec import constants as C
+    from vidrec import tables
+
+    pos = tables.read(spark, warehouse, C.T_INTERACTIONS).where(F.col(C.COL_CONFIDENCE) > 0)
+    bucket = F.pmod(F.xxhash64(C.COL_USER_IDX, C.COL_ITEM_IDX, F.lit(seed)), F.lit(5))
+    pairs = pos.select(C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_CONFIDENCE, bucket.alias("_b"))
+    return pairs.where("_b != 0").drop("_b"), pairs.where("_b = 0").drop("_b")
+
+
+def ndcg_at_k(
+    user_vecs: np.ndarray,
+    item_vecs: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    k: int = 10,
+    max_users: int = 20_000,
+) -> float:
+    """Mean NDCG@k (binary relevance: the held-out pairs) over test users, training pairs excluded.
+
+    ``user_vecs``/``item_vecs`` are indexed by user_idx/item_idx; a sample of ``max_users`` test users
+    (seeded) bounds the cost.
+    """
+    import scipy.sparse as sp
+    import torch
+
+    n_users, n_items = len(user_vecs), len(item_vecs)
+    tr = sp.csr_matrix((np.ones(len(train[0]), np.float32), train), shape=(n_users, n_items))
+    te = sp.csr_matrix((np.ones(len(test[0]), np.float32), test), shape=(n_users, n_items))
+    users = np.flatnonzero(np.diff(te.indptr) > 0)
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    v = torch.from_numpy(np.ascontiguousarray(item_vecs, dtype=np.float32))
+    total = 0.0
+    for s in range(0, len(users), 1024):
+        block = users[s : s + 1024]
+        scores = torch.from_numpy(np.ascontiguousarray(user_vecs[block], dtype=np.float32)) @ v.T
+        seen = tr[block].tocoo()
+        scores[
+            torch.from_numpy(seen.row.astype(np.int64)), torch.from_numpy(seen.col.astype(np.int64))
+        ] = -np.inf
+        top = torch.topk(scores, k, dim=1).indices.numpy()
+        rel = np.asarray(te[block][np.arange(len(block))[:, None], top].todense()) > 0
+        n_rel = np.minimum(np.diff(te.indptr)[block], k)
+        ideal = np.array([discounts[:m].sum() for m in n_rel])
+        total += float(((rel * discounts).sum(axis=1) / ideal).sum())
+    return total / max(1, len(users))
+
+
+def bench_als(spark: Any, conf: dict[str, Any], warehouse: str, iters: int) -> tuple[dict[str, Any], Any]:
+    """Spark ALS (the project's fit) vs implicit's CPU ALS, rank 64, same pairs; also the Spark model."""
+    import scipy.sparse as sp
+    import threadpoolctl
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from vidrec import constants as C
+    from vidrec.als import fit_als, netlib_implementations
+
+    train, test = split_pairs(spark, warehouse)
+    train = train.cache()
+    n_train = train.count()
+    params = {**conf["als"], "rank": ALS_RANK}
+
+    import psutil
+
+    jvm = psutil.Process(int(spark.sparkContext._jvm.ProcessHandle.current().pid()))
+
+    def jvm_cpu() -> float:
+        c = jvm.cpu_times()
+        return c.user + c.system
+
+    fit_als(train, {**params, "max_iter": 1})  # warm-up: JIT, native library load, first checkpoint
+    spark_times, spark_cpu = {}, {}
+    model = None
+    for it in (1, 1 + iters):
+        c0, t0 = jvm_cpu(), time.perf_counter()
+        model = fit_als(train, {**params, "max_iter": it})
+        spark_times[it], spark_cpu[it] = time.perf_counter() - t0, jvm_cpu() - c0
+    spark_iter = (spark_times[1 + iters] - spark_times[1]) / iters
+    spark_iter_cpu = (spark_cpu[1 + iters] - spark_cpu[1]) / iters
+
+    tr = train.select(C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_CONFIDENCE).toPandas()
+    te = test.select(C.COL_USER_IDX, C.COL_ITEM_IDX).toPandas()
+    n_users = int(max(tr[C.COL_USER_IDX].max(), te[C.COL_USER_IDX].max())) + 1
+    n_items = int(max(tr[C.COL_ITEM_IDX].max(), te[C.COL_ITEM_IDX].max())) + 1
+    tr_ij = (tr[C.COL_USER_IDX].to_numpy(), tr[C.COL_ITEM_IDX].to_numpy())
+    te_ij = (te[C.COL_USER_IDX].to_numpy(), te[C.COL_ITEM_IDX].to_numpy())
+    matrix = sp.csr_matrix(
+        (tr[C.COL_CONFIDENCE].to_numpy(np.float32), tr_ij), shape=(n_users, n_items), dtype=np.float32
+    )
+    imp_times, imp_cpu, imp = {}, {}, None
+    with threadpoolctl.threadpool_limits(1, "blas"):  # implicit's advice: its own threads, single BLAS
+        for it in (1, 1, 1 + iters):  # the first fit warms up (numba-free, but page faults, threads)
+            imp = AlternatingLeastSquares(
+                factors=ALS_RANK,
+                regularization=params["reg_param"],
+                alpha=params["alpha"],
+                iterations=it,
+                random_state=params["seed"],
+                num_threads=os.cpu_count() or 1,
+            )
+            c0, t0 = time.process_time(), time.perf_counter()
+            imp.fit(matrix, show_progress=False)
+            imp_times[it], imp_cpu[it] = time.perf_counter() - t0, time.process_time() - c0
+    imp_iter = (imp_times[1 + iters] - imp_times[1]) / iters
+    imp_iter_cpu = (imp_cpu[1 + iters] - imp_cpu[1]) / iters
+
+    def dense(df: Any, n: int) -> np.ndarray:
+        pdf = df.toPandas()
+        out = np.zeros((n, ALS_RANK), np.float32)
+        out[pdf["id"].to_numpy()] = np.stack(pdf["features"].to_numpy())
+        return out
+
+    spark_ndcg = ndcg_at_k(dense(model.userFactors, n_users), dense(model.itemFactors, n_items), tr_ij, te_ij)
+    imp_ndcg = ndcg_at_k(np.asarray(imp.user_factors), np.asarray(imp.item_factors), tr_ij, te_ij)
+    train.unpersist()
+    blas = netlib_implementations(spark)
+    return {
+        "train_pairs": n_train,
+        "test_pairs": len(te),
+        "users": n_users,
+        "items": n_items,
+        "rank": ALS_RANK,
+        "iterations_timed": iters,
+        "spark_blas": blas,
+        "spark_seconds_per_iteration": round(spark_iter, 3),
+        "implicit_seconds_per_iteration": round(imp_iter, 3),
+        "als_iteration_time_vs_implicit": round(spark_iter / imp_iter, 2),
+        "spark_cpu_seconds_per_iteration": round(spark_iter_cpu, 3),
+        "implicit_cpu_seconds_per_iteration": round(imp_iter_cpu, 3),
+        "als_iteration_cpu_vs_implicit": round(spark_iter_cpu / imp_iter_cpu, 2),
+        "spark_fit_seconds": {str(k): round(v, 2) for k, v in spark_times.items()},
+        "implicit_fit_seconds": {str(k): round(v, 2) for k, v in imp_times.items()},
+        "spark_ndcg_at_10": round(spark_ndcg, 4),
+        "implicit_ndcg_at_10": round(imp_ndcg, 4),
+        "quality_iterations": 1 + iters,
+    }, model
+
+
+def gemm_floor(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int) -> float:
+    """Seconds of GEMM + top-n for all users in one process, torch with all cores, best block of three."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    u, v = torch.from_numpy(user_vecs), torch.from_numpy(item_vecs)
+    best = float("inf")
+    for floats in (2_000_000, 6_000_000, 16_000_000):
+        block = max(64, floats // len(item_vecs))
+        t0 = time.perf_counter()
+        for s in range(0, len(u), block):
+            torch.topk(u[s : s + block] @ v.T, n, dim=1)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_topn(spark: Any, conf: dict[str, Any], warehouse: str, model: Any, repeats: int) -> dict[str, Any]:
+    """vidrec.topn vs recommendForAllUsers vs the GEMM floor, on the Spark ALS factors."""
+    import psutil
+    from pyspark.sql import functions as F
+
+    from vidrec import constants as C
+    from vidrec import evaluate as ev
+    from vidrec import tables
     from vidrec.topn import top_n_from_factors
 
-    rows = synthetic_ratings(args.users, args.items, args.per_user)
-    pdf = {
-        "user_idx": rows[:, 0].astype(np.int32),
-        "item_idx": rows[:, 1].astype(np.int32),
-        "value": rows[:, 2],
-    }
-    import pandas as pd
+    uf = model.userFactors.select(F.col("id").alias(C.COL_USER_IDX), "features").cache()
+    itf = model.itemFactors.select(F.col("id").alias(C.COL_ITEM_IDX), "features").cache()
+    seen = ev.seen_pairs(tables.read(spark, warehouse, C.T_INTERACTIONS), False).cache()
+    n_users, n_items, n_seen = uf.count(), itf.count(), seen.count()
+    per_user = seen.groupBy(C.COL_USER_IDX).count().select(F.percentile_approx("count", 0.95)).first()[0] or 0
+    extra = int(per_user)
+    pids = [os.getpid(), int(spark.sparkContext._jvm.ProcessHandle.current().pid())]
+    block = conf["recommend"]["user_block_size"]
 
-    ratings = spark.createDataFrame(pd.DataFrame(pdf)).repartition(4).cache()
-    n_ratings = ratings.count()
-    log.info("bench: %d users x %d items, %d pairs, rank %d", args.users, args.items, n_ratings, args.rank)
+    def ours() -> None:
+        recs = top_n_from_factors(spark, uf, itf, seen, TOP_N, block_size=block)
+        recs.write.format("noop").mode("overwrite").save()
 
-    def fit(iters: int):
-        return ALS(
-            rank=args.rank,
-            maxIter=iters,
-            implicitPrefs=True,
-            alpha=10.0,
-            regParam=0.05,
-            seed=1,
-            userCol="user_idx",
-            itemCol="item_idx",
-            ratingCol="value",
-            numUserBlocks=4,
-            numItemBlocks=4,
-        ).fit(ratings)
+    def builtin_plain() -> None:
+        model.recommendForAllUsers(TOP_N).write.format("noop").mode("overwrite").save()
 
-    fit_times = {}
-    for iters in (2, 5):
-        t0 = time.perf_counter()
-        model = fit(iters)
-        model.userFactors.count()
-        fit_times[iters] = time.perf_counter() - t0
-    als_iter = (fit_times[5] - fit_times[2]) / 3
-    log.info("bench: ALS %.2f s/iteration", als_iter)
-
-    uf = model.userFactors.select(F.col("id").alias("user_idx"), "features").cache()
-    itf = model.itemFactors.select(F.col("id").alias("item_idx"), "features").cache()
-    uf.count(), itf.count()
-    seen = ratings.select("user_idx", "item_idx").cache()
-    seen.count()
-    n = args.top_n
-
-    def ours():
-        top_n_from_factors(spark, uf, itf, seen, n, block_size=2048).write.format("noop").mode(
+    def builtin_filtered() -> None:
+        recs = model.recommendForAllUsers(TOP_N + extra)
+        exploded = recs.select(C.COL_USER_IDX, F.posexplode("recommendations").alias("pos", "r")).select(
+            C.COL_USER_IDX, F.col("r.item_idx").alias(C.COL_ITEM_IDX), F.col("r.rating").alias(C.COL_SCORE)
+        )
+        exploded.join(seen, [C.COL_USER_IDX, C.COL_ITEM_IDX], "left_anti").write.format("noop").mode(
             "overwrite"
         ).save()
 
-    def spark_builtin():
-        # recommendForAllUsers cannot exclude seen items: ask for n + max seen, then filter, as a user would
-        recs = model.recommendForAllUsers(n + args.per_user)
-        exploded = recs.select("user_idx", F.posexplode("recommendations").alias("pos", "r")).select(
-            "user_idx", F.col("r.item_idx").alias("item_idx"), F.col("r.rating").alias("score")
-        )
-        kept = exploded.join(seen, ["user_idx", "item_idx"], "left_anti")
-        kept.write.format("noop").mode("overwrite").save()
-
-    def spark_builtin_plain():
-        model.recommendForAllUsers(n).write.format("noop").mode("overwrite").save()
-
-    U = np.stack(uf.toPandas().sort_values("user_idx")["features"].to_numpy()).astype(np.float32)
-    V = np.stack(itf.toPandas().sort_values("item_idx")["features"].to_numpy()).astype(np.float32)
-
-    def gemm_floor():
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-        u, v = torch.from_numpy(U), torch.from_numpy(V)
-        for s in range(0, len(U), 8192):
-            torch.topk(u[s : s + 8192] @ v.T, n, dim=1)
-
-    ours_t, ours_all = timed(ours, args.repeats)
-    builtin_t, builtin_all = timed(spark_builtin, args.repeats)
-    plain_t, plain_all = timed(spark_builtin_plain, args.repeats)
-    floor_t, floor_all = timed(gemm_floor, args.repeats)
-    flops = 2.0 * len(U) * len(V) * args.rank
+    # warm-up on 200 users: Python workers started, torch imported, JIT warm, for every path alike
+    few = uf.limit(200).cache()
+    few.count()
+    top_n_from_factors(spark, few, itf, seen, TOP_N, block_size=block).write.format("noop").mode(
+        "overwrite"
+    ).save()
+    model.recommendForUserSubset(few, TOP_N).write.format("noop").mode("overwrite").save()
+    few.unpersist()
+    ours_r = timed(ours, repeats, pids)
+    plain_r = timed(builtin_plain, repeats, pids)
+    filtered_r = timed(builtin_filtered, repeats, pids)
+    U = np.stack(uf.toPandas()["features"].to_numpy()).astype(np.float32)
+    V = np.stack(itf.toPandas()["features"].to_numpy()).astype(np.float32)
+    floors = [gemm_floor(U, V, TOP_N) for _ in range(repeats)]
+    floor = statistics.median(floors)
+    flops = 2.0 * len(U) * len(V) * ALS_RANK
+    for df in (uf, itf, seen):
+        df.unpersist()
     return {
-        "topn_users": len(U),
-        "topn_items": len(V),
-        "rank": args.rank,
-        "top_n": n,
-        "pairs": n_ratings,
-        "als_seconds_per_iteration": round(als_iter, 3),
-        "topn_vidrec_seconds": round(ours_t, 3),
-        "topn_recommendForAllUsers_seen_filtered_seconds": round(builtin_t, 3),
-        "topn_recommendForAllUsers_plain_seconds": round(plain_t, 3),
-        "topn_gemm_floor_seconds": round(floor_t, 3),
-        "gemm_floor_gflops": round(flops / floor_t / 1e9, 2),
-        "topn_speedup_vs_recommendForAllUsers": round(builtin_t / ours_t, 2),
-        "topn_speedup_vs_recommendForAllUsers_plain": round(plain_t / ours_t, 2),
-        "topn_time_vs_gemm_floor": round(ours_t / floor_t, 2),
-        "raw_times": {
-            "vidrec": ours_all,
-            "recommendForAllUsers_seen_filtered": builtin_all,
-            "recommendForAllUsers_plain": plain_all,
-            "gemm_floor": floor_all,
-        },
+        "users": n_users,
+        "items": n_items,
+        "seen_pairs": n_seen,
+        "top_n": TOP_N,
+        "filtered_extra": extra,
+        "vidrec": ours_r,
+        "recommendForAllUsers_plain": plain_r,
+        "recommendForAllUsers_seen_filtered": filtered_r,
+        "gemm_floor": {"seconds": round(floor, 3), "runs": [round(x, 3) for x in floors]},
+        "gemm_gflops": round(flops / floor / 1e9, 1),
+        "topn_speedup_vs_recommendForAllUsers": round(plain_r["seconds"] / ours_r["seconds"], 2),
+        "topn_speedup_vs_recommendForAllUsers_seen_filtered": round(
+            filtered_r["seconds"] / ours_r["seconds"], 2
+        ),
+        "topn_time_vs_gemm_floor": round(ours_r["seconds"] / floor, 2),
+        "driver_rss_gib": round(psutil.Process().memory_info().rss / 2**30, 2),
     }
 
 
-def bench_nightly(args) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="vidrec-bench-"))
-    py = sys.executable
-    try:
+def bench_loader(spark: Any, warehouse: str, work: Path, repeats: int) -> dict[str, Any]:
+    """Shard write, then Petastorm (the project's loader seam) vs plain pyarrow into torch tensors."""
+    import pyarrow.parquet as pq
+    import torch
+    from pyspark.sql import functions as F
+
+    from vidrec import constants as C
+    from vidrec import tables
+    from vidrec.deep.loader import iter_batches
+    from vidrec.deep.shards import write_shards
+
+    cols = [C.COL_USER_IDX, C.COL_ITEM_IDX, "label"]
+    df = tables.read(spark, warehouse, C.T_INTERACTIONS).select(
+        C.COL_USER_IDX, C.COL_ITEM_IDX, F.col(C.COL_CONFIDENCE).cast("float").alias("label")
+    )
+    path = str(work / "loader_shards")
+    t0 = time.perf_counter()
+    info = write_shards(df, path, num_processes=2)
+    write_s = time.perf_counter() - t0
+    batch = 1024  # NCF's batch size
+
+    def petastorm() -> int:
+        return sum(len(b[C.COL_ITEM_IDX]) for b in iter_batches(path, 0, 1, batch, 0, cols, shuffle=False))
+
+    def plain() -> int:
+        n = 0
+        for f in sorted(Path(path).glob("*.parquet")):
+            for rb in pq.ParquetFile(f).iter_batches(batch_size=batch, columns=cols):
+                tensors = {c: torch.from_numpy(rb.column(c).to_numpy(zero_copy_only=False)) for c in cols}
+                n += len(tensors[C.COL_ITEM_IDX])
+        return n
+
+    for fn in (petastorm, plain):  # both read every row (and warm the page cache alike)
+        got = fn()
+        if got != info.rows:
+            raise RuntimeError(f"loader bench: {fn.__name__} read {got} rows, wrote {info.rows}")
+    pet, pya = timed(petastorm, repeats), timed(plain, repeats)
+    shutil.rmtree(path, ignore_errors=True)
+    return {
+        "rows": info.rows,
+        "row_groups": info.row_groups,
+        "batch_size": batch,
+        "shard_write_seconds": round(write_s, 2),
+        "petastorm": pet,
+        "pyarrow": pya,
+        "petastorm_rows_per_s": round(info.rows / pet["seconds"]),
+        "pyarrow_rows_per_s": round(info.rows / pya["seconds"]),
+        "loader_rate_vs_pyarrow": round(pya["seconds"] / pet["seconds"], 2),
+    }
+
+
+def bench_deep(spark: Any, conf: dict[str, Any], models: list[str], epochs: int) -> dict[str, Any]:
+    """Rows/s per process of each deep model, trained ``epochs`` epochs with the nightly's launcher."""
+    import vidrec.deep.generators  # noqa: F401  (registers the deep generators)
+    from vidrec.deep.launch import fit
+    from vidrec.pipeline import build_fit_context
+
+    ctx = build_fit_context(spark, conf, dt.date.fromisoformat(RUN_DATE))
+    out = {}
+    for name in models:
         t0 = time.perf_counter()
-        subprocess.run(
-            [
-                py,
-                str(ROOT / "jobs/generate_sample.py"),
-                "--out",
-                str(work / "raw"),
-                "--users",
-                "2000",
-                "--items",
-                "600",
-                "--days",
-                "60",
-                "--end-date",
-                "2026-03-31",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        gen = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [
-                py,
-                str(ROOT / "jobs/nightly.py"),
-                "--raw",
-                str(work / "raw"),
-                "--warehouse",
-                str(work / "wh"),
-                "--run-date",
-                "2026-03-31",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - t0
-        stages = next((ln for ln in proc.stdout.splitlines() if ln.startswith("Stage times:")), "")
-        return {
-            "sample_generate_seconds": round(gen, 1),
-            "nightly_demo_wall_seconds": round(wall, 1),
-            "nightly_demo_stages": stages,
+        result = fit(spark, name, ctx, params={"max_epochs": epochs, "patience": epochs})
+        out[name] = {
+            "rows_per_s_per_process": round(float(result.metrics["rows_per_s_per_process"])),
+            "processes": conf["deep"]["launch"]["num_processes"],
+            "epochs": epochs,
+            "fit_seconds": round(time.perf_counter() - t0, 1),
         }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        log.info("bench deep %s: %s", name, out[name])
+    return out
 
 
-def write_report(results: dict[str, Any]) -> None:
-    (ROOT / "bench").mkdir(exist_ok=True)
-    (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    f, t = results["machine"], results.get("topn", {})
-    lines = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`bench/run.py`); raw numbers in `bench/results.json`. Medians of "
-        f"{results['repeats']} runs; ratios measured side by side in one run.",
-        "",
-        f"Machine: {f['cores']} cores ({f['cpu']}), {f['memory_gib']} GiB, Python {f['python']}, {f['java']}, "
-        f"pyspark {f['pyspark']}, torch {f['torch']}, numpy {f['numpy']}; load average at start "
-        f"{', '.join(f'{x:.1f}' for x in f['load_average_at_start'])}; {f['date']}.",
-        "",
-    ]
-    if t:
-        lines += [
-            f"## Top-N for all users ({t['topn_users']:,} users x {t['topn_items']:,} items, rank {t['rank']}, "
-            f"N={t['top_n']}, seen items excluded, result written to Spark's noop sink)",
-            "",
-            "| path | median s | ratio |",
-            "| --- | ---: | ---: |",
-            f"| vidrec blocked scoring (`vidrec.topn`) | {t['topn_vidrec_seconds']} | 1.00 |",
-            f"| Spark `recommendForAllUsers(N + max seen)` then seen filtered | "
-            f"{t['topn_recommendForAllUsers_seen_filtered_seconds']} | {t['topn_speedup_vs_recommendForAllUsers']}x slower |",
-            f"| Spark `recommendForAllUsers(N)` (no exclusion at all) | {t['topn_recommendForAllUsers_plain_seconds']} | "
-            f"{t['topn_speedup_vs_recommendForAllUsers_plain']}x slower |",
-            f"| GEMM + top-k floor (torch, one process, all cores, no Spark) | {t['topn_gemm_floor_seconds']} | "
-            f"vidrec is {t['topn_time_vs_gemm_floor']}x the floor |",
-            "",
-            f"GEMM rate measured: {t['gemm_floor_gflops']} GFLOP/s. Spark MLlib ALS (implicit, rank {t['rank']}, "
-            f"{t['pairs']:,} pairs, 4 blocks): {t['als_seconds_per_iteration']} s per iteration.",
-            "",
-        ]
-    n = results.get("nightly")
-    if n:
-        lines += [
-            "## Nightly pipeline, demo sample (2,000 users, 600 items, 60 days, ~80k events)",
-            "",
-            f"Sample generation {n['sample_generate_seconds']} s; nightly wall time {n['nightly_demo_wall_seconds']} s "
-            "(JVM start included).",
-            "",
-            f"{n['nightly_demo_stages']}",
-            "",
-        ]
-    # the quality section is written by hand from `make eval-ml100k`; keep it across bench runs
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text() if path.exists() else ""
-    quality = old[old.index(QUALITY_HEADER) :] if QUALITY_HEADER in old else ""
-    path.write_text("\n".join(lines) + ("\n" + quality if quality else ""))
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=40000)
-    parser.add_argument("--items", type=int, default=8000)
-    parser.add_argument("--per-user", type=int, default=40)
-    parser.add_argument("--rank", type=int, default=64)
-    parser.add_argument("--top-n", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-nightly", action="store_true")
-    args = parser.parse_args()
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def bench_size(size: str, args: argparse.Namespace, skip: set[str], deep: bool) -> dict[str, Any]:
+    from vidrec import constants as C
+    from vidrec import tables
     from vidrec.config import load_config
     from vidrec.session import build_spark
 
-    results: dict[str, Any] = {"machine": machine_facts(), "repeats": args.repeats}
-    conf = load_config(overrides={"warehouse": tempfile.mkdtemp(prefix="vidrec-bench-wh-")})
+    repeats = args.repeats or SIZES[size]["repeats"]
+    work = Path(args.work_dir) / size
+    work.mkdir(parents=True, exist_ok=True)
+    wh = work / "warehouse"
+    res: dict[str, Any] = {"spec": SIZES[size], "repeats": repeats}
+    raw = Path(args.data_dir) / size
+    if "nightly" not in skip:
+        res["generate"] = generate(size, Path(args.data_dir))
+        log.info("bench %s: nightly (%s) ...", size, ",".join(BENCH_MODELS))
+        res["nightly"] = run_nightly(raw, wh, work / "nightly.log")
+        log.info("bench %s: nightly %s", size, res["nightly"])
+    elif not (wh / "silver").exists():
+        raise SystemExit(f"--skip nightly needs an existing warehouse at {wh}")
+    conf = load_config(overrides={"warehouse": str(wh)})
     spark = build_spark(conf)
-    results["topn"] = bench_topn_and_als(spark, args)
-    spark.stop()
-    if not args.skip_nightly:
-        results["nightly"] = bench_nightly(args)
-    write_report(results)
-    print(json.dumps({k: v for k, v in results.get("topn", {}).items() if k != "raw_times"}, indent=2))
+    try:
+        events = tables.read(spark, str(wh), C.T_EVENTS).count()
+        res["events"] = events
+        res["interactions"] = tables.read(spark, str(wh), C.T_INTERACTIONS).count()
+        res["bronze_bytes_per_event"] = round(du(wh / "bronze" / "events", ".parquet") / events, 1)
+        if raw.exists():
+            res["raw_bytes_per_event"] = round(du(raw / "events.jsonl", ".json") / events, 1)
+        stages = res.get("nightly", {}).get("stages", {})
+        if "ingest" in stages:
+            res["ingest_events_per_s"] = round(events / stages["ingest"])
+            res["matrix_seconds"] = stages.get("matrix")
+        model = None
+        if "als" not in skip or "topn" not in skip:
+            res["als"], model = bench_als(spark, conf, str(wh), iters=args.als_iters)
+            log.info("bench %s: als %s", size, res["als"])
+        if "topn" not in skip and model is not None:
+            res["topn"] = bench_topn(spark, conf, str(wh), model, repeats)
+            log.info("bench %s: topn %s", size, {k: v for k, v in res["topn"].items()})
+        if "loader" not in skip:
+            res["loader"] = bench_loader(spark, str(wh), work, repeats)
+            log.info("bench %s: loader %s", size, res["loader"])
+        if deep and "deep" not in skip:
+            res["deep"] = bench_deep(spark, conf, DEEP_MODELS, args.deep_epochs)
+    finally:
+        spark.stop()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+def headline(results: dict[str, Any]) -> dict[str, Any]:
+    """The issue's keys, from the largest size of the run (and the growth ratios where measured)."""
+    sizes = [s for s in SIZES if s in results["sizes"]]
+    top = results["sizes"][sizes[-1]]
+    out: dict[str, Any] = {"largest_size": sizes[-1]}
+    if "topn" in top:
+        out["topn_speedup_vs_recommendForAllUsers"] = top["topn"]["topn_speedup_vs_recommendForAllUsers"]
+        out["topn_time_vs_gemm_floor"] = top["topn"]["topn_time_vs_gemm_floor"]
+    if "loader" in top:
+        out["loader_rate_vs_pyarrow"] = top["loader"]["loader_rate_vs_pyarrow"]
+    if "als" in top:
+        out["als_iteration_time_vs_implicit"] = top["als"]["als_iteration_time_vs_implicit"]
+    walls = {
+        s: results["sizes"][s]["nightly"]["wall_seconds"] for s in sizes if "nightly" in results["sizes"][s]
+    }
+    for a, b in (("5m", "1m"), ("20m", "5m")):
+        if a in walls and b in walls:
+            out[f"nightly_time_ratio_{a}_over_{b}"] = round(walls[a] / walls[b], 2)
+    return out
+
+
+def _fmt_s(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.1f}"
+
+
+def _fmt_n(x: float | None) -> str:
+    return "–" if x is None else f"{x:,}"
+
+
+def markdown(results: dict[str, Any]) -> list[str]:
+    f, h = results["machine"], results["headline"]
+    sizes = [s for s in SIZES if s in results["sizes"]]
+    R = results["sizes"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/run.py`); raw numbers in `bench/results.json`. Each size's numbers "
+        "are measured side by side in one run; medians of the repeats shown.",
+        "",
+        f"Machine: {f['cores']} cores ({f['cpu']}), {f['memory_gib']} GiB, Python {f['python']}, "
+        f"{f['java']}, "
+        f"pyspark {f['pyspark']}, torch {f['torch']}, numpy {f['numpy']}, pyarrow {f['pyarrow']}, "
+        f"implicit {f['implicit']}; load average at start "
+        f"{', '.join(f'{x:.1f}' for x in f['load_average_at_start'])}; {f['date']}.",
+        "",
+        f"## Headline (largest size of the run: {h['largest_size']})",
+        "",
+        "| key | value |",
+        "| --- | ---: |",
+        *[f"| `{k}` | {v} |" for k, v in h.items() if k != "largest_size"],
+        "",
+        "## Data and the nightly pipeline",
+        "",
+        f"Generated by `jobs/generate_sample.py` (90 days, ~143 events per user); nightly model set "
+        f"`{','.join(BENCH_MODELS)}` (EASE's dense {R[sizes[-1]]['spec']['items']:,}-item solve and the deep "
+        "models do not fit this machine's hour at 20M: the deep models are measured below on their own).",
+        "",
+        "| size | users | items | events | interactions | generate s | nightly wall s | nightly CPU s "
+        "| ingest events/s | bronze bytes/event | raw bytes/event | matrix s | stages (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in sizes:
+        r = R[s]
+        n = r.get("nightly", {})
+        g = r.get("generate", {})
+        gen = _fmt_s(g.get("generate_seconds")) + (" (cached)" if g.get("reused") else "")
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in n.get("stages", {}).items())
+        lines.append(
+            f"| {s} | {r['spec']['users']:,} | {r['spec']['items']:,} | {_fmt_n(r.get('events'))} | "
+            f"{_fmt_n(r.get('interactions'))} | {gen} | {_fmt_s(n.get('wall_seconds'))} | "
+            f"{_fmt_s(n.get('cpu_seconds'))} | {_fmt_n(r.get('ingest_events_per_s'))} | "
+            f"{_fmt_n(r.get('bronze_bytes_per_event'))} | {_fmt_n(r.get('raw_bytes_per_event'))} | "
+            f"{_fmt_s(r.get('matrix_seconds'))} | {stages} |"
+        )
+    lines += [
+        "",
+        "## ALS, rank 64: Spark MLlib vs `implicit` (same pairs, same iterations)",
+        "",
+        "Seconds per iteration from fits of 1 and 1+k iterations after a warm-up fit (the difference "
+        "over k; CPU seconds of the Spark JVM, of this process for implicit, beside); NDCG@10 on a "
+        "per-pair hashed 20% of each user's positive pairs, training pairs excluded, after 1+k iterations.",
+        "",
+        "| size | train pairs | users x items | Spark BLAS | Spark s/iter | implicit s/iter | ratio "
+        "| CPU s/iter Spark / implicit (ratio) | Spark NDCG@10 | implicit NDCG@10 |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for s in sizes:
+        a = R[s].get("als")
+        if a:
+            lines.append(
+                f"| {s} | {a['train_pairs']:,} | {a['users']:,} x {a['items']:,} | {a['spark_blas']} | "
+                f"{a['spark_seconds_per_iteration']} | {a['implicit_seconds_per_iteration']} | "
+                f"{a['als_iteration_time_vs_implicit']}x | {a['spark_cpu_seconds_per_iteration']} / "
+                f"{a['implicit_cpu_seconds_per_iteration']} ({a['als_iteration_cpu_vs_implicit']}x) | "
+                f"{a['spark_ndcg_at_10']} | "
+                f"{a['implicit_ndcg_at_10']} |"
+            )
+    lines += [
+        "",
+        f"## Top-N for all users (N={TOP_N}) on the Spark ALS factors, result written (Spark noop sink)",
+        "",
+        "| size | users x items | vidrec.topn s | recommendForAllUsers(N) s | …(N + p95 seen) then seen "
+        "filtered s | GEMM+top-k floor s (GFLOP/s) | speed-up vs plain | vs filtered | vidrec / floor "
+        "| peak RSS GiB (vidrec / Spark) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in sizes:
+        t = R[s].get("topn")
+        if t:
+            lines.append(
+                f"| {s} | {t['users']:,} x {t['items']:,} | {t['vidrec']['seconds']} | "
+                f"{t['recommendForAllUsers_plain']['seconds']} | "
+                f"{t['recommendForAllUsers_seen_filtered']['seconds']} | "
+                f"{t['gemm_floor']['seconds']} ({t['gemm_gflops']}) | "
+                f"{t['topn_speedup_vs_recommendForAllUsers']}x | "
+                f"{t['topn_speedup_vs_recommendForAllUsers_seen_filtered']}x | "
+                f"{t['topn_time_vs_gemm_floor']}x | "
+                f"{t['vidrec'].get('peak_rss_gib')} / {t['recommendForAllUsers_plain'].get('peak_rss_gib')} |"
+            )
+    lines += [
+        "",
+        "## Feature shards and the loader (Petastorm via `vidrec.deep.loader` vs plain pyarrow)",
+        "",
+        "| size | rows | row groups | shard write s | Petastorm rows/s | pyarrow rows/s | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in sizes:
+        ld = R[s].get("loader")
+        if ld:
+            lines.append(
+                f"| {s} | {ld['rows']:,} | {ld['row_groups']} | {ld['shard_write_seconds']} | "
+                f"{ld['petastorm_rows_per_s']:,} | {ld['pyarrow_rows_per_s']:,} | "
+                f"{ld['loader_rate_vs_pyarrow']} |"
+            )
+    deep = next(((s, R[s]["deep"]) for s in sizes if "deep" in R[s]), None)
+    if deep:
+        lines += [
+            "",
+            f"## Deep model training throughput ({deep[0]} data, TorchDistributor, gloo, CPU)",
+            "",
+            "| model | rows/s per process | processes | epochs | fit s (features, shards, training) |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *[
+                f"| {m} | {d['rows_per_s_per_process']:,} | {d['processes']} | {d['epochs']} | "
+                f"{d['fit_seconds']} |"
+                for m, d in deep[1].items()
+            ],
+        ]
+    return lines + [""]
+
+
+def write_report(results: dict[str, Any], out_json: Path, out_md: Path) -> None:
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    old = out_md.read_text() if out_md.exists() else ""
+    starts = [old.index(h) for h in KEPT_HEADERS if h in old]
+    kept = old[min(starts) :] if starts else ""
+    out_md.write_text("\n".join(markdown(results)) + ("\n" + kept if kept else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES") or DEFAULT_SIZES)
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="default: per size (3 at 1m, 2 at 5m, 1 at 20m)"
+    )
+    parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    parser.add_argument("--data-dir", default=str(ROOT / "data" / "bench"), help="generated raw data (kept)")
+    parser.add_argument("--work-dir", default="/tmp/vidrec-bench", help="warehouses and shards (deleted)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (warehouses) afterwards")
+    parser.add_argument(
+        "--als-iters", type=int, default=3, help="k: ALS timed from fits of 1 and 1+k iterations"
+    )
+    parser.add_argument("--deep-epochs", type=int, default=2)
+    parser.add_argument("--out-json", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--out-md", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown or not sizes:
+        parser.error(f"--sizes: unknown {unknown} (known: {', '.join(SIZES)})")
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if skip - set(SECTIONS):
+        parser.error(f"--skip: unknown {sorted(skip - set(SECTIONS))} (known: {', '.join(SECTIONS)})")
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    sizes = [s for s in SIZES if s in sizes]  # smallest first
+    results: dict[str, Any] = {"machine": machine_facts(), "sizes": {}}
+    t0 = time.perf_counter()
+    for i, size in enumerate(sizes):
+        results["sizes"][size] = bench_size(size, args, skip, deep=i == 0)
+    results["total_seconds"] = round(time.perf_counter() - t0, 1)
+    results["headline"] = headline(results)
+    write_report(results, Path(args.out_json), Path(args.out_md))
+    print(json.dumps(results["headline"], indent=2))
     return 0
 
 

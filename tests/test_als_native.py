@@ -1,0 +1,25 @@
+"""vidrec.als's native BLAS setting: path resolution and the implementation report (never a failure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidrec import als
+
+
+def test_native_blas_path(tmp_path):
+    lib = tmp_path / "libopenblas.so.0"
+    lib.write_bytes(b"")
+    assert als.native_blas_path(str(lib)) == lib
+    assert als.native_blas_path("") is None
+    assert als.native_blas_path(None) is None
+    assert als.native_blas_path(str(tmp_path / "missing.so")) is None
+    assert als.native_blas_path("no/such/lib.so") is None  # relative: from the project root
+
+
+@pytest.mark.spark
+def test_use_native_blas_reports_the_implementations(spark, caplog):
+    got = als.use_native_blas(spark, "no/such/lib.so")  # a missing library: a warning, Spark's Java BLAS
+    assert "no file at no/such/lib.so" in caplog.text
+    blas, lapack = got.split("/")
+    assert blas.endswith("BLAS") and lapack.endswith("LAPACK")

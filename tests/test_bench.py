@@ -1,0 +1,92 @@
+"""bench/run.py's pure parts: stage-time parsing, NDCG@10, the headline keys, and the kept sections.
+
+The timed parts are never asserted on; `make bench-quick` runs the whole suite at a tiny size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parse_stage_times(bench):
+    text = "noise\nStage times: ingest 570.9s, matrix 268.9s, evaluate 12.0s\nmore"
+    assert bench.parse_stage_times(text) == {"ingest": 570.9, "matrix": 268.9, "evaluate": 12.0}
+    assert bench.parse_stage_times("no summary") == {}
+
+
+def test_ndcg_at_k_by_hand(bench):
+    # 2 users x 4 items, rank 1: user 0 ranks items 3 > 2 > 1 > 0, user 1 the reverse
+    users = np.array([[1.0], [-1.0]], np.float32)
+    items = np.array([[0.0], [1.0], [2.0], [3.0]], np.float32)
+    train = (np.array([0]), np.array([3]))  # user 0 has item 3 in training: excluded
+    test = (np.array([0, 0, 1]), np.array([1, 0, 3]))
+    got = bench.ndcg_at_k(users, items, train, test, k=2)
+    # user 0 ranks 2, 1: hit at position 2 -> (1/log2(3)) / (1 + 1/log2(3)); user 1 ranks 0, 1: miss, miss
+    u0 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
+    assert got == pytest.approx((u0 + 0.0) / 2)
+
+
+def test_headline_and_kept_sections(bench, tmp_path):
+    def size(wall):
+        return {"nightly": {"wall_seconds": wall}}
+
+    results = {"sizes": {"1m": size(100.0), "5m": size(250.0), "20m": size(1000.0)}}
+    results["sizes"]["20m"].update(
+        {
+            "topn": {"topn_speedup_vs_recommendForAllUsers": 3.5, "topn_time_vs_gemm_floor": 1.8},
+            "loader": {"loader_rate_vs_pyarrow": 0.7},
+            "als": {"als_iteration_time_vs_implicit": 6.0},
+        }
+    )
+    h = bench.headline(results)
+    assert h == {
+        "largest_size": "20m",
+        "topn_speedup_vs_recommendForAllUsers": 3.5,
+        "topn_time_vs_gemm_floor": 1.8,
+        "loader_rate_vs_pyarrow": 0.7,
+        "als_iteration_time_vs_implicit": 6.0,
+        "nightly_time_ratio_5m_over_1m": 2.5,
+        "nightly_time_ratio_20m_over_5m": 4.0,
+    }
+    md = tmp_path / "BENCHMARKS.md"
+    hand = "## Fast paths: what each change gained\n\nnotes\n\n## Recommendation quality\n\ntable\n"
+    md.write_text("# Benchmarks\n\nold numbers\n\n" + hand)
+    machine = {
+        "cores": 2,
+        "cpu": "x",
+        "memory_gib": 1.0,
+        "python": "3",
+        "java": "17",
+        "pyspark": "4",
+        "torch": "2",
+        "numpy": "1",
+        "pyarrow": "14",
+        "implicit": "0.7.3",
+        "load_average_at_start": [0.0, 0.0, 0.0],
+        "date": "d",
+    }
+    spec = {"users": 1, "items": 1}
+    bench.write_report(
+        {"machine": machine, "headline": {"largest_size": "1m"}, "sizes": {"1m": {"spec": spec}}},
+        tmp_path / "results.json",
+        md,
+    )
+    text = md.read_text()
+    assert "old numbers" not in text
+    assert text.endswith(hand)
+    assert (tmp_path / "results.json").exists()
