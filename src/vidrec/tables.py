@@ -140,9 +140,21 @@ def overwrite(df: DataFrame, warehouse: str, table: Table, partition_by: Sequenc
     register(df.sparkSession, warehouse, table)
 
 
-def append(df: DataFrame, warehouse: str, table: Table, partition_by: Sequence[str] = ()) -> None:
-    """Append ``df`` to ``table`` in one commit (creating it)."""
-    _writer(df, partition_by).mode("append").save(table_path(warehouse, table))
+def append(
+    df: DataFrame,
+    warehouse: str,
+    table: Table,
+    partition_by: Sequence[str] = (),
+    merge_schema: bool = False,
+) -> None:
+    """Append ``df`` to ``table`` in one commit (creating it).
+
+    ``merge_schema`` lets this one write add new (nullable) columns to an existing table.
+    """
+    writer = _writer(df, partition_by).mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(table_path(warehouse, table))
     register(df.sparkSession, warehouse, table)
 
 
@@ -150,8 +162,15 @@ def _match_condition(keys: Sequence[str]) -> str:
     return " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
 
 
-def merge_upsert(df: DataFrame, warehouse: str, table: Table, keys: Sequence[str]) -> None:
-    """Upsert ``df`` into ``table`` on ``keys`` (update matched rows, insert new ones): one commit."""
+def merge_upsert(
+    df: DataFrame, warehouse: str, table: Table, keys: Sequence[str], update_if: str | None = None
+) -> None:
+    """Upsert ``df`` into ``table`` on ``keys`` (update matched rows, insert new ones): one commit.
+
+    ``update_if`` (SQL over ``s.`` the incoming and ``t.`` the stored row) limits which matched rows
+    are updated, e.g. ``"s.updated_at >= t.updated_at"`` so that replaying an older run never
+    overwrites a newer version of a row (out-of-order runs and backfills keep the latest state).
+    """
     path = table_path(warehouse, table)
     spark = df.sparkSession
     if not DeltaTable.isDeltaTable(spark, path):
@@ -161,7 +180,7 @@ def merge_upsert(df: DataFrame, warehouse: str, table: Table, keys: Sequence[str
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(df.alias("s"), _match_condition(keys))
-        .whenMatchedUpdateAll()
+        .whenMatchedUpdateAll(condition=update_if)
         .whenNotMatchedInsertAll()
         .execute()
     )
