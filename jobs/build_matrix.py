@@ -1,4 +1,4 @@
-"""spark-submit entry point: the 'build_matrix' stage(s). Same flags as every job; see `vidrec build_matrix -h`."""
+"""spark-submit entry point: the 'build_matrix' stage. Same flags as every job: `vidrec build_matrix -h`."""
 
 import sys
 
