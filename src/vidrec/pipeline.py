@@ -387,7 +387,11 @@ def rows_written(
 
 
 def model_versions(spark: SparkSession, warehouse: str, stage: str, run_date: dt.date) -> dict[str, str]:
-    """``algorithm -> model_version`` written by ``stage`` (evaluate, recommend) for ``run_date``."""
+    """The model versions ``stage`` (evaluate, recommend) wrote for ``run_date``, by model name.
+
+    A version reads ``<name>-<run_date>-<hash of its parameters>``; the name is the algorithm, or
+    e.g. ``als-explicit`` for the rating model evaluate fits beside the ranking one.
+    """
     table = _VERSIONED.get(stage)
     if table is None or not tables.exists(spark, warehouse, table):
         return {}
@@ -398,7 +402,8 @@ def model_versions(spark: SparkSession, warehouse: str, stage: str, run_date: dt
         .distinct()
         .collect()
     )
-    return {r[0]: r[1] for r in sorted(rows)}
+    sep = f"-{run_date.isoformat()}-"
+    return {(v.split(sep)[0] if sep in v else a): v for a, v in sorted(rows)}
 
 
 def rollback(
