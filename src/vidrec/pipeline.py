@@ -441,6 +441,8 @@ def run_nightly(
 ) -> dict[str, dict[str, Any]]:
     """Run ``stages`` (default: all, in order) for ``run_date``; returns the run summary.
 
+    ``raw_dir`` may hold ``{run_date}`` (see :func:`raw_for_date`).
+
     Each stage appends a row to ``ops/runs``: status, timings, its details (JSON), the rows it wrote
     per table (Delta commit metrics), rejected records (ingest) and model versions (evaluate,
     recommend).
@@ -456,7 +458,7 @@ def run_nightly(
     unknown = [n for n in names if n not in STAGE_NAMES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
-    rc = RunContext(spark, conf, run_date, raw_dir, use_gpu=use_gpu)
+    rc = RunContext(spark, conf, run_date, raw_for_date(raw_dir, run_date), use_gpu=use_gpu)
     before = table_versions(spark, rc.warehouse, RUN_TABLES)
     log.info("run %s for %s: stages %s, warehouse %s", rc.run_id, run_date, names, rc.warehouse)
     total = time.perf_counter()
