@@ -149,3 +149,189 @@ def test_unknown_extension_is_named(tmp_path) -> None:
     (tmp_path / "events.xlsx").write_text("x")
     with pytest.raises(ValueError, match="events.xlsx"):
         discover(tmp_path)
+
+
+# --- every kind of bad input: quarantined with raw text, source file and reason, counted -------
+
+LONG = 600  # conf ingest.max_line_bytes for the suite below
+
+
+def _line(eid: str, **kw) -> str:
+    rec = {"event_id": eid, "user_id": "u1", "item_id": "i1", "event_type": "play"}
+    rec.update({"ts": "2026-03-01T10:00:00Z", **kw})
+    return json.dumps(rec)
+
+
+#: (kind, file name, file bytes, the rejected line's text, expected reason)
+BAD_KINDS = [
+    (
+        "malformed JSON",
+        "events_malformed.jsonl",
+        b'{"event_id": "m1", "user_id": \n',
+        '{"event_id": "m1", "user_id": ',
+        "malformed record (not parseable)",
+    ),
+    (
+        "truncated file",
+        "events_truncated.jsonl",
+        (_line("t0") + '\n{"event_id": "t1", "user_id": "u1", "item_').encode(),
+        '{"event_id": "t1", "user_id": "u1", "item_',
+        "malformed record (not parseable)",
+    ),
+    (
+        "wrong type (watch_seconds)",
+        "events_type_watch.jsonl",
+        (_line("w1", watch_seconds="lots") + "\n").encode(),
+        _line("w1", watch_seconds="lots"),
+        "watch_seconds is not a number",
+    ),
+    (
+        "wrong type (rating)",
+        "events_type_rating.jsonl",
+        (_line("w2", event_type="rate", rating=[4]) + "\n").encode(),
+        _line("w2", event_type="rate", rating=[4]),
+        "rating is not a number",
+    ),
+    (
+        "missing field",
+        "events_missing.jsonl",
+        (
+            json.dumps(
+                {"event_id": "f1", "user_id": "u1", "event_type": "play", "ts": "2026-03-01T10:00:00Z"}
+            )
+            + "\n"
+        ).encode(),
+        json.dumps({"event_id": "f1", "user_id": "u1", "event_type": "play", "ts": "2026-03-01T10:00:00Z"}),
+        "missing required field item_id",
+    ),
+    (
+        "empty required field",
+        "events_empty_id.jsonl",
+        (_line("") + "\n").encode(),
+        _line(""),
+        "missing required field event_id",
+    ),
+    (
+        "unknown event type",
+        "events_type.jsonl",
+        (_line("u1x", event_type="teleport") + "\n").encode(),
+        _line("u1x", event_type="teleport"),
+        "unknown event_type",
+    ),
+    (
+        "negative watch_seconds",
+        "events_negative.jsonl",
+        (_line("n1", watch_seconds=-5) + "\n").encode(),
+        _line("n1", watch_seconds=-5),
+        "negative watch_seconds",
+    ),
+    (
+        "absurd watch_seconds",
+        "events_absurd.jsonl",
+        (_line("a1", watch_seconds=1e9) + "\n").encode(),
+        _line("a1", watch_seconds=1e9),
+        "absurd watch_seconds",
+    ),
+    (
+        "rating above range",
+        "events_rating_hi.jsonl",
+        (_line("r1", event_type="rate", rating=7) + "\n").encode(),
+        _line("r1", event_type="rate", rating=7),
+        "rating out of range [0.5, 5]",
+    ),
+    (
+        "rating below range",
+        "events_rating_lo.jsonl",
+        (_line("r2", event_type="rate", rating=0) + "\n").encode(),
+        _line("r2", event_type="rate", rating=0),
+        "rating out of range [0.5, 5]",
+    ),
+    (
+        "ts in the future",
+        "events_future.jsonl",
+        (_line("ts1", ts="2030-01-01T00:00:00Z") + "\n").encode(),
+        _line("ts1", ts="2030-01-01T00:00:00Z"),
+        "ts in the future",
+    ),
+    (
+        "ts before the catalog",
+        "events_past.jsonl",
+        (_line("ts2", ts="1990-01-01T00:00:00Z") + "\n").encode(),
+        _line("ts2", ts="1990-01-01T00:00:00Z"),
+        "ts before the catalog existed",
+    ),
+    (
+        "unknown item id",
+        "events_item.jsonl",
+        (_line("i1x", item_id="nope") + "\n").encode(),
+        _line("i1x", item_id="nope"),
+        "unknown item_id",
+    ),
+    (
+        "duplicate id within a file",
+        "events_dup_within.jsonl",
+        (_line("d1") + "\n" + _line("d1", ts="2026-03-01T11:00:00Z") + "\n").encode(),
+        _line("d1", ts="2026-03-01T11:00:00Z"),
+        "duplicate event_id",
+    ),
+    (
+        "duplicate id across files",
+        "events_dup_z.jsonl",
+        (_line("good1") + "\n").encode(),
+        _line("good1"),
+        "duplicate event_id",
+    ),
+    (
+        "non-UTF-8 bytes",
+        "events_bytes.jsonl",
+        (_line("nb1", device="tv@@") + "\n").encode().replace(b"@@", b"\xff\xfe"),
+        _line("nb1", device="tv@@").replace("@@", "\ufffd\ufffd"),  # kept readable, bytes marked
+        "invalid UTF-8 bytes",
+    ),
+    (
+        "huge line",
+        "events_huge.jsonl",
+        (_line("h1", device="x" * (2 * LONG)) + "\n").encode(),
+        _line("h1", device="x" * (2 * LONG)),
+        f"line too long (> {LONG} bytes)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_run(spark, base_conf, tmp_path_factory) -> dict:
+    """One ingest over a good file and one file per kind of bad input (max_bad_fraction 1)."""
+    root = tmp_path_factory.mktemp("bad_kinds")
+    raw = Path(write_raw(root / "raw", [_line("good1"), _line("good2", event_type="like")]))
+    for _, name, content, _, _ in BAD_KINDS:
+        (raw / name).write_bytes(content)
+    icf = {**base_conf["ingest"], "max_bad_fraction": 1.0, "max_line_bytes": LONG}
+    conf = {**base_conf, "warehouse": str(root / "wh"), "ingest": icf}
+    report = ingest.run(spark, conf, str(raw), RUN_DATE, now=NOW)
+    rows = tables.read(spark, conf["warehouse"], C.T_QUARANTINE).where("entity = 'events'").collect()
+    bronze = {r.event_id for r in tables.read(spark, conf["warehouse"], C.T_EVENTS).collect()}
+    return {"report": report, "rows": rows, "bronze": bronze}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "content", "line", "reason"), BAD_KINDS, ids=[k[0] for k in BAD_KINDS]
+)
+def test_each_kind_of_bad_input_is_quarantined(bad_input_run, kind, name, content, line, reason) -> None:
+    hits = [r for r in bad_input_run["rows"] if r.source_file.endswith("/" + name)]
+    assert [(r.raw, r.reason) for r in hits] == [(line, reason)], kind
+    assert all(r.run_date == RUN_DATE for r in hits)
+
+
+def test_bad_input_is_counted_by_reason_and_nothing_else_is_lost(bad_input_run) -> None:
+    report = bad_input_run["report"]
+    want: dict[str, int] = {}
+    for *_, reason in BAD_KINDS:
+        want[reason] = want.get(reason, 0) + 1
+    want["invalid release_year"] = 1  # write_raw's catalog
+    want["missing required field user_id"] = 1  # write_raw's profiles
+    assert report.reasons == want
+    assert report.event_reasons == {k: v for k, v in want.items() if k in {b[-1] for b in BAD_KINDS}}
+    # every event line is either in bronze or in the quarantine
+    assert bad_input_run["bronze"] == {"good1", "good2", "t0", "d1"}
+    assert report.rejected["events"] == len(BAD_KINDS) == len(bad_input_run["rows"])
+    assert report.new_events == 4 and report.events_read == 4 + len(BAD_KINDS)

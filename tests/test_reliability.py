@@ -3,19 +3,27 @@
 Every promise is checked on one small generated sample (60 users, 40 items, 10 days):
 
 - a rerun of the same run date leaves every table exactly as one run did;
+- two dates run in reverse order end exactly like a backfill that runs them in order;
 - runs killed with SIGKILL (mid-ingest, mid-ALS, mid-gold-write), then rerun, end exactly like an
   uninterrupted run;
 - a reader of ``gold/recommendations`` during a rerun only ever sees complete versions;
 - a failed stage restores every table to its version before the run and logs a ``failed`` row;
-- an empty input day is a valid run; configuration errors exit 2 before any table is written.
+  a run refused for bad input keeps its quarantine rows and changes nothing else;
+- ``ops/runs`` holds a row per stage with counts, bad records and model versions;
+- an empty input day is a valid run that says so; configuration errors exit 2 before any table is
+  written; a backfill stops at the first failed date and says how to resume.
 
 "Exactly": full sorted contents of each bronze/silver/gold table (``ops/runs`` and the
-``ingested_at`` wall-clock column excluded) and of the ALS factor files under ``models/``.
+``ingested_at`` wall-clock column excluded) and of the ALS factor files under ``models/``, doubles
+to 12 significant digits: Spark adds up a shuffle's doubles in the order its blocks arrive, so an
+average over users (a metric) can move in the 16th digit between two identical runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
 import shutil
 import signal
@@ -30,8 +38,8 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from vidrec import analytics, ingest, pipeline, sample, tables
 from vidrec import constants as C
-from vidrec import ingest, pipeline, sample, tables
 
 pytestmark = [pytest.mark.spark]
 
@@ -76,7 +84,20 @@ def job_overrides(base_conf: dict[str, Any], checkpoints: Path) -> list[str]:
     return [arg for s in sets for arg in ("--set", s)]
 
 
-def snapshot(spark, warehouse: str, names=CONTENT_TABLES) -> dict[str, list[str]]:
+def canon(value: Any) -> Any:
+    """``value`` with every float rounded to 12 significant digits (lists and rows recursively)."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, list):
+        return [canon(v) for v in value]
+    if isinstance(value, tuple):  # rows too (a Row is a tuple)
+        return tuple(canon(v) for v in value)
+    if isinstance(value, dict):
+        return {k: canon(v) for k, v in value.items()}
+    return value
+
+
+def snapshot(spark, warehouse: str, names=CONTENT_TABLES, artifacts=ARTIFACTS) -> dict[str, list[str]]:
     """Full sorted contents of each table (as ``repr`` of rows) and of the ALS factor files."""
     out: dict[str, list[str]] = {}
     for t in names:
@@ -84,12 +105,14 @@ def snapshot(spark, warehouse: str, names=CONTENT_TABLES) -> dict[str, list[str]
             out[tables.catalog_name(t)] = ["<missing>"]
             continue
         df = tables.read(spark, warehouse, t).drop(*VOLATILE.get(t, []))
-        out[tables.catalog_name(t)] = sorted(repr(tuple(r)) for r in df.collect())
-    for art in ARTIFACTS:
+        out[tables.catalog_name(t)] = sorted(repr(canon(tuple(r))) for r in df.collect())
+    for art in artifacts:
         path = Path(warehouse, art)
         files = sorted(str(p) for p in path.glob("*.parquet")) if path.is_dir() else []
         out[art] = (
-            sorted(repr(tuple(r)) for r in spark.read.parquet(*files).collect()) if files else ["<missing>"]
+            sorted(repr(canon(tuple(r))) for r in spark.read.parquet(*files).collect())
+            if files
+            else ["<missing>"]
         )
     return out
 
@@ -206,10 +229,11 @@ def test_readers_only_see_complete_versions(ref, rerun) -> None:
 # --- SIGKILL at three points, then a rerun -----------------------------------------------------
 
 
-def run_and_kill(cmd: list[str], marker: str, delay: float, timeout: float = 420) -> tuple[int, list[str]]:
+def run_and_kill(cmd: list[str], marker: str, delay: float, timeout: float = 3600) -> tuple[int, list[str]]:
     """Run ``cmd`` in its own process group; SIGKILL the group ``delay`` s after ``marker`` is logged.
 
     Returns the exit status and the log lines read. Fails when the job ends before the marker.
+    ``timeout`` only guards against a hung job (on a busy 2-core machine a run takes many minutes).
     """
     proc = subprocess.Popen(
         cmd,
@@ -360,27 +384,64 @@ def test_failed_stage_restores_every_table_and_logs_failed(spark, ref, rerun, tm
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_nightly's roll-back also restores bronze/quarantine when ingest raises BadInputError, "
-    "so the rejected records the error message points to are gone (fix proposed in the report)",
-)
-def test_bad_input_failure_keeps_its_quarantine(spark, conf, tmp_path) -> None:
+def test_bad_input_failure_keeps_its_quarantine(spark, ref, rerun, tmp_path) -> None:
+    wh = str(tmp_path / "wh")
+    shutil.copytree(ref["conf"]["warehouse"], wh)
+    conf = {**ref["conf"], "warehouse": wh}
+    day = RUN_DATE + dt.timedelta(days=1)
     raw = tmp_path / "raw"
     raw.mkdir()
-    good = '{"event_id": "g%d", "user_id": "u1", "item_id": "i1", "event_type": "play", "ts": "2026-03-10T08:00:00Z"}'
-    bad = '{"event_id": "b%d", "user_id": "u1", "item_id": "i1", "event_type": "teleport", "ts": "2026-03-10T08:00:00Z"}'
-    (raw / "events.jsonl").write_text(
-        "\n".join([good % i for i in range(3)] + [bad % i for i in range(3)]) + "\n"
+    rec = {"user_id": sample.user_id(0), "item_id": sample.item_id(0), "ts": f"{day}T08:00:00Z"}
+    good = [json.dumps({"event_id": f"g{i}", "event_type": "play", **rec}) for i in range(3)]
+    bad = [json.dumps({"event_id": f"b{i}", "event_type": "teleport", **rec}) for i in range(3)]
+    (raw / "events.jsonl").write_text("\n".join(good + bad) + "\n")
+    before = snapshot(spark, wh)
+    runs_before = tables.read(spark, wh, C.T_RUNS).count()
+
+    with pytest.raises(ingest.BadInputError) as err:
+        pipeline.run_nightly(spark, conf, day, str(raw))
+
+    message = str(err.value)
+    for part in (
+        "bad fraction 50.0%",
+        "ingest.max_bad_fraction 5.0%",
+        "unknown event_type: 3",
+        tables.catalog_name(C.T_QUARANTINE),
+        tables.table_path(wh, C.T_QUARANTINE),
+        f"run_date {day}",
+    ):
+        assert part in message, (part, message)
+    after = snapshot(spark, wh)
+    quarantine = tables.catalog_name(C.T_QUARANTINE)
+    assert (
+        differences(
+            {k: v for k, v in before.items() if k != quarantine},
+            {k: v for k, v in after.items() if k != quarantine},
+        )
+        == {}
     )
-    with pytest.raises(ingest.BadInputError):
-        pipeline.run_nightly(spark, conf, RUN_DATE, str(raw), stages=["ingest"])
-    wh = conf["warehouse"]
-    assert not tables.exists(spark, wh, C.T_EVENTS) or tables.read(spark, wh, C.T_EVENTS).count() == 0
-    assert tables.read(spark, wh, C.T_QUARANTINE).where(F.col(C.COL_RUN_DATE) == F.lit(RUN_DATE)).count() == 3
+    kept = tables.read(spark, wh, C.T_QUARANTINE).where(F.col(C.COL_RUN_DATE) == F.lit(day)).collect()
+    assert sorted((r.raw, r.reason, Path(r.source_file).name) for r in kept) == [
+        (line, "unknown event_type", "events.jsonl") for line in bad
+    ]
+    added = [r for r in after[quarantine] if r not in before[quarantine]]
+    assert len(added) == 3 and set(before[quarantine]) <= set(after[quarantine])
+    (row,) = tables.read(spark, wh, C.T_RUNS).orderBy("started_at").collect()[runs_before:]
+    assert (row.stage, row.status, row.bad_records) == ("ingest", "failed", 3)
+    assert json.loads(row.details)["quarantine_kept"] == quarantine
+    assert quarantine not in json.loads(row.details)["rolled_back"]
 
 
 # --- an empty day -----------------------------------------------------------------------------
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.levelname} {record.getMessage()}")
 
 
 @pytest.fixture(scope="module")
@@ -395,8 +456,17 @@ def empty_day(spark, ref, rerun) -> dict[str, Any]:
     conf = {**ref["conf"], "warehouse": wh}
     events_before = tables.read(spark, wh, C.T_EVENTS).count()
     day = RUN_DATE + dt.timedelta(days=1)
-    summary = pipeline.run_nightly(spark, conf, day, str(raw), stages=["ingest", "matrix", "popular"])
-    return {"wh": wh, "summary": summary, "events_before": events_before, "day": day}
+    logs = _Collect()
+    logger = logging.getLogger("vidrec")
+    level = logger.level
+    logger.addHandler(logs)
+    logger.setLevel(logging.INFO)
+    try:
+        summary = pipeline.run_nightly(spark, conf, day, str(raw), stages=["ingest", "matrix", "popular"])
+    finally:
+        logger.removeHandler(logs)
+        logger.setLevel(level)
+    return {"wh": wh, "summary": summary, "events_before": events_before, "day": day, "logs": logs.messages}
 
 
 @pytest.mark.slow
@@ -412,13 +482,17 @@ def test_empty_day_is_a_valid_run(spark, empty_day) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty day passes silently: the ingest details carry no 'empty_day' flag and nothing "
-    "is logged (fix proposed in the report)",
-)
-def test_empty_day_says_so(empty_day) -> None:
+def test_empty_day_says_so(spark, empty_day) -> None:
     assert empty_day["summary"]["ingest"].get("empty_day") is True
+    assert empty_day["summary"]["ingest"]["events_read"] == 0
+    said = [m for m in empty_day["logs"] if "EMPTY DAY" in m]
+    assert said and said[0].startswith("WARNING") and str(empty_day["day"]) in said[0], empty_day["logs"]
+    (row,) = (
+        tables.read(spark, empty_day["wh"], C.T_RUNS)
+        .where((F.col(C.COL_RUN_DATE) == F.lit(empty_day["day"])) & (F.col("stage") == "ingest"))
+        .collect()
+    )
+    assert json.loads(row.details)["empty_day"] is True
 
 
 # --- configuration errors: exit 2 at start, nothing written ------------------------------------
@@ -467,14 +541,269 @@ def test_configuration_error_exits_2_before_any_write(tmp_path, extra, named) ->
     assert not wh.exists()
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a missing --raw folder is only found by the ingest stage, after Spark started; "
-    "the run exits 1 and writes ops/runs (fix proposed in the report)",
-)
 def test_missing_raw_folder_exits_2_before_any_write(tmp_path) -> None:
     res, wh = nightly_job(tmp_path, raw=str(tmp_path / "no-such-raw"))
     assert res.returncode == 2, res.stderr[-2000:]
-    assert "no-such-raw" in res.stderr
+    assert "no-such-raw" in res.stderr and "--raw" in res.stderr
     assert not wh.exists()
+
+
+def test_raw_folder_without_inputs_exits_2_before_any_write(tmp_path) -> None:
+    raw = tmp_path / "wrong-folder"
+    raw.mkdir()
+    (raw / "README.txt").write_text("not an input")
+    res, wh = nightly_job(tmp_path, raw=str(raw))
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "wrong-folder holds no input" in res.stderr
+    assert not wh.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "named"),
+    [
+        # the warehouse is a file, or under one
+        (lambda t: (t / "wh").write_text("x"), [], "'warehouse'"),
+        (lambda t: (t / "file").write_text("x"), ["--warehouse", "{tmp}/file/wh"], "'warehouse'"),
+        (
+            lambda t: (t / "cp").write_text("x"),
+            ["--set", "spark.checkpoint_dir={tmp}/cp"],
+            "spark.checkpoint_dir",
+        ),
+        (None, ["--stages", "ingest,matrx"], "matrx"),
+        (None, ["--until", "2026-03-01"], "end date 2026-03-01 is before start date 2026-03-10"),
+        # one day's folder of a backfill is missing
+        (None, ["--raw", "{tmp}/raw-{run_date}", "--until", "2026-03-11"], "raw-2026-03-10"),
+    ],
+    ids=["warehouse-is-a-file", "warehouse-under-a-file", "checkpoint-dir", "stage", "until", "backfill-raw"],
+)
+def test_bad_paths_exit_2_before_any_write(tmp_path, make, extra, named) -> None:
+    if make is not None:
+        make(tmp_path)
+    (tmp_path / "raw-2026-03-11").mkdir()
+    (tmp_path / "raw-2026-03-11" / "events.jsonl").write_text("")
+    extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
+    res, wh = nightly_job(tmp_path, *extra)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert named in res.stderr
+    assert "configuration error" in res.stderr
+    assert not (wh.is_dir() or (tmp_path / "file" / "wh").exists())
+
+
+def test_console_command_runs_forget_user_and_backfill(tmp_path, capsys) -> None:
+    from vidrec import cli
+
+    assert cli.main(["forget_user", "--warehouse", str(tmp_path)]) == 2  # refused before Spark
+    assert "give at least one --user-id" in capsys.readouterr().err
+    args = [
+        "--start",
+        "2026-03-10",
+        "--end",
+        "2026-03-01",
+        "--raw",
+        str(tmp_path),
+        "--warehouse",
+        str(tmp_path),
+    ]
+    assert cli.main(["backfill", *args]) == 2
+    assert "end date 2026-03-01 is before start date 2026-03-10" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_unreachable_warehouse_exits_2_naming_it(tmp_path) -> None:
+    res, _ = nightly_job(tmp_path, "--warehouse", "nosuchfs://bucket/warehouse")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "'warehouse': cannot reach nosuchfs://bucket/warehouse" in res.stderr
+
+
+# --- the run log -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_run_log_has_counts_bad_records_and_model_versions(spark, ref) -> None:
+    wh = ref["conf"]["warehouse"]
+    run_id = ref["summary"]["_run"]["run_id"]
+    rows = {r.stage: r for r in tables.read(spark, wh, C.T_RUNS).where(F.col("run_id") == run_id).collect()}
+    assert list(rows) == pipeline.STAGE_NAMES or set(rows) == set(pipeline.STAGE_NAMES)
+    for r in rows.values():
+        assert (r.run_date, r.status, r.error) == (RUN_DATE, "succeeded", None)
+        assert r.started_at <= r.ended_at and r.seconds >= 0
+        assert r.rows_written, r.stage  # every stage wrote something
+    ingest_ = rows["ingest"]
+    assert ingest_.bad_records == sum(ref["summary"]["ingest"]["rejected"].values())
+    assert ingest_.rows_written[tables.catalog_name(C.T_EVENTS)] == ref["summary"]["ingest"]["new_events"]
+    assert json.loads(ingest_.details)["new_events"] == ref["summary"]["ingest"]["new_events"]
+    for stage, table in (("recommend", C.T_RECOMMENDATIONS), ("evaluate", C.T_MODEL_METRICS)):
+        written = {
+            (r[0], r[1])
+            for r in tables.read(spark, wh, table)
+            .where(F.col(C.COL_RUN_DATE) == F.lit(RUN_DATE))
+            .select(C.COL_ALGORITHM, C.COL_MODEL_VERSION)
+            .distinct()
+            .collect()
+        }
+        assert {a for a, _ in written} == set(ref["conf"]["models"]), stage
+        # keyed by model name: the algorithm, or e.g. als-explicit (evaluate's rating model)
+        assert rows[stage].model_versions == {v.split(f"-{RUN_DATE}-")[0]: v for _, v in written}, stage
+    assert rows["recommend"].model_versions["als"].startswith(f"als-{RUN_DATE}-")
+    assert "als-explicit" in rows["evaluate"].model_versions
+    assert rows["matrix"].rows_written[tables.catalog_name(C.T_INTERACTIONS)] > 0
+    assert rows["matrix"].bad_records is None and rows["matrix"].model_versions == {}
+
+
+# --- run order: out of order, and a backfill, end like in order ---------------------------------
+
+D_EARLY = RUN_DATE - dt.timedelta(days=1)
+#: evaluate left out to keep the test short: it reads bronze up to the run date and the indexes, whose
+#: order independence the other stages already show, and writes only gold/model_metrics
+ORDER_STAGES = ["ingest", "matrix", "recommend", "popular", "analytics"]
+ORDER_TABLES = tuple(t for t in CONTENT_TABLES if t != C.T_MODEL_METRICS) + tuple(
+    analytics.ANALYTICS_TABLES.values()
+)
+ORDER_ARTIFACTS = tuple(
+    f"models/{d.isoformat()}/als_{side}_factors" for d in (D_EARLY, RUN_DATE) for side in ("user", "item")
+)
+
+
+@pytest.fixture(scope="module")
+def orders(spark, ref, rerun) -> dict[str, Any]:
+    """The two last dates of the sample: a backfill (in order), and the same dates in reverse order.
+
+    The reverse order starts from the reference run (the later date on a fresh warehouse), then runs
+    the earlier date.
+    """
+    root = ref["root"]
+    in_order = {**ref["conf"], "warehouse": str(root / "in_order")}
+    backfill = pipeline.run_backfill(spark, in_order, D_EARLY, RUN_DATE, ref["raw"], ORDER_STAGES)
+    reverse = {**ref["conf"], "warehouse": str(root / "reverse")}
+    shutil.copytree(ref["conf"]["warehouse"], reverse["warehouse"])
+    early_after = pipeline.run_nightly(spark, reverse, D_EARLY, ref["raw"], ORDER_STAGES)
+    return {
+        "backfill": backfill,
+        "early_after": early_after,
+        "in_order": snapshot(spark, in_order["warehouse"], ORDER_TABLES, ORDER_ARTIFACTS),
+        "reverse": snapshot(spark, reverse["warehouse"], ORDER_TABLES, ORDER_ARTIFACTS),
+        "wh": reverse["warehouse"],
+    }
+
+
+@pytest.mark.slow
+def test_dates_run_in_reverse_order_end_like_a_backfill_in_order(spark, orders) -> None:
+    assert list(orders["backfill"]) == [D_EARLY, RUN_DATE]
+    # the earlier date, run after the later one, saw its own past and left the latest state alone
+    assert orders["early_after"]["matrix"]["interactions_as_of"] == RUN_DATE.isoformat()
+    assert orders["early_after"]["ingest"]["new_events"] == 0
+    assert all(v != ["<missing>"] for v in orders["in_order"].values()), orders["in_order"].keys()
+    assert differences(orders["in_order"], orders["reverse"]) == {}
+    items = tables.read(spark, orders["wh"], C.T_ITEMS).select(C.COL_UPDATED_AT).distinct().collect()
+    assert [r[0] for r in items] == [RUN_DATE]  # not moved back to the earlier date
+
+
+# --- a backfill stops at the first failed date ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_backfill_stops_at_the_first_failed_date(spark, conf, tmp_path) -> None:
+    days = [RUN_DATE + dt.timedelta(days=i) for i in range(3)]
+    rec = {"user_id": "u1", "item_id": "i1", "event_type": "play"}
+    for i, day in enumerate(days):
+        folder = tmp_path / f"raw-{day}"
+        folder.mkdir()
+        lines = [json.dumps({"event_id": f"e{i}", "ts": f"{day}T08:00:00Z", **rec})]
+        if i == 1:  # the middle day is garbage
+            lines += [json.dumps({"event_id": f"x{j}", "ts": "soon", **rec}) for j in range(3)]
+        (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / f"raw-{days[0]}" / "items.jsonl").write_text('{"item_id": "i1", "title": "One"}\n')
+    with pytest.raises(pipeline.BackfillError) as err:
+        pipeline.run_backfill(
+            spark, conf, days[0], days[-1], str(tmp_path / "raw-{run_date}"), stages=["ingest"]
+        )
+    message = str(err.value)
+    assert f"stopped at {days[1]} (date 2 of 3)" in message
+    assert f"Dates done: {days[0]}..{days[0]}" in message
+    assert f"resume with --run-date {days[1]} --until {days[-1]}" in message
+    assert isinstance(err.value.__cause__, ingest.BadInputError)
+    wh = conf["warehouse"]
+    assert sorted(r.event_id for r in tables.read(spark, wh, C.T_EVENTS).collect()) == ["e0"]
+    runs = tables.read(spark, wh, C.T_RUNS).orderBy("started_at").collect()
+    assert [(r.run_date, r.status) for r in runs] == [(days[0], "succeeded"), (days[1], "failed")]
+
+
+# --- late events and catalog corrections --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_late_events_land_in_their_day_and_count_the_next_night(spark, conf, tmp_path) -> None:
+    day1, day2 = RUN_DATE, RUN_DATE + dt.timedelta(days=1)
+    late_day = day1 - dt.timedelta(days=3)
+    rec = {"user_id": "u1", "item_id": "i1"}
+
+    def drop(day: dt.date, events: list[dict], title: str) -> str:
+        folder = tmp_path / f"raw-{day}"
+        folder.mkdir()
+        (folder / "events.jsonl").write_text("\n".join(json.dumps({**rec, **e}) for e in events) + "\n")
+        (folder / "items.jsonl").write_text(json.dumps({"item_id": "i1", "title": title}) + "\n")
+        return str(folder)
+
+    stages = ["ingest", "matrix"]
+    pipeline.run_nightly(
+        spark,
+        conf,
+        day1,
+        drop(day1, [{"event_id": "a", "event_type": "play", "ts": f"{day1}T10:00:00Z"}], "One"),
+        stages,
+    )
+    # night two: today's event, and a like from three days ago that reached us only now
+    late = {"event_id": "late", "event_type": "like", "ts": f"{late_day}T21:00:00Z"}
+    summary = pipeline.run_nightly(
+        spark,
+        conf,
+        day2,
+        drop(
+            day2, [{"event_id": "b", "event_type": "play", "ts": f"{day2}T10:00:00Z"}, late], "One (restored)"
+        ),
+        stages,
+    )
+    assert summary["ingest"]["late_events"] == {late_day.isoformat(): 1}
+    wh = conf["warehouse"]
+    bronze = tables.read(spark, wh, C.T_EVENTS).select(
+        C.COL_EVENT_ID, C.COL_EVENT_DATE, "_metadata.file_path"
+    )
+    where = {r[0]: (r[1], Path(r[2]).parent.name) for r in bronze.collect()}
+    assert where == {
+        "a": (day1, f"event_date={day1}"),
+        "b": (day2, f"event_date={day2}"),
+        "late": (late_day, f"event_date={late_day}"),
+    }
+    (pair,) = tables.read(spark, wh, C.T_INTERACTIONS).collect()
+    assert (pair.n_play, pair.n_like) == (2, 1)  # the late like counts from the next night on
+    items = [(r.item_id, r.title, r.updated_at) for r in tables.read(spark, wh, C.T_ITEMS).collect()]
+    assert items == [("i1", "One (restored)", day2)]  # MERGEd: corrected, not duplicated
+    # replaying night one afterwards (out of order) does not bring the old title back
+    pipeline.run_nightly(spark, conf, day1, str(tmp_path / f"raw-{day1}"), stages)
+    items = [(r.item_id, r.title, r.updated_at) for r in tables.read(spark, wh, C.T_ITEMS).collect()]
+    assert items == [("i1", "One (restored)", day2)]
+    (pair,) = tables.read(spark, wh, C.T_INTERACTIONS).collect()
+    assert (pair.n_play, pair.n_like) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "rows"),
+    [
+        ({"numOutputRows": "5", "numFiles": "1"}, 5),  # WRITE (append, overwrite, replaceWhere)
+        (  # MERGE: its numOutputRows also counts the unchanged rows it copied
+            {
+                "numOutputRows": "9",
+                "numTargetRowsInserted": "3",
+                "numTargetRowsUpdated": "2",
+                "numTargetRowsDeleted": "0",
+                "numTargetRowsCopied": "4",
+            },
+            5,
+        ),
+        ({"numUpdatedRows": "2", "numCopiedRows": "7"}, 2),  # UPDATE
+        ({"numDeletedRows": "4", "numCopiedRows": "1"}, 4),  # DELETE
+        (None, 0),
+    ],
+)
+def test_rows_written_by_a_commit(metrics, rows) -> None:
+    assert pipeline.commit_rows(metrics) == rows

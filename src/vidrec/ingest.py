@@ -31,7 +31,14 @@ _EPOCH_MS = r"^\d{10,14}$"
 
 
 class BadInputError(RuntimeError):
-    """Rejected share of events passed ``ingest.max_bad_fraction``; only the quarantine was written."""
+    """Rejected share of events passed ``ingest.max_bad_fraction``; only the quarantine was written.
+
+    ``report`` holds the run's counts (rejected records by reason), for the run log.
+    """
+
+    def __init__(self, message: str, report: IngestReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -45,11 +52,25 @@ class IngestReport:
     deferred_events: int = 0
     already_ingested: int = 0
     new_events: int = 0
+    #: new events dated before the run date (arrived late), by ``event_date`` (ISO string)
+    late_events: dict[str, int] = field(default_factory=dict)
+    #: rejected records by reason, events only (what ``max_bad_fraction`` is about)
+    event_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def bad_fraction(self) -> float:
         total = self.accepted.get("events", 0) + self.rejected.get("events", 0)
         return self.rejected.get("events", 0) / total if total else 0.0
+
+    @property
+    def events_read(self) -> int:
+        """Event records in the input, whatever became of them (accepted, rejected or deferred)."""
+        return self.accepted.get("events", 0) + self.rejected.get("events", 0) + self.deferred_events
+
+    @property
+    def empty_day(self) -> bool:
+        """True when the input held no event record at all (a valid, if quiet, day)."""
+        return self.events_read == 0
 
 
 def _first_reason(checks: list[tuple[F.Column, str]]) -> F.Column:
@@ -64,9 +85,10 @@ def _common_checks(
     df: DataFrame, required: tuple[str, ...], max_line_bytes: int
 ) -> list[tuple[F.Column, str]]:
     checks: list[tuple[F.Column, str]] = [
-        (F.length(C.COL_RAW) > max_line_bytes, f"line too long (> {max_line_bytes} bytes)"),
+        (F.octet_length(C.COL_RAW) > max_line_bytes, f"line too long (> {max_line_bytes} bytes)"),
         (F.col(rawio.COL_MALFORMED), "malformed record (not parseable)"),
-        (F.instr(C.COL_RAW, "\ufffd") > 0, "invalid UTF-8 bytes"),
+        # Spark keeps a line's bytes as they came: invalid UTF-8 is only visible to is_valid_utf8
+        (~F.is_valid_utf8(C.COL_RAW) | (F.instr(C.COL_RAW, "\ufffd") > 0), "invalid UTF-8 bytes"),
     ]
     for name in required:
         checks.append((F.col(name).isNull() | (F.trim(F.col(name)) == ""), f"missing required field {name}"))
@@ -87,7 +109,10 @@ def _split(df: DataFrame, reason: F.Column, keep: list[F.Column], entity: str) -
     tagged = df.withColumn(_REASON_TMP, reason)
     accepted = tagged.where(F.col(_REASON_TMP).isNull()).select(*keep)
     rejected = tagged.where(F.col(_REASON_TMP).isNotNull()).select(
-        C.COL_SOURCE_FILE, C.COL_RAW, F.col(_REASON_TMP).alias(C.COL_REASON), F.lit(entity).alias(COL_ENTITY)
+        C.COL_SOURCE_FILE,
+        F.make_valid_utf8(C.COL_RAW).alias(C.COL_RAW),  # invalid bytes kept as U+FFFD, readable
+        F.col(_REASON_TMP).alias(C.COL_REASON),
+        F.lit(entity).alias(COL_ENTITY),
     )
     return accepted, rejected
 
@@ -355,7 +380,13 @@ def run(
         new_events = new_events.cache()
         ev_bad_all = ev_bad.unionByName(dup_bad)
         rejected_frames.append(ev_bad_all)
-        report.new_events = new_events.count()
+        by_date = new_events.groupBy(C.COL_EVENT_DATE).count().collect()  # one job: total and late
+        report.new_events = sum(r["count"] for r in by_date)
+        report.late_events = {
+            r[C.COL_EVENT_DATE].isoformat(): r["count"]
+            for r in sorted(by_date, key=lambda r: r[C.COL_EVENT_DATE])
+            if r[C.COL_EVENT_DATE] < run_date
+        }
         report.already_ingested = replays.count()
         report.accepted["events"] = report.new_events + report.already_ingested
 
@@ -369,6 +400,8 @@ def run(
         report.rejected = {e: sum(r["count"] for r in counts if r[COL_ENTITY] == e) for e in rawio.ENTITIES}
         for r in counts:
             report.reasons[r[C.COL_REASON]] = report.reasons.get(r[C.COL_REASON], 0) + r["count"]
+            if r[COL_ENTITY] == "events":
+                report.event_reasons[r[C.COL_REASON]] = r["count"]
         tables.replace_partition(quarantine, wh, C.T_QUARANTINE, run_date)
     log.info(
         "ingest: accepted %s, rejected %s, deferred %d events (after run date), %d replayed events skipped",
@@ -379,19 +412,30 @@ def run(
     )
     if report.reasons:
         log.warning("ingest: quarantined by reason: %s", report.reasons)
-    if report.bad_fraction > icf["max_bad_fraction"]:
-        raise BadInputError(
-            f"{report.rejected.get('events', 0)} of "
-            f"{report.accepted.get('events', 0) + report.rejected.get('events', 0)} event records rejected "
-            f"({report.bad_fraction:.1%} > ingest.max_bad_fraction {icf['max_bad_fraction']:.1%}); "
-            f"see {tables.catalog_name(C.T_QUARANTINE)} for run_date {run_date}. Reasons: {report.reasons}. "
-            "Silver and gold tables were not touched."
+    if report.late_events:
+        log.info(
+            "ingest: %d new event(s) dated before %s arrived late, into their own event_date partitions: %s",
+            sum(report.late_events.values()),
+            run_date,
+            report.late_events,
         )
+    if report.empty_day:
+        log.warning(
+            "ingest: EMPTY DAY for %s: no event records in %s (%s); the run goes on with what the "
+            "warehouse already holds",
+            run_date,
+            raw_dir,
+            ", ".join(s.path for s in sources if s.entity == "events") or "no events file",
+        )
+    if report.bad_fraction > icf["max_bad_fraction"]:
+        raise BadInputError(bad_input_message(report, icf["max_bad_fraction"], wh, run_date), report)
 
+    # a run for an earlier date than the stored rows (out of order, backfill) never regresses them
+    newer = f"s.{C.COL_UPDATED_AT} >= t.{C.COL_UPDATED_AT}"
     if items_ok is not None:
-        tables.merge_upsert(items_ok, wh, C.T_ITEMS, [C.COL_ITEM])
+        tables.merge_upsert(items_ok, wh, C.T_ITEMS, [C.COL_ITEM], update_if=newer)
     if users_ok is not None:
-        tables.merge_upsert(users_ok, wh, C.T_USERS, [C.COL_USER])
+        tables.merge_upsert(users_ok, wh, C.T_USERS, [C.COL_USER], update_if=newer)
     if new_events is not None:
         bronze = new_events.drop(C.COL_RAW).withColumn(
             C.COL_INGESTED_AT, F.lit(now.isoformat(sep=" ")).cast("timestamp")
@@ -401,6 +445,22 @@ def run(
         if df is not None:
             df.unpersist()
     return report
+
+
+def bad_input_message(report: IngestReport, threshold: float, warehouse: str, run_date: dt.date) -> str:
+    """The :class:`BadInputError` text: the bad fraction, the threshold, top reasons, where the rows are."""
+    total = report.accepted.get("events", 0) + report.rejected.get("events", 0)
+    top = sorted(report.event_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    reasons = "; ".join(f"{reason}: {n}" for reason, n in top) or "none"
+    name = tables.catalog_name(C.T_QUARANTINE)
+    return (
+        f"ingest {run_date}: {report.rejected.get('events', 0)} of {total} event records rejected, "
+        f"bad fraction {report.bad_fraction:.1%} > ingest.max_bad_fraction {threshold:.1%}. "
+        f"Top reasons: {reasons}. The rejected records (raw text, source file, reason) are kept in "
+        f"{name} at {tables.table_path(warehouse, C.T_QUARANTINE)}, run_date {run_date}: "
+        f"SELECT reason, source_file, raw FROM {name} WHERE run_date = '{run_date}'. "
+        "Nothing was written to bronze/events, silver or gold."
+    )
 
 
 def timed_run(spark: SparkSession, conf: dict[str, Any], raw_dir: str, run_date: dt.date) -> IngestReport:

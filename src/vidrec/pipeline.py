@@ -3,7 +3,9 @@
 Stages: ``ingest`` → ``matrix`` → ``evaluate`` → ``recommend`` → ``popular`` → ``analytics``. Each stage logs
 its start, end, row counts and seconds, and appends one row to ``ops/runs``. Every table write is
 idempotent for the run date; if a stage fails, every table the run touched is restored to the
-version it had when the run started (Delta RESTORE), so a failed run leaves the warehouse as it was.
+version it had when the run started (Delta RESTORE), so a failed run leaves the warehouse as it was
+(except the quarantine rows of a run refused for bad input, kept for the operator).
+``run_backfill`` runs a range of dates in order, stopping at the first failure.
 """
 
 from __future__ import annotations
@@ -82,12 +84,15 @@ def build_fit_context(
 ) -> FitContext:
     """A :class:`FitContext` over everything known up to ``run_date`` (the nightly, not a split).
 
-    Target users are every indexed user; seen pairs follow ``recommend.exclude_played``.
+    Target users are every user indexed by ``run_date`` (``first_seen <= run_date``); seen pairs follow
+    ``recommend.exclude_played``. A run for an earlier date than the latest state (out of order, or a
+    backfill) gets the interactions and ids as they were at ``run_date``.
     """
     wh = conf["warehouse"]
-    user_index = tables.read(spark, wh, C.T_USER_INDEX)
-    item_index = tables.read(spark, wh, C.T_ITEM_INDEX)
-    interactions = tables.read(spark, wh, C.T_INTERACTIONS)
+    as_of = F.col(C.COL_FIRST_SEEN) <= F.lit(run_date)
+    user_index = tables.read(spark, wh, C.T_USER_INDEX).where(as_of)
+    item_index = tables.read(spark, wh, C.T_ITEM_INDEX).where(as_of)
+    interactions = matrix.interactions_as_of(spark, conf, run_date)
     events = ev.with_indexes(matrix.events_up_to(spark, wh, run_date), user_index, item_index)
     items = tables.read(spark, wh, C.T_ITEMS).join(item_index.select(C.COL_ITEM, C.COL_ITEM_IDX), C.COL_ITEM)
     users = (
@@ -141,7 +146,10 @@ def stage_ingest(rc: RunContext) -> dict[str, Any]:
         raise ValueError("--raw is required for the ingest stage")
     report = ingest.run(rc.spark, rc.conf, rc.raw_dir, rc.run_date)
     return {
+        "events_read": report.events_read,
+        "empty_day": report.empty_day,
         "new_events": report.new_events,
+        "late_events": report.late_events,
         "replayed_events": report.already_ingested,
         "deferred_events": report.deferred_events,
         "accepted": report.accepted,
@@ -361,13 +369,39 @@ STAGE_NAMES = [name for name, _ in STAGES]
 
 RUNS_SCHEMA = (
     "run_id string, run_date date, stage string, status string, started_at timestamp, "
-    "ended_at timestamp, seconds double, details string, error string"
+    "ended_at timestamp, seconds double, details string, error string, "
+    "rows_written map<string, bigint>, bad_records bigint, model_versions map<string, string>"
 )
+#: Stages whose tables carry a ``model_version`` column, read back for the run log.
+_VERSIONED = {"evaluate": C.T_MODEL_METRICS, "recommend": C.T_RECOMMENDATIONS}
+#: Delta operation metrics of a MERGE that count the rows it changed (its numOutputRows counts copies too).
+_MERGE_METRICS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
+
+
+def commit_rows(metrics: Mapping[str, str] | None) -> int:
+    """Rows one Delta commit wrote: inserted + updated + deleted for a MERGE, else ``numOutputRows``."""
+    m = metrics or {}
+    if any(k in m for k in _MERGE_METRICS):
+        return sum(int(m.get(k) or 0) for k in _MERGE_METRICS)
+    if "numUpdatedRows" in m:
+        return int(m["numUpdatedRows"])
+    if "numOutputRows" in m:
+        return int(m["numOutputRows"])
+    return int(m.get("numDeletedRows") or 0)
 
 
 def _log_run(
-    rc: RunContext, stage: str, status: str, started: dt.datetime, details: Any, error: str | None
+    rc: RunContext,
+    stage: str,
+    status: str,
+    started: dt.datetime,
+    details: Any,
+    error: str | None,
+    rows_written: Mapping[str, int] | None = None,
+    bad_records: int | None = None,
+    model_versions: Mapping[str, str] | None = None,
 ) -> None:
+    """Append one row to ``ops/runs`` (adding the newer columns to an older table's schema)."""
     ended = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     row = [
         (
@@ -380,35 +414,76 @@ def _log_run(
             (ended - started).total_seconds(),
             json.dumps(details, default=str),
             error,
+            dict(rows_written or {}),
+            bad_records,
+            dict(model_versions or {}),
         )
     ]
-    tables.append(rc.spark.createDataFrame(row, RUNS_SCHEMA), rc.warehouse, C.T_RUNS)
+    tables.append(rc.spark.createDataFrame(row, RUNS_SCHEMA), rc.warehouse, C.T_RUNS, merge_schema=True)
 
 
 def table_versions(
     spark: SparkSession, warehouse: str, names: Sequence[tables.Table]
 ) -> dict[tables.Table, int | None]:
     """Current Delta version of each table (``None`` when it does not exist yet)."""
-    out: dict[tables.Table, int | None] = {}
-    for t in names:
-        path = tables.table_path(warehouse, t)
-        out[t] = (
-            DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
-            if DeltaTable.isDeltaTable(spark, path)
-            else None
-        )
+    return {t: tables.latest_version(spark, warehouse, t) for t in names}
+
+
+def rows_written(
+    spark: SparkSession,
+    warehouse: str,
+    before: Mapping[tables.Table, int | None],
+    after: Mapping[tables.Table, int | None],
+) -> dict[str, int]:
+    """Rows each changed table took between two version maps, from Delta's commit metrics.
+
+    Each commit counts as :func:`commit_rows` of its ``operationMetrics``.
+    """
+    out: dict[str, int] = {}
+    for t, v in after.items():
+        if v is None or v == before.get(t):
+            continue
+        first = 0 if before.get(t) is None else before[t] + 1
+        infos = tables.commit_infos(spark, warehouse, t, range(first, v + 1))
+        out[tables.catalog_name(t)] = sum(commit_rows(i.get("operationMetrics")) for i in infos)
     return out
 
 
-def rollback(spark: SparkSession, warehouse: str, before: Mapping[tables.Table, int | None]) -> list[str]:
+def model_versions(spark: SparkSession, warehouse: str, stage: str, run_date: dt.date) -> dict[str, str]:
+    """The model versions ``stage`` (evaluate, recommend) wrote for ``run_date``, by model name.
+
+    A version reads ``<name>-<run_date>-<hash of its parameters>``; the name is the algorithm, or
+    e.g. ``als-explicit`` for the rating model evaluate fits beside the ranking one.
+    """
+    table = _VERSIONED.get(stage)
+    if table is None or not tables.exists(spark, warehouse, table):
+        return {}
+    rows = (
+        tables.read(spark, warehouse, table)
+        .where(F.col(C.COL_RUN_DATE) == F.lit(run_date))
+        .select(C.COL_ALGORITHM, C.COL_MODEL_VERSION)
+        .distinct()
+        .collect()
+    )
+    sep = f"-{run_date.isoformat()}-"
+    return {(v.split(sep)[0] if sep in v else a): v for a, v in sorted(rows)}
+
+
+def rollback(
+    spark: SparkSession,
+    warehouse: str,
+    before: Mapping[tables.Table, int | None],
+    keep: Sequence[tables.Table] = (),
+) -> list[str]:
     """Restore every table that changed since ``before`` to its version then; returns what was restored.
 
-    A table created by the failed run is emptied at a new version (Delta keeps its history).
+    A table created by the failed run is emptied at a new version (Delta keeps its history). Tables in
+    ``keep`` are left as the run wrote them (the quarantine of a run refused for bad input).
     """
     restored = []
     now = table_versions(spark, warehouse, list(before))
     for t, v in before.items():
-        if now[t] is None or now[t] == v:
+        if t in keep or now[t] is None or now[t] == v:
             continue
         dt_ = DeltaTable.forPath(spark, tables.table_path(warehouse, t))
         if v is None:
@@ -429,19 +504,28 @@ def run_nightly(
 ) -> dict[str, dict[str, Any]]:
     """Run ``stages`` (default: all, in order) for ``run_date``; returns the run summary.
 
+    ``raw_dir`` may hold ``{run_date}`` (see :func:`raw_for_date`).
+
+    Each stage appends a row to ``ops/runs``: status, timings, its details (JSON), the rows it wrote
+    per table (Delta commit metrics), rejected records (ingest) and model versions (evaluate,
+    recommend).
+
     Raises
     ------
     Exception
-        The first stage failure, after every table the run touched was restored.
+        The first stage failure, after every table the run touched was restored, except the
+        quarantine rows of a run refused for bad input (:class:`vidrec.ingest.BadInputError`),
+        which stay for the operator to inspect.
     """
     names = list(stages) if stages else STAGE_NAMES
     unknown = [n for n in names if n not in STAGE_NAMES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
-    rc = RunContext(spark, conf, run_date, raw_dir, use_gpu=use_gpu)
+    rc = RunContext(spark, conf, run_date, raw_for_date(raw_dir, run_date), use_gpu=use_gpu)
     before = table_versions(spark, rc.warehouse, RUN_TABLES)
     log.info("run %s for %s: stages %s, warehouse %s", rc.run_id, run_date, names, rc.warehouse)
     total = time.perf_counter()
+    last = dict(before)
     for name, fn in STAGES:
         if name not in names:
             continue
@@ -453,20 +537,116 @@ def run_nightly(
         except Exception as exc:
             seconds = time.perf_counter() - t0
             log.error("stage %s: FAILED after %.1f s: %s", name, seconds, exc)
-            restored = rollback(spark, rc.warehouse, before)
+            bad_input = isinstance(exc, ingest.BadInputError)
+            keep = (C.T_QUARANTINE,) if bad_input else ()
+            restored = rollback(spark, rc.warehouse, before, keep=keep)
             if restored:
                 log.error("rolled back %s to their state before the run", ", ".join(restored))
             details = {"rolled_back": restored}
-            if isinstance(exc, ingest.BadInputError):
-                details["quarantine_kept"] = True
-            _log_run(rc, name, "failed", started, details, f"{type(exc).__name__}: {exc}")
+            bad = None
+            if bad_input:
+                details["quarantine_kept"] = tables.catalog_name(C.T_QUARANTINE)
+                report = getattr(exc, "report", None)
+                if report is not None:
+                    bad = sum(report.rejected.values())
+                    details["rejected"] = report.rejected
+                    details["reasons"] = report.reasons
+                log.error(
+                    "the rejected records stay in %s for run_date %s", details["quarantine_kept"], run_date
+                )
+            _log_run(rc, name, "failed", started, details, f"{type(exc).__name__}: {exc}", bad_records=bad)
             raise
         seconds = time.perf_counter() - t0
+        now = table_versions(spark, rc.warehouse, RUN_TABLES)
+        written = rows_written(spark, rc.warehouse, last, now)
+        last = now
+        versions = dict(details.get("model_versions") or {}) or model_versions(
+            spark, rc.warehouse, name, run_date
+        )
+        bad = sum(details["rejected"].values()) if name == "ingest" else None
         rc.summary[name] = {"seconds": round(seconds, 1), **details}
-        log.info("stage %s: done in %.1f s: %s", name, seconds, json.dumps(details, default=str)[:2000])
-        _log_run(rc, name, "succeeded", started, details, None)
+        log.info(
+            "stage %s: done in %.1f s; rows written %s; %s",
+            name,
+            seconds,
+            written,
+            json.dumps(details, default=str)[:2000],
+        )
+        _log_run(rc, name, "succeeded", started, details, None, written, bad, versions)
     rc.summary["_run"] = {"run_id": rc.run_id, "seconds": round(time.perf_counter() - total, 1)}
     return rc.summary
+
+
+class BackfillError(RuntimeError):
+    """A date of a backfill failed; the dates before it are done, the failed one was rolled back."""
+
+
+def raw_for_date(raw_dir: str | None, run_date: dt.date) -> str | None:
+    """``raw_dir`` with ``{run_date}`` replaced by the ISO date (one folder per day), else as given."""
+    if raw_dir is None or "{run_date}" not in raw_dir:
+        return raw_dir
+    return raw_dir.replace("{run_date}", run_date.isoformat())
+
+
+def backfill_dates(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every date from ``start`` to ``end`` inclusive.
+
+    Raises
+    ------
+    ValueError
+        When ``end`` is before ``start``.
+    """
+    if end < start:
+        raise ValueError(f"backfill: end date {end} is before start date {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_backfill(
+    spark: SparkSession,
+    conf: dict[str, Any],
+    start: dt.date,
+    end: dt.date,
+    raw_dir: str | None,
+    stages: Sequence[str] | None = None,
+    use_gpu: bool = False,
+) -> dict[dt.date, dict[str, dict[str, Any]]]:
+    """Run the nightly for every date from ``start`` to ``end`` (inclusive), in date order.
+
+    Each date is one :func:`run_nightly` (idempotent, rolled back on failure), so a backfill can be
+    rerun or resumed at any date. ``raw_dir`` may hold ``{run_date}`` (one folder per day, e.g.
+    ``/data/raw/{run_date}``); otherwise every date reads the same folder, taking the events up to
+    its date. Dates earlier than what the warehouse already holds are fine: latest-state tables are
+    not moved back (see :func:`vidrec.matrix.run`), each date's gold partitions are replaced.
+
+    Returns
+    -------
+    dict
+        Run date -> that run's summary.
+
+    Raises
+    ------
+    BackfillError
+        At the first failed date, naming it, the dates already done and how to resume; the
+        dates after it are not run.
+    """
+    dates = backfill_dates(start, end)
+    done: dict[dt.date, dict[str, dict[str, Any]]] = {}
+    t0 = time.perf_counter()
+    log.info("backfill %s..%s: %d date(s), stages %s", start, end, len(dates), list(stages or STAGE_NAMES))
+    for i, day in enumerate(dates, 1):
+        log.info("backfill: date %s (%d of %d)", day, i, len(dates))
+        try:
+            done[day] = run_nightly(spark, conf, day, raw_for_date(raw_dir, day), stages, use_gpu)
+        except Exception as exc:
+            ok = f"{dates[0]}..{dates[i - 2]}" if i > 1 else "none"
+            raise BackfillError(
+                f"backfill {start}..{end} stopped at {day} (date {i} of {len(dates)}): "
+                f"{type(exc).__name__}: {exc}. Dates done: {ok}; {day} was rolled back and the dates "
+                f"after it were not run. Fix the cause, then resume with --run-date {day} --until {end} "
+                "(every date is idempotent, rerunning done dates changes nothing)."
+            ) from exc
+    log.info("backfill %s..%s: %d date(s) done in %.1f s", start, end, len(dates), time.perf_counter() - t0)
+    return done
 
 
 def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, Any]) -> str:

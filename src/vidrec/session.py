@@ -85,6 +85,15 @@ def build_spark(conf: Mapping[str, Any]) -> SparkSession:
     spark = configure_builder(SparkSession.builder, conf).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     checkpoint = conf["spark"]["checkpoint_dir"] or f"{conf['warehouse']}/_checkpoints"
-    spark.sparkContext.setCheckpointDir(checkpoint)
+    try:
+        spark.sparkContext.setCheckpointDir(checkpoint)
+    except Exception as exc:  # the folder's file system is the first thing a session touches
+        from vidrec.preflight import java_error
+
+        if conf["spark"]["checkpoint_dir"]:
+            raise ConfigError(f"'spark.checkpoint_dir': cannot use {checkpoint}: {java_error(exc)}") from exc
+        raise ConfigError(
+            f"'warehouse': cannot reach {conf['warehouse']} (for its _checkpoints folder): {java_error(exc)}"
+        ) from exc
     log.info("spark %s master=%s warehouse=%s", spark.version, spark.sparkContext.master, conf["warehouse"])
     return spark

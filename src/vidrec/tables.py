@@ -10,6 +10,7 @@ Tables are registered in the Spark catalog as ``vidrec_<layer>.<table>``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -38,6 +39,52 @@ def catalog_name(table: Table) -> str:
 def exists(spark: SparkSession, warehouse: str, table: Table) -> bool:
     """True when ``table`` is a Delta table in ``warehouse``."""
     return DeltaTable.isDeltaTable(spark, table_path(warehouse, table))
+
+
+def latest_version(spark: SparkSession, warehouse: str, table: Table) -> int | None:
+    """The latest committed Delta version of ``table`` (``None`` when it is not a Delta table).
+
+    Read from the names of the commit files in ``_delta_log`` (one listing, no Spark job): the
+    run log asks this of every table after every stage.
+    """
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    log_dir = jvm.org.apache.hadoop.fs.Path(table_path(warehouse, table) + "/_delta_log")
+    fs = log_dir.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    if not fs.exists(log_dir):
+        return None
+    versions = [
+        int(name[:20])
+        for name in (status.getPath().getName() for status in fs.listStatus(log_dir))
+        if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()
+    ]
+    return max(versions) if versions else None
+
+
+def commit_infos(spark: SparkSession, warehouse: str, table: Table, versions: Sequence[int]) -> list[dict]:
+    """The ``commitInfo`` action of each commit in ``versions`` (``operation``, ``operationMetrics``...).
+
+    Read straight from the commit files (the Delta protocol's newline-delimited JSON actions), which
+    costs a file read where ``DeltaTable.history()`` costs a Spark job; a commit without one gives ``{}``.
+    """
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    log_dir = table_path(warehouse, table) + "/_delta_log"
+    out: list[dict] = []
+    for v in versions:
+        path = jvm.org.apache.hadoop.fs.Path(f"{log_dir}/{v:020d}.json")
+        fs = path.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(path), "UTF-8"))
+        info: dict = {}
+        try:
+            line = reader.readLine()
+            while line is not None:
+                if '"commitInfo"' in line:
+                    info = json.loads(line).get("commitInfo") or {}
+                    break
+                line = reader.readLine()
+        finally:
+            reader.close()
+        out.append(info)
+    return out
 
 
 def read(spark: SparkSession, warehouse: str, table: Table) -> DataFrame:
@@ -145,9 +192,21 @@ def overwrite(df: DataFrame, warehouse: str, table: Table, partition_by: Sequenc
     register(df.sparkSession, warehouse, table)
 
 
-def append(df: DataFrame, warehouse: str, table: Table, partition_by: Sequence[str] = ()) -> None:
-    """Append ``df`` to ``table`` in one commit (creating it)."""
-    _writer(df, partition_by).mode("append").save(table_path(warehouse, table))
+def append(
+    df: DataFrame,
+    warehouse: str,
+    table: Table,
+    partition_by: Sequence[str] = (),
+    merge_schema: bool = False,
+) -> None:
+    """Append ``df`` to ``table`` in one commit (creating it).
+
+    ``merge_schema`` lets this one write add new (nullable) columns to an existing table.
+    """
+    writer = _writer(df, partition_by).mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(table_path(warehouse, table))
     register(df.sparkSession, warehouse, table)
 
 
@@ -155,8 +214,15 @@ def _match_condition(keys: Sequence[str]) -> str:
     return " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
 
 
-def merge_upsert(df: DataFrame, warehouse: str, table: Table, keys: Sequence[str]) -> None:
-    """Upsert ``df`` into ``table`` on ``keys`` (update matched rows, insert new ones): one commit."""
+def merge_upsert(
+    df: DataFrame, warehouse: str, table: Table, keys: Sequence[str], update_if: str | None = None
+) -> None:
+    """Upsert ``df`` into ``table`` on ``keys`` (update matched rows, insert new ones): one commit.
+
+    ``update_if`` (SQL over ``s.`` the incoming and ``t.`` the stored row) limits which matched rows
+    are updated, e.g. ``"s.updated_at >= t.updated_at"`` so that replaying an older run never
+    overwrites a newer version of a row (out-of-order runs and backfills keep the latest state).
+    """
     path = table_path(warehouse, table)
     spark = df.sparkSession
     if not DeltaTable.isDeltaTable(spark, path):
@@ -166,7 +232,7 @@ def merge_upsert(df: DataFrame, warehouse: str, table: Table, keys: Sequence[str
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(df.alias("s"), _match_condition(keys))
-        .whenMatchedUpdateAll()
+        .whenMatchedUpdateAll(condition=update_if)
         .whenNotMatchedInsertAll()
         .execute()
     )
