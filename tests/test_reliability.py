@@ -280,7 +280,7 @@ KILL_POINTS = [
     # popularity lists done, the ALS fit is running
     ("mid-ALS", "recommend: popularity lists built", 1.0),
     # every list built: the union and the gold/recommendations write are running
-    ("mid-gold-write", "recommend: als lists built", 0.3),
+    ("mid-gold-write", "recommend: als fitted and listed", 0.3),
 ]
 
 

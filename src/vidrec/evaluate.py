@@ -204,7 +204,7 @@ def evaluate(
     )
     rows: list[Row] = []
     start = time.perf_counter()
-    fitted = generators.fit_all(ctx, algorithms)
+    fitted = generators.fit_all(ctx, algorithms, stage="evaluate")
     log.info("evaluate: %d generators fitted in %.1f s", len(fitted), time.perf_counter() - start)
     for algo in algorithms:
         cand = fitted[algo]

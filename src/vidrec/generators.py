@@ -123,7 +123,10 @@ def _load_builtin() -> None:
 
 
 def fit_all(
-    ctx: FitContext, algorithms: Sequence[str], fitted: Mapping[str, Candidates] | None = None
+    ctx: FitContext,
+    algorithms: Sequence[str],
+    fitted: Mapping[str, Candidates] | None = None,
+    stage: str = "fit",
 ) -> dict[str, Candidates]:
     """Fit every generator of ``algorithms`` on ``ctx``, the hybrid last, from the others' lists.
 
@@ -131,7 +134,7 @@ def fit_all(
     fitted here (``ctx.extras["candidates"]``), limited to ``algorithms`` (``ctx.extras["components"]``),
     so no model is trained twice. ``fitted`` holds generators already fitted on ``ctx`` (reused).
     When the hybrid is listed, the others are fitted with lists of ``max(n, hybrid.pool_n)`` (the
-    caller cuts them to ``n``), so the blend has a deep enough pool.
+    caller cuts them to ``n``), so the blend has a deep enough pool. ``stage`` prefixes the log lines.
     """
     from vidrec.hybrid import hybrid_conf
 
@@ -144,7 +147,7 @@ def fit_all(
         start = time.perf_counter()
         cand = get(algo)(pool_ctx)
         out[algo] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
-        log.info("%s: fitted and listed in %.1f s", algo, time.perf_counter() - start)
+        log.info("%s: %s fitted and listed in %.1f s", stage, algo, time.perf_counter() - start)
     if blend:
         start = time.perf_counter()
         hctx = dataclasses.replace(
@@ -153,5 +156,5 @@ def fit_all(
         )
         cand = get(ALGO_HYBRID)(hctx)
         out[ALGO_HYBRID] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
-        log.info("%s: blended in %.1f s", ALGO_HYBRID, time.perf_counter() - start)
+        log.info("%s: %s blended in %.1f s", stage, ALGO_HYBRID, time.perf_counter() - start)
     return out

@@ -210,8 +210,9 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     embeddings: list[tuple[str, str, DataFrame]] = []
     fallback = generators.get(C.ALGO_POPULARITY)(ctx)
     fallback_recs = fallback.recs.cache()
+    log.info("recommend: popularity lists built")
     fitted = generators.fit_all(
-        ctx, models, {C.ALGO_POPULARITY: fallback} if C.ALGO_POPULARITY in models else None
+        ctx, models, {C.ALGO_POPULARITY: fallback} if C.ALGO_POPULARITY in models else None, "recommend"
     )
     for algo in models:
         cand = fitted[algo]
