@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generate_sample": "vidrec.sample_cli",
         "train_deep": "vidrec.deep.cli",
         "analytics": "vidrec.analytics_cli",
+        "tune": "vidrec.tune",
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in {*COMMANDS, *extra}:
         names = ", ".join([*COMMANDS, *extra])
