@@ -21,7 +21,7 @@ ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
 ML100K_WAREHOUSE ?= ./warehouse-ml
 
-.PHONY: setup demo test test-fast test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k
+.PHONY: setup demo test test-fast test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k tune-ml100k
 
 setup: $(STAMP) $(JARS)/.resolved $(NATIVE)/.resolved
 
@@ -107,9 +107,21 @@ nightly-ml100k: data-ml100k
 	rm -rf $(ML100K_WAREHOUSE)
 	$(PY) jobs/nightly.py --raw $(ML100K_RAW) --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml
 
-# Offline evaluation on MovieLens-100k: per-user random 75/25 (seed 42) and per-user chronological 80/20
-ML_MODELS ?= popularity,als,ease
+# Offline evaluation on MovieLens-100k: per-user random 75/25 (seed 42) and per-user chronological 80/20,
+# every generator and the hybrid, with the configurations chosen by `make tune-ml100k` (committed in conf/tuned/).
+ML_MODELS ?= popularity,itemknn,als,ease,content,ncf,multvae,sequence,text,fusion,hybrid
+ML_RANDOM := --protocol random --set evaluation.test_fraction=0.25
+ML_CHRONO := --protocol chrono --set evaluation.test_fraction=0.2
+ML_MATRIX = $(PY) jobs/nightly.py --raw $(ML100K_RAW) --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 \
+	--conf conf/movielens.yaml --stages ingest,matrix
 eval-ml100k: data-ml100k
-	$(PY) jobs/nightly.py --raw $(ML100K_RAW) --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml --stages ingest,matrix
-	$(PY) jobs/evaluate.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml --protocol random --set evaluation.test_fraction=0.25 --models $(ML_MODELS)
-	$(PY) jobs/evaluate.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml --protocol chrono --models $(ML_MODELS)
+	$(ML_MATRIX)
+	$(PY) jobs/evaluate.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/tuned/ml100k-random.yaml $(ML_RANDOM) --models $(ML_MODELS)
+	$(PY) jobs/evaluate.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/tuned/ml100k-chrono.yaml $(ML_CHRONO) --models $(ML_MODELS)
+
+# Hyper-parameters chosen on validation splits carved from each protocol's training side (never its test side):
+# writes conf/tuned/ml100k-{random,chrono}.yaml, ops/tuning_trials in the warehouse and MLflow runs in ./mlruns.
+tune-ml100k: data-ml100k
+	$(ML_MATRIX)
+	$(PY) jobs/tune.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml $(ML_RANDOM) --out conf/tuned/ml100k-random.yaml
+	$(PY) jobs/tune.py --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 --conf conf/movielens.yaml $(ML_CHRONO) --out conf/tuned/ml100k-chrono.yaml

@@ -63,9 +63,18 @@ def approx_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("neighbours", 0), ("max_items_per_user", 0), ("shrink", -1.0), ("min_co_users", 0)]
+    ("key", "value"),
+    [
+        ("neighbours", 0),
+        ("max_items_per_user", 0),
+        ("shrink", -1.0),
+        ("min_co_users", 0),
+        ("alpha", 0.0),
+        ("beta", -0.5),
+        ("similarity", "jaccard"),
+    ],
 )
-def test_conf_refuses_bad_values(key: str, value: float) -> None:
+def test_conf_refuses_bad_values(key: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"itemknn.{key} must be"):
         itemknn_conf({"itemknn": {key: value}})
 
@@ -83,6 +92,27 @@ def test_conf_refuses_bad_values(key: str, value: float) -> None:
 def test_item_neighbours(spark: Any, k: int, shrink: float, expected: list[tuple[Any, ...]]) -> None:
     got = sorted(tuple(r) for r in item_neighbours(history(spark), k, shrink).collect())
     assert got == approx_rows(expected)
+
+
+@pytest.mark.spark
+def test_item_neighbours_rp3beta(spark: Any) -> None:
+    # user degrees: users 0, 1, 2 watched two items, user 3 one; alpha 1, beta 0.5:
+    # sim(i, j) = n_i^-1 * n_j^-0.5 * sum over co-watchers u of 1 / n_u
+    got = sorted(tuple(r) for r in item_neighbours(history(spark), 2, similarity="rp3beta").collect())
+    assert got == approx_rows(
+        [
+            (0, 1, 1 / 2 / math.sqrt(3) * (1 / 2 + 1 / 2), 1),
+            (1, 0, 1 / 3 / math.sqrt(2) * (1 / 2 + 1 / 2), 1),
+            (1, 2, 1 / 3 / math.sqrt(1) * (1 / 2), 2),
+            (2, 1, 1 / 1 / math.sqrt(3) * (1 / 2), 1),
+        ]
+    )
+    # alpha flattens the walk: with alpha 0.5 and beta 0 item 1's neighbours are 0 then 2
+    flat = item_neighbours(history(spark), 2, similarity="rp3beta", alpha=0.5, beta=0.0).collect()
+    by_pair = {(r[0], r[1]): r[2] for r in flat}
+    assert by_pair[(1, 0)] == pytest.approx(3**-0.5 * 2 * 2**-0.5)
+    with pytest.raises(ValueError, match="similarity must be one of"):
+        item_neighbours(history(spark), 2, similarity="jaccard")
 
 
 @pytest.mark.spark

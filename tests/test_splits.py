@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vidrec.constants import COL_EVENT_ID, COL_ITEM, COL_TS, COL_USER
-from vidrec.splits import per_user_chrono_split, per_user_random_split
+from vidrec.splits import per_user_chrono_split, per_user_random_split, time_cutoff_split
 
 SCHEMA = f"{COL_EVENT_ID} string, {COL_USER} string, {COL_ITEM} string, {COL_TS} timestamp"
 T0 = dt.datetime(2026, 3, 1)
@@ -102,3 +102,33 @@ def test_random_split_pins_seed_42(events: DataFrame) -> None:
 def test_arguments_are_checked_before_any_spark_job(events: DataFrame, call: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call(events)
+
+
+@pytest.mark.spark
+def test_time_cutoff_split_is_disjoint_and_keeps_test_users_seen_in_training(spark: Any) -> None:
+    # u1 active minutes 0..9, u2 only after the cut-off (dropped from test), u3 on both sides
+    rows = [(f"a{m}", "u1", f"i{m}", _t(m)) for m in range(10)]
+    rows += [("b1", "u2", "i1", _t(8)), ("c1", "u3", "i2", _t(1)), ("c2", "u3", "i3", _t(9))]
+    ev = spark.createDataFrame(rows, SCHEMA)
+    cutoff = _t(8)
+    train, test, got_cutoff = time_cutoff_split(ev, cutoff=cutoff)
+    assert got_cutoff == cutoff
+    assert _ids(train) == [f"a{m}" for m in range(8)] + ["c1"]
+    assert _ids(test) == ["a8", "a9", "c2"]  # b1 is after the cut-off but u2 has no training event
+    assert not set(_ids(train)) & set(_ids(test))
+    # the default cut-off is the 1 - test_fraction quantile of event time
+    _, _, quantile = time_cutoff_split(ev, test_fraction=0.25)
+    assert _t(7) <= quantile <= _t(9)
+
+
+@pytest.mark.spark
+def test_chrono_split_per_user_shares_and_determinism(ladder: DataFrame) -> None:
+    train, test = per_user_chrono_split(ladder, test_fraction=0.25)
+    assert not set(_ids(train)) & set(_ids(test))
+    assert sorted(_ids(train) + _ids(test)) == _ids(ladder)
+    per_user = {r[0]: r[1] for r in train.groupBy(COL_USER).count().collect()}
+    assert per_user == {f"u{k}": n for k, n in enumerate([1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9], start=1)}
+    # the latest events are the held-out ones: u4 keeps i0..i2, holds out i3
+    assert [r[COL_ITEM] for r in test.where(F.col(COL_USER) == "u4").collect()] == ["i3"]
+    shuffled = ladder.orderBy(F.col(COL_EVENT_ID).desc()).repartition(3)
+    assert _ids(per_user_chrono_split(shuffled, test_fraction=0.25)[1]) == _ids(test)

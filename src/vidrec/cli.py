@@ -175,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "forget_user": "vidrec.forget",
         "generate_sample": "vidrec.sample_cli",
         "train_deep": "vidrec.deep.cli",
+        "tune": "vidrec.tune",
     }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in {*COMMANDS, *extra}:
         names = ", ".join([*COMMANDS, *extra])

@@ -2,10 +2,21 @@
 
 Similarity (:func:`item_neighbours`), in Spark: the positive interactions (``confidence > 0``) of each
 user, capped to their ``max_items_per_user`` strongest (confidence, then most recent) so the
-self-join on the user costs at most ``cap²`` pairs per user, give co-watch counts ``co(i, j)`` and
-item counts ``n_i``; the similarity is the shrunk cosine of the binary user vectors
+self-join on the user costs at most ``cap²`` pairs per user, give co-watch counts ``co(i, j)``, item
+counts ``n_i`` and user counts ``n_u``; the similarity (``itemknn.similarity``) is either
 
-    sim(i, j) = co(i, j) / (sqrt(n_i * n_j) + shrink),
+- ``cosine`` (default), the shrunk cosine of the binary user vectors::
+
+      sim(i, j) = co(i, j) / (sqrt(n_i * n_j) + shrink)
+
+- or ``rp3beta`` (Paudel et al. 2017, "Updatable, Accurate, Diverse, and Scalable Recommendations for
+  Interactive Applications"; the strongest graph baseline of Dacrema et al. 2019): the probability of
+  the random walk item ``i`` -> user -> item ``j`` with each step's probability raised to ``alpha``,
+  divided by the popularity of the destination raised to ``beta``::
+
+      sim(i, j) = n_i^-alpha * n_j^-beta * sum over users u who watched both of n_u^-alpha
+
+  (``beta`` > 0 lifts less popular neighbours; ``alpha`` < 1 flattens the walk),
 
 kept when ``co(i, j) >= min_co_users``, and each item keeps its top ``neighbours`` items.
 
@@ -48,11 +59,16 @@ from vidrec.generators import Candidates, FitContext, register
 CONF_SECTION = "itemknn"
 #: Defaults of ``itemknn.*``.
 DEFAULTS: dict[str, Any] = {
+    "similarity": "cosine",
     "neighbours": 50,
     "max_items_per_user": 200,
     "shrink": 5.0,
     "min_co_users": 1,
+    "alpha": 1.0,
+    "beta": 0.5,
 }
+#: Values of ``itemknn.similarity``.
+SIMILARITIES = ("cosine", "rp3beta")
 #: ``gold/similar_items`` (DESIGN.md).
 SIMILAR_ITEMS_SCHEMA = StructType(
     [
@@ -65,7 +81,7 @@ SIMILAR_ITEMS_SCHEMA = StructType(
     ]
 )
 
-_I, _J, _CO, _NI, _NJ = "_i", "_j", "_co", "_ni", "_nj"
+_I, _J, _CO, _NI, _NJ, _WU, _WALK = "_i", "_j", "_co", "_ni", "_nj", "_wu", "_walk"
 
 
 def itemknn_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,12 +90,18 @@ def itemknn_conf(conf: Mapping[str, Any]) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        On ``neighbours < 1``, ``max_items_per_user < 1``, ``shrink < 0`` or ``min_co_users < 1``.
+        On an unknown ``similarity``, ``neighbours < 1``, ``max_items_per_user < 1``, ``shrink < 0``,
+        ``min_co_users < 1``, ``alpha <= 0`` or ``beta < 0``.
     """
     out = {**DEFAULTS, **dict(conf.get(CONF_SECTION) or {})}
-    for key, low in (("neighbours", 1), ("max_items_per_user", 1), ("min_co_users", 1), ("shrink", 0)):
+    if out["similarity"] not in SIMILARITIES:
+        raise ValueError(f"itemknn.similarity must be one of {SIMILARITIES}, got {out['similarity']!r}")
+    checks = (("neighbours", 1), ("max_items_per_user", 1), ("min_co_users", 1), ("shrink", 0), ("beta", 0))
+    for key, low in checks:
         if float(out[key]) < low:
             raise ValueError(f"itemknn.{key} must be >= {low}, got {out[key]}")
+    if not float(out["alpha"]) > 0:
+        raise ValueError(f"itemknn.alpha must be > 0, got {out['alpha']}")
     return out
 
 
@@ -98,7 +120,15 @@ def capped_history(interactions: DataFrame, max_items_per_user: int) -> DataFram
     )
 
 
-def item_neighbours(history: DataFrame, k: int, shrink: float = 0.0, min_co_users: int = 1) -> DataFrame:
+def item_neighbours(
+    history: DataFrame,
+    k: int,
+    shrink: float = 0.0,
+    min_co_users: int = 1,
+    similarity: str = "cosine",
+    alpha: float = 1.0,
+    beta: float = 0.5,
+) -> DataFrame:
     """``(item_idx, neighbour_idx, score, rank)``: each item's top ``k`` co-watched items.
 
     Parameters
@@ -108,40 +138,70 @@ def item_neighbours(history: DataFrame, k: int, shrink: float = 0.0, min_co_user
     k : int
         Neighbours kept per item.
     shrink : float
-        Added to the cosine's denominator: pairs seen by few users are pulled towards 0.
+        ``cosine`` only: added to the denominator, so pairs seen by few users are pulled towards 0.
     min_co_users : int
         Pairs watched together by fewer users are dropped.
+    similarity : str
+        ``cosine`` or ``rp3beta`` (see the module docstring).
+    alpha, beta : float
+        ``rp3beta`` only: the walk's exponent and the popularity penalty of the destination.
 
     Returns
     -------
     DataFrame
-        ``score = co / (sqrt(n_i * n_j) + shrink)``, ranks 1..k per item by score (ties: lower
-        ``neighbour_idx`` first).
+        ``cosine``: ``score = co / (sqrt(n_i * n_j) + shrink)``; ``rp3beta``: ``score = n_i^-alpha *
+        n_j^-beta * sum_u n_u^-alpha``; ranks 1..k per item by score (ties: lower ``neighbour_idx``
+        first). Not symmetric for ``rp3beta``.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     pairs = history.select(COL_USER_IDX, COL_ITEM_IDX).distinct()
     counts = pairs.groupBy(COL_ITEM_IDX).agg(F.count(F.lit(1)).alias("_n"))
     a = pairs.select(COL_USER_IDX, F.col(COL_ITEM_IDX).alias(_I))
     b = pairs.select(COL_USER_IDX, F.col(COL_ITEM_IDX).alias(_J))
-    co = (
-        a.join(b, COL_USER_IDX)
-        .where(F.col(_I) != F.col(_J))
-        .groupBy(_I, _J)
-        .agg(F.count(F.lit(1)).alias(_CO))
-        .where(F.col(_CO) >= min_co_users)
-    )
-    sims = (
-        co.join(counts.select(F.col(COL_ITEM_IDX).alias(_I), F.col("_n").alias(_NI)), _I)
-        .join(counts.select(F.col(COL_ITEM_IDX).alias(_J), F.col("_n").alias(_NJ)), _J)
-        .select(
-            F.col(_I).alias(COL_ITEM_IDX),
-            F.col(_J).alias(COL_NEIGHBOUR_IDX),
-            (F.col(_CO) / (F.sqrt(F.col(_NI) * F.col(_NJ)) + F.lit(float(shrink)))).alias(COL_SCORE),
+    joined = a.join(b, COL_USER_IDX).where(F.col(_I) != F.col(_J))
+    sums = [F.count(F.lit(1)).alias(_CO)]
+    if similarity == "rp3beta":
+        user_weight = pairs.groupBy(COL_USER_IDX).agg(
+            F.pow(F.count(F.lit(1)).cast("double"), F.lit(-float(alpha))).alias(_WU)
         )
+        joined = joined.join(user_weight, COL_USER_IDX)
+        sums.append(F.sum(_WU).alias(_WALK))
+    co = (
+        joined.groupBy(_I, _J)
+        .agg(*sums)
+        .where(F.col(_CO) >= min_co_users)
+        .join(counts.select(F.col(COL_ITEM_IDX).alias(_I), F.col("_n").alias(_NI)), _I)
+        .join(counts.select(F.col(COL_ITEM_IDX).alias(_J), F.col("_n").alias(_NJ)), _J)
+    )
+    if similarity == "rp3beta":
+        score = (
+            F.col(_WALK)
+            * F.pow(F.col(_NI).cast("double"), F.lit(-float(alpha)))
+            * F.pow(F.col(_NJ).cast("double"), F.lit(-float(beta)))
+        )
+    else:
+        score = F.col(_CO) / (F.sqrt(F.col(_NI) * F.col(_NJ)) + F.lit(float(shrink)))
+    sims = co.select(
+        F.col(_I).alias(COL_ITEM_IDX), F.col(_J).alias(COL_NEIGHBOUR_IDX), score.alias(COL_SCORE)
     )
     w = Window.partitionBy(COL_ITEM_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_NEIGHBOUR_IDX))
     return sims.withColumn(COL_RANK, F.row_number().over(w).cast("int")).where(F.col(COL_RANK) <= k)
+
+
+def neighbours_from_conf(history: DataFrame, k: int, kc: Mapping[str, Any]) -> DataFrame:
+    """:func:`item_neighbours` with the similarity settings of an ``itemknn`` section ``kc``."""
+    return item_neighbours(
+        history,
+        k,
+        float(kc["shrink"]),
+        int(kc["min_co_users"]),
+        str(kc["similarity"]),
+        float(kc["alpha"]),
+        float(kc["beta"]),
+    )
 
 
 def rank_per_user(scores: DataFrame, n: int) -> DataFrame:
@@ -194,8 +254,7 @@ def generate_itemknn(ctx: FitContext) -> Candidates:
     """
     kc = itemknn_conf(ctx.conf)
     history = capped_history(ctx.interactions, int(kc["max_items_per_user"])).cache()
-    neighbours = item_neighbours(history, int(kc["neighbours"]), float(kc["shrink"]), int(kc["min_co_users"]))
-    neighbours = neighbours.cache()
+    neighbours = neighbours_from_conf(history, int(kc["neighbours"]), kc).cache()
     targets = history.join(ctx.target_users.select(COL_USER_IDX).distinct(), COL_USER_IDX, "left_semi")
     recs = score_users(targets, neighbours, ctx.seen, ctx.n)
     return Candidates(recs, model_version(ALGO_ITEMKNN, ctx.run_date, kc), {"neighbours": neighbours})
@@ -235,7 +294,7 @@ def similar_items(
     kc = itemknn_conf(ctx.conf)
     if neighbours is None:
         history = capped_history(ctx.interactions, int(kc["max_items_per_user"]))
-        neighbours = item_neighbours(history, n, float(kc["shrink"]), int(kc["min_co_users"]))
+        neighbours = neighbours_from_conf(history, n, kc)
     knn = rank_per_user(
         neighbours.select(
             F.col(COL_ITEM_IDX).alias(COL_USER_IDX), F.col(COL_NEIGHBOUR_IDX).alias(COL_ITEM_IDX), COL_SCORE

@@ -1,0 +1,8 @@
+"""spark-submit entry point: tune hyper-parameters on a validation split (see ``vidrec tune -h``)."""
+
+import sys
+
+from vidrec.tune import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
