@@ -335,3 +335,12 @@ def test_bad_input_is_counted_by_reason_and_nothing_else_is_lost(bad_input_run) 
     assert bad_input_run["bronze"] == {"good1", "good2", "t0", "d1"}
     assert report.rejected["events"] == len(BAD_KINDS) == len(bad_input_run["rows"])
     assert report.new_events == 4 and report.events_read == 4 + len(BAD_KINDS)
+
+
+def test_describe_days_keeps_a_backfill_log_line_short() -> None:
+    few = {"2026-03-01": 3, "2026-03-02": 1}
+    assert ingest.describe_days(few) == str(few)
+    many = {f"2026-01-{d:02d}": d for d in range(1, 31)}
+    text = ingest.describe_days(many)
+    assert text.startswith("30 days from 2026-01-01 to 2026-01-30")
+    assert "2026-01-30: 30" in text and "2026-01-01: 1" not in text

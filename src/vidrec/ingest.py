@@ -41,6 +41,16 @@ class BadInputError(RuntimeError):
         self.report = report
 
 
+def describe_days(counts: dict[str, int], limit: int = 10) -> str:
+    """``counts`` (event_date -> events) for a log line: all of them, or a range and the largest days."""
+    if len(counts) <= limit:
+        return str(counts)
+    days = sorted(counts)
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    largest = ", ".join(f"{d}: {n}" for d, n in top)
+    return f"{len(days)} days from {days[0]} to {days[-1]} (largest: {largest})"
+
+
 @dataclass
 class IngestReport:
     """Counts of one ingest run, for the run summary and ``ops/runs``."""
@@ -417,7 +427,7 @@ def run(
             "ingest: %d new event(s) dated before %s arrived late, into their own event_date partitions: %s",
             sum(report.late_events.values()),
             run_date,
-            report.late_events,
+            describe_days(report.late_events),
         )
     if report.empty_day:
         log.warning(
