@@ -13,6 +13,7 @@ The shared fixture: 3 users x 4 items over two days (2026-03-09, a Monday, and t
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -454,8 +455,25 @@ def test_execute_notebook_runs_this_interpreter(tmp_path: Path) -> None:
     done = execute_notebook(path, {"answer": 42}, timeout=120)
     assert done.cells[1].metadata["tags"] == ["injected-parameters"]
     assert done.cells[2].outputs[0]["text"].strip() == f"{sys.executable} 42"
+    assert _kernels_of_this_process() == [], "the kernel (and a Spark JVM it started) must be shut down"
     with pytest.raises(ValueError, match="parameter 'anwser' is not declared"):
         execute_notebook(path, {"anwser": 1})
+
+
+def _kernels_of_this_process() -> list[int]:
+    """Child processes of this test process that are still running an ipykernel."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"ipykernel" in cmdline:
+            found.append(int(proc.name))
+    return found
 
 
 @pytest.mark.notebooks

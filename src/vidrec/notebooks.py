@@ -171,7 +171,9 @@ def execute_notebook(
             resources={"metadata": {"path": workdir}},
         )
         try:
-            client.execute()
+            # our own kernel manager: nbclient leaves such a kernel running (and the Spark JVM it
+            # started) unless told to clean up
+            client.execute(cleanup_kc=True)
         finally:
             if output_path is not None:
                 nbformat.write(nb, str(output_path))
