@@ -200,7 +200,7 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
             name = r[C.COL_SPLIT].split(":", 1)[1]
             slices.setdefault(r[C.COL_ALGORITHM], {})[f"{name}:{key}"] = round(r[C.COL_VALUE], 4)
     rows.unpersist()
-    return {"metrics": table, "slices": slices}
+    return {"split": split, "metrics": table, "slices": slices}
 
 
 def stage_recommend(rc: RunContext) -> dict[str, Any]:
@@ -668,7 +668,7 @@ def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, An
         keys = sorted({k for m in metrics.values() for k in m})
         lines += [
             "",
-            "Model metrics (time cut-off split):",
+            f"Model metrics (split {summary['evaluate'].get('split', '?')}):",
             "  " + f"{'metric':<18}" + "".join(f"{a:>12}" for a in algos),
         ]
         for key in keys:
