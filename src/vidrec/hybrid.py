@@ -1000,34 +1000,21 @@ def choose_weights(
     if NEW_ITEMS in names or _uses_new_items(hc["weights"], hc):
         fresh = materialise(new_item_ids(vctx.interactions, vctx.items, int(hc["new_item_max_users"])))
     _, contribs = _prepared(vctx, cands, hc, k, fresh)
-    cache: dict[tuple[float, ...], float] = {}
+    from vidrec.tune import coordinate_search
+
+    start = {a: float(hc["weights"].get(a, 0.0)) for a in names}
 
     def ndcg(w: Mapping[str, float]) -> float:
-        key = tuple(w[a] for a in names)
-        if key not in cache:
-            table = weight_table(ctx.spark, w, hc["cold_weights"])
-            recs = rank_per_user(blend_scores(contribs, table).drop(_TOP), k)
-            cache[key] = metrics.ranking_metrics(recs, relevant, k)["ndcg"]
-            log.info(
-                "hybrid: validation ndcg@%d=%.4f for %s", k, cache[key], dict(zip(names, key, strict=True))
-            )
-        return cache[key]
+        if w != start and all(x == 0 for x in w.values()):
+            return float("-inf")  # a blend of nothing: never chosen, never scored
+        table = weight_table(ctx.spark, w, hc["cold_weights"])
+        recs = rank_per_user(blend_scores(contribs, table).drop(_TOP), k)
+        score = metrics.ranking_metrics(recs, relevant, k)["ndcg"]
+        log.info("hybrid: validation ndcg@%d=%.4f for %s", k, score, dict(w))
+        return score
 
-    best = {a: float(hc["weights"].get(a, 0.0)) for a in names}
-    best_score = ndcg(best)
-    for _ in range(int(hc["tune_rounds"])):
-        improved = False
-        for a in names:
-            for v in values:
-                trial = {**best, a: v}
-                if all(x == 0 for x in trial.values()) or trial == best:
-                    continue
-                score = ndcg(trial)
-                if score > best_score + 1e-12:
-                    best, best_score, improved = trial, score, True
-        if not improved:
-            break
-    return best, best_score
+    space = {a: values for a in names}
+    return coordinate_search(space, start, ndcg, int(hc["tune_rounds"]))
 
 
 # --- evaluation slices --------------------------------------------------------------------------
