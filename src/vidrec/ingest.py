@@ -1,9 +1,12 @@
 """Ingest: validate raw records against the input contract, quarantine the rest, write bronze/silver.
 
-Pure transforms (``validate_events``, ``validate_items``, ``validate_users``, ``dedupe_events``) take
-the string-typed records of :mod:`vidrec.raw` and return ``(accepted, rejected)``; ``rejected`` rows
-carry the first rule they broke as ``reason``. ``run`` does the I/O: one Delta commit per table,
-quarantine written first, and no bronze/silver write at all when the bad fraction passes the limit.
+Pure transforms take the string-typed records of :mod:`vidrec.raw`: ``validate_items`` and
+``validate_users`` return ``(accepted, rejected)``; ``tag_events`` types every event and tags it
+with the first rule it broke (``reason`` in the quarantine), ``rank_copies`` marks which copy of a
+duplicated ``event_id`` wins, and ``dedupe_events`` splits new events, duplicates and replays of
+bronze. ``run`` does the I/O, reading the events once (parsed, checked and ranked, then cached):
+one Delta commit per table, quarantine written first, and no bronze/silver write at all when the
+bad fraction passes the limit.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 COL_ENTITY = "entity"
 _REASON_TMP = "_reason"
+_DUE = "_due"
+_COPY = "_copy"
 #: ISO-8601 with a zone designator, or epoch milliseconds.
 _ISO_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
 _EPOCH_MS = r"^\d{10,14}$"
@@ -115,25 +120,28 @@ def parse_ts(col: F.Column) -> F.Column:
     )
 
 
-def _split(df: DataFrame, reason: F.Column, keep: list[F.Column], entity: str) -> tuple[DataFrame, DataFrame]:
-    tagged = df.withColumn(_REASON_TMP, reason)
-    accepted = tagged.where(F.col(_REASON_TMP).isNull()).select(*keep)
-    rejected = tagged.where(F.col(_REASON_TMP).isNotNull()).select(
+def _rejected(tagged: DataFrame, entity: str) -> DataFrame:
+    """Quarantine rows (``source_file, raw, reason, entity``) of a frame tagged with ``_reason``."""
+    return tagged.where(F.col(_REASON_TMP).isNotNull()).select(
         C.COL_SOURCE_FILE,
         F.make_valid_utf8(C.COL_RAW).alias(C.COL_RAW),  # invalid bytes kept as U+FFFD, readable
         F.col(_REASON_TMP).alias(C.COL_REASON),
         F.lit(entity).alias(COL_ENTITY),
     )
-    return accepted, rejected
 
 
-def validate_events(
+def _split(df: DataFrame, reason: F.Column, keep: list[F.Column], entity: str) -> tuple[DataFrame, DataFrame]:
+    tagged = df.withColumn(_REASON_TMP, reason)
+    return tagged.where(F.col(_REASON_TMP).isNull()).select(*keep), _rejected(tagged, entity)
+
+
+def tag_events(
     records: DataFrame,
     now: dt.datetime,
     ingest_conf: dict[str, Any],
     known_items: DataFrame | None = None,
-) -> tuple[DataFrame, DataFrame]:
-    """Type and check event records; return ``(accepted, rejected)``.
+) -> DataFrame:
+    """Type and check event records: every record, typed, with the first rule it broke (null: none).
 
     Parameters
     ----------
@@ -148,10 +156,10 @@ def validate_events(
 
     Returns
     -------
-    accepted : DataFrame
-        Bronze columns except ``ingested_at`` (typed ``ts``, ``watch_seconds``, ``rating``...).
-    rejected : DataFrame
-        ``source_file, raw, reason, entity``.
+    DataFrame
+        Bronze columns except ``ingested_at`` (typed ``ts``, ``watch_seconds``, ``rating``...), with
+        ``source_file``, ``raw`` and ``_reason``; one pass over the records serves both the accepted
+        rows and the quarantine.
     """
     ts = parse_ts(F.col(C.COL_TS))
     watch = F.col(C.COL_WATCH_SECONDS).try_cast("double")
@@ -204,15 +212,27 @@ def validate_events(
         F.col(C.COL_SOURCE_FILE),
         F.col(C.COL_RAW),
     ]
-    return _split(df, _first_reason(checks), keep, "events")
+    return df.select(*keep, _first_reason(checks).alias(_REASON_TMP))
 
 
-def dedupe_events(accepted: DataFrame, existing: DataFrame | None) -> tuple[DataFrame, DataFrame, DataFrame]:
+def rank_copies(tagged: DataFrame, run_date: dt.date) -> DataFrame:
+    """``tagged`` plus ``_due`` (valid and dated up to ``run_date``) and ``_copy`` (1 for the copy of an
+    ``event_id`` that wins among the due events: earliest by ts, source file, raw text).
+
+    One shuffle of the records serves the deferred count, the dedupe and the quarantine of duplicates.
+    """
+    due = F.col(_REASON_TMP).isNull() & (F.col(C.COL_EVENT_DATE) <= F.lit(run_date))
+    w = Window.partitionBy(C.COL_EVENT_ID, _DUE).orderBy(C.COL_TS, C.COL_SOURCE_FILE, C.COL_RAW)
+    return tagged.withColumn(_DUE, due).withColumn(_COPY, F.row_number().over(w))
+
+
+def dedupe_events(ranked: DataFrame, existing: DataFrame | None) -> tuple[DataFrame, DataFrame, DataFrame]:
     """Resolve duplicate ``event_id`` within the batch and against bronze.
 
     Within the batch the earliest copy (by ts, source file, raw text) wins and the others are
     rejected. A batch event already in bronze with the same content is a replay (a rerun or an
     overlapping file): skipped, not an error. One whose content differs is rejected.
+    ``ranked`` holds the due events of :func:`rank_copies` (their ``_copy`` says which copy wins).
 
     Returns
     -------
@@ -223,15 +243,13 @@ def dedupe_events(accepted: DataFrame, existing: DataFrame | None) -> tuple[Data
     replays : DataFrame
         Events already ingested (only counted).
     """
-    w = Window.partitionBy(C.COL_EVENT_ID).orderBy(C.COL_TS, C.COL_SOURCE_FILE, C.COL_RAW)
-    ranked = accepted.withColumn("_n", F.row_number().over(w))
-    dupes = ranked.where(F.col("_n") > 1).select(
+    dupes = ranked.where(F.col(_COPY) > 1).select(
         C.COL_SOURCE_FILE,
         C.COL_RAW,
         F.lit("duplicate event_id").alias(C.COL_REASON),
         F.lit("events").alias(COL_ENTITY),
     )
-    first = ranked.where(F.col("_n") == 1).drop("_n")
+    first = ranked.where(F.col(_COPY) == 1).drop(_COPY, _DUE, _REASON_TMP)
     if existing is None:
         return first, dupes, first.limit(0)
     content = [C.COL_USER, C.COL_ITEM, C.COL_EVENT_TYPE, C.COL_TS]
@@ -381,14 +399,15 @@ def run(
     events_raw = rawio.read_entity(spark, sources, "events")
     new_events = ev_typed = None
     if events_raw is not None:
-        ev_typed, ev_bad = validate_events(events_raw, now, icf, catalog)
-        ev_typed = ev_typed.cache()
-        report.deferred_events = ev_typed.where(F.col(C.COL_EVENT_DATE) > F.lit(run_date)).count()
-        ev_ok = ev_typed.where(F.col(C.COL_EVENT_DATE) <= F.lit(run_date))  # later events: later runs
+        # parsed, checked and ranked once (cached): every count, the quarantine and the write read it
+        ev_typed = rank_copies(tag_events(events_raw, now, icf, catalog), run_date).cache()
+        valid = ev_typed.where(F.col(_REASON_TMP).isNull())
+        report.deferred_events = valid.where(~F.col(_DUE)).count()  # later events: later runs
         existing = tables.read(spark, wh, C.T_EVENTS) if tables.exists(spark, wh, C.T_EVENTS) else None
-        new_events, dup_bad, replays = dedupe_events(ev_ok, existing)
-        new_events = new_events.cache()
-        ev_bad_all = ev_bad.unionByName(dup_bad)
+        new_events, dup_bad, replays = dedupe_events(ev_typed.where(F.col(_DUE)), existing)
+        if existing is not None:  # the join with bronze is read by the counts, quarantine and write
+            new_events = new_events.cache()
+        ev_bad_all = _rejected(ev_typed, "events").unionByName(dup_bad)
         rejected_frames.append(ev_bad_all)
         by_date = new_events.groupBy(C.COL_EVENT_DATE).count().collect()  # one job: total and late
         report.new_events = sum(r["count"] for r in by_date)
