@@ -97,6 +97,29 @@ def test_user_sequences_are_time_ordered_truncated_and_left_padded(spark: SparkS
 
 
 @pytest.mark.spark
+def test_user_windows_cover_the_whole_history_each_target_once(spark: SparkSession) -> None:
+    # user 0: items 10..16 at times 0..6; windows of 3 share one item: [14,15,16], [12,13,14], [10,11,12]
+    rows = [(0, 10 + t, 1.0, t) for t in range(7)] + [(1, 7, 1.0, 0), (1, 8, 1.0, 5), (2, 9, 1.0, 0)]
+    pos = features.positives(interactions(spark, rows))
+    got = sorted((r[0], r[1]) for r in features.user_windows(pos, 3).collect())
+    assert got == [(0, [10, 11, 12]), (0, [12, 13, 14]), (0, [14, 15, 16]), (1, [-1, 7, 8])]  # user 2: 1 item
+    # every transition (previous item -> next item) of user 0 is a training target exactly once
+    targets = [(w[j - 1], w[j]) for u, w in got if u == 0 for j in range(1, 3)]
+    assert sorted(targets) == [(10 + t, 11 + t) for t in range(6)]
+    got = sorted((r[0], r[1]) for r in features.user_windows(pos, 4).collect())
+    assert got == [(0, [10, 11, 12, 13]), (0, [13, 14, 15, 16]), (1, [-1, -1, 7, 8])]  # window [10] too short
+    with pytest.raises(ValueError, match="length"):
+        features.user_windows(pos, 1)
+
+
+@pytest.mark.spark
+def test_pair_frequencies_count_both_sides(spark: SparkSession) -> None:
+    pairs = spark.createDataFrame([(1, 2), (2, 3), (1, 3), (4, 1)], f"{S.COL_ITEM_A} int, {S.COL_ITEM_B} int")
+    got = sorted((r[0], r[1]) for r in features.pair_frequencies(pairs).collect())
+    assert got == [(1, 3), (2, 2), (3, 2), (4, 1)]
+
+
+@pytest.mark.spark
 def test_user_bags_keep_the_most_recent_items_right_padded(spark: SparkSession) -> None:
     df = interactions(spark, [(0, 5, 1.0, 30), (0, 3, 1.0, 10), (0, 9, 1.0, 20), (1, 7, 1.0, 0)])
     got = sorted((r[0], r[1], r[2]) for r in features.user_bags(features.positives(df), 2).collect())

@@ -21,7 +21,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "multvae": dict(n_items=N_ITEMS, hidden_dim=16, latent_dim=4, dropout=0.5, beta_max=0.2, anneal_steps=10),
     "sequence": dict(n_items=N_ITEMS, max_len=MAX_LEN, hidden_dim=16, num_blocks=2, num_heads=2, dropout=0.1),
     "text": dict(
-        n_items=N_ITEMS, num_buckets=64, max_tokens=TOKENS, embedding_dim=8, temperature=0.1, recent=3
+        n_items=N_ITEMS,
+        num_buckets=64,
+        max_tokens=TOKENS,
+        embedding_dim=8,
+        temperature=0.1,
+        recent=3,
+        logq_correction=True,
     ),
     "fusion": dict(
         n_users=N_USERS,
@@ -70,6 +76,7 @@ def side_table() -> dict[str, torch.Tensor]:
         S.COL_ITEM_IDX: torch.arange(N_ITEMS, dtype=torch.int32),
         S.COL_TOKENS: torch.randint(1, 64, (N_ITEMS, TOKENS), generator=g, dtype=torch.int32),
         S.COL_KNOWN: (torch.arange(N_ITEMS) < 15).int(),
+        S.COL_FREQ: torch.arange(N_ITEMS, dtype=torch.int32) * 3,
         S.COL_VISUAL: torch.randn(N_ITEMS, 4, generator=g),
     }
 
@@ -187,6 +194,38 @@ def test_text_encoder_gives_items_with_no_interactions_an_embedding() -> None:
     assert torch.allclose(vecs.norm(dim=1), torch.ones(N_ITEMS), atol=1e-5)
 
 
+def _in_batch_loss(model: Any, batch: dict[str, torch.Tensor], log_q: torch.Tensor) -> float:
+    """The symmetric in-batch softmax loss written out, candidates' logits lowered by ``log_q``."""
+    a_ids, b_ids = batch[S.COL_ITEM_A].long(), batch[S.COL_ITEM_B].long()
+    logits = model.item_vectors(a_ids) @ model.item_vectors(b_ids).T / model.temperature
+    n, eye = len(a_ids), torch.eye(len(a_ids), dtype=torch.bool)
+    ab = (logits - log_q[b_ids][None]).masked_fill((b_ids[None] == b_ids[:, None]) & ~eye, float("-inf"))
+    ba = (logits.T - log_q[a_ids][None]).masked_fill((a_ids[None] == a_ids[:, None]) & ~eye, float("-inf"))
+    target = torch.arange(n)
+    ce = torch.nn.functional.cross_entropy
+    return float((ce(ab, target, reduction="sum") + ce(ba, target, reduction="sum")) / (2 * n))
+
+
+def test_text_encoder_corrects_in_batch_logits_by_item_frequency() -> None:
+    # Yi et al. 2019: a candidate's logit is lowered by log of its share of the pairs; with the
+    # correction off the loss is the plain in-batch softmax
+    model = make("text").eval()
+    batch = {S.COL_ITEM_A: i32([1, 2, 3, 19]), S.COL_ITEM_B: i32([19, 3, 4, 2])}
+    freq = side_table()[S.COL_FREQ].double()
+    log_q = torch.log((freq + 1) / (freq + 1).sum()).float()
+    assert torch.allclose(model.log_q, log_q)
+    plain = build_model("text", {**CONFIGS["text"], "logq_correction": False})
+    plain.load_state_dict(model.state_dict())
+    assert S.COL_FREQ not in plain.side_columns
+    plain.attach_side_table({k: v for k, v in side_table().items() if k != S.COL_FREQ})
+    with torch.no_grad():
+        corrected, uncorrected = float(model(batch)), float(plain.eval()(batch))
+        assert corrected == pytest.approx(_in_batch_loss(model, batch, log_q), rel=1e-5)
+        assert uncorrected == pytest.approx(_in_batch_loss(model, batch, torch.zeros(N_ITEMS)), rel=1e-5)
+    assert abs(corrected - uncorrected) > 1e-3
+    assert "log_q" not in model.state_dict()  # a training-time buffer: saved models are unchanged
+
+
 @pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
 def test_model_config_takes_hyper_parameters_from_the_defaults(name: str) -> None:
     sizes = {"n_users": 7, "n_items": 9, "visual_dim": 0, "audio_dim": 0}
@@ -197,3 +236,35 @@ def test_model_config_takes_hyper_parameters_from_the_defaults(name: str) -> Non
 def test_unknown_model_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown deep model 'nope'"):
         build_model("nope", {})
+
+
+def test_quickcheck_reads_the_whole_split_not_its_slices(tmp_path: Any) -> None:
+    import json
+
+    from vidrec import constants as C
+    from vidrec.deep.quickcheck import summarise
+
+    def row(algo: str, split: str, metric: str, value: float) -> dict[str, Any]:
+        return {
+            C.COL_ALGORITHM: algo,
+            C.COL_SPLIT: split,
+            C.COL_METRIC: metric,
+            C.COL_K: 10,
+            C.COL_VALUE: value,
+        }
+
+    rows = [
+        row("popularity", "time_cutoff", "ndcg", 0.05),
+        row("text", "time_cutoff", "ndcg", 0.12),
+        row("text", "time_cutoff:cold_items", "ndcg", 0.33),  # after the split's row: must not win
+        row("popularity", "time_cutoff:cold_users", "ndcg", 0.0),
+    ]
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "metrics.json").write_text(
+        json.dumps({"rows_per_s_per_process": 900.0, "epochs_done": 7, "seconds": 16.8})
+    )
+    out = summarise(rows, ["popularity", "text"], tmp_path)
+    assert out == {
+        "popularity": {"ndcg": 0.05},
+        "text": {"ndcg": 0.12, "rows_per_s": 900.0, "epochs": 7.0, "train_seconds": 16.8},
+    }

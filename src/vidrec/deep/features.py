@@ -6,8 +6,10 @@ interaction with ``confidence > 0``. Item arrays are padded with :data:`~vidrec.
 
 - :func:`ncf_examples`: (user, item, label) with sampled negatives that are never positives;
 - :func:`user_bags`: per-user bag of positive items (Mult-VAE);
-- :func:`user_sequences`: per-user time-ordered items, truncated and left-padded (SASRec, text);
-- :func:`cowatch_pairs`: items watched close together by a user (content encoder);
+- :func:`user_sequences`: per-user time-ordered items, truncated and left-padded (scoring SASRec, text);
+- :func:`user_windows`: every user's whole history cut into such windows (training SASRec);
+- :func:`cowatch_pairs`: items watched close together by a user (content encoder), and
+  :func:`pair_frequencies`: how often each item occurs in them (its sampling-bias correction);
 - :func:`item_tokens` / :func:`item_content`: hashed metadata and text tokens (and media embeddings);
 - :func:`training_frames` / :func:`scoring_frame`: what each model trains on and is scored with.
 """
@@ -188,6 +190,42 @@ def user_sequences(pos: DataFrame, length: int, min_length: int = 1) -> DataFram
     )
 
 
+def user_windows(pos: DataFrame, length: int, min_length: int = 2) -> DataFrame:
+    """Every user's whole time-ordered history cut into windows: ``(user_idx int, seq array<int>[length])``.
+
+    The most recent window ends at the user's last item; each earlier window ends where the next one
+    starts (consecutive windows share one item), so every item but a user's first is a next-item
+    target exactly once, not only the last ``length`` items (``user_sequences``). Order and padding
+    as in :func:`user_sequences` (``first_ts``, ties by ``item_idx``; left-padded with ``PAD_ITEM``);
+    windows with fewer than ``min_length`` items are dropped.
+    """
+    if length < 2:
+        raise ValueError(f"length must be >= 2, got {length}")
+    stride = length - 1
+    w = Window.partitionBy(C.COL_USER_IDX).orderBy(F.col(C.COL_FIRST_TS).desc(), F.col(C.COL_ITEM_IDX).desc())
+    back = pos.withColumn("_d", F.row_number().over(w) - 1)  # 0: the user's most recent item
+    k = F.floor(F.col("_d") / stride).cast("int")
+    # window k covers _d in [k * stride, k * stride + stride]: a boundary item is in windows k and k - 1
+    windows = F.when((F.col("_d") % stride == 0) & (k > 0), F.array(k, k - 1)).otherwise(F.array(k))
+    rows = back.select(C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_FIRST_TS, F.explode(windows).alias("_w"))
+    grouped = rows.groupBy(C.COL_USER_IDX, "_w").agg(
+        F.sort_array(F.collect_list(F.struct(C.COL_FIRST_TS, C.COL_ITEM_IDX))).alias("_s")
+    )
+    items = F.transform("_s", lambda s: s[C.COL_ITEM_IDX])
+    return grouped.where(F.size("_s") >= min_length).select(
+        F.col(C.COL_USER_IDX).cast("int"),
+        _pad_left(items, length, F.lit(S.PAD_ITEM)).cast("array<int>").alias(S.COL_SEQ),
+    )
+
+
+def pair_frequencies(pairs: DataFrame) -> DataFrame:
+    """``(item_idx int, freq int)``: how often each item occurs in co-watched ``pairs``, either side."""
+    sides = pairs.select(F.col(S.COL_ITEM_A).alias(C.COL_ITEM_IDX)).unionAll(
+        pairs.select(F.col(S.COL_ITEM_B).alias(C.COL_ITEM_IDX))
+    )
+    return sides.groupBy(C.COL_ITEM_IDX).agg(F.count(F.lit(1)).cast("int").alias(S.COL_FREQ))
+
+
 def cowatch_pairs(pos: DataFrame, window: int) -> DataFrame:
     """``(item_a int, item_b int)``: for each user, every item and each of the next ``window`` items.
 
@@ -355,18 +393,19 @@ def training_frames(
         train, val = split_by_hash(bags, [C.COL_USER_IDX], frac, seed)
         return {S.TRAIN: train, S.VAL: val}
     if model_name == C.ALGO_SEQUENCE:
-        seqs = user_sequences(pos, int(params["max_len"]) + 1, min_length=2).drop(S.COL_LENGTH)
+        seqs = user_windows(pos, int(params["max_len"]) + 1, min_length=2)
         train, val = split_by_hash(seqs, [C.COL_USER_IDX], frac, seed)
         return {S.TRAIN: train, S.VAL: val}
     if model_name == C.ALGO_TEXT:
         train, val = split_by_hash(
             cowatch_pairs(pos, int(params["window"])), [S.COL_ITEM_A, S.COL_ITEM_B], frac, seed
         )
-        return {
-            S.TRAIN: train,
-            S.VAL: val,
-            S.ITEMS: item_tokens(items, int(params["num_buckets"]), int(params["max_tokens"])),
-        }
+        tokens = item_tokens(items, int(params["num_buckets"]), int(params["max_tokens"]))
+        freq = F.coalesce(F.col(S.COL_FREQ), F.lit(0)).cast("int").alias(S.COL_FREQ)
+        side = tokens.join(pair_frequencies(train), C.COL_ITEM_IDX, "left").select(
+            C.COL_ITEM_IDX, S.COL_TOKENS, freq
+        )
+        return {S.TRAIN: train, S.VAL: val, S.ITEMS: side}
     if model_name == C.ALGO_FUSION:
         train, val = split_by_hash(pairs, [C.COL_USER_IDX, C.COL_ITEM_IDX], frac, seed)
         side = item_content(

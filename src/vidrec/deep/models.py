@@ -339,13 +339,17 @@ class TextEncoder(RecModel):
     A hashed vocabulary (no pretrained weights), the mean of token embeddings and an MLP
     (a fastText-style bag of words, Joulin et al. 2017), trained as a two-tower retrieval model with
     in-batch softmax over co-watched item pairs (Yi et al., "Sampling-Bias-Corrected Neural Modeling
-    for Large Corpus Item Recommendations", RecSys 2019, without the correction) so that items users
-    watch together embed nearby. A user's score for an item is the mean of the embeddings of their
-    ``recent`` last items dotted with the item's embedding; items with no interactions have
-    embeddings too (from their tokens).
+    for Large Corpus Item Recommendations", RecSys 2019) so that items users watch together embed
+    nearby. In-batch negatives are drawn in proportion to how often an item occurs in the pairs, so
+    without a correction the softmax learns pointwise mutual information and pushes popular items
+    away; with ``logq_correction`` each logit is lowered by the log of its item's share of the
+    training pairs (the paper's correction, with exact counts from the side table's ``freq`` instead
+    of its streaming estimate), so the dot product estimates how likely an item is to be co-watched.
+    A user's score for an item is the mean of the embeddings of their ``recent`` last items dotted
+    with the item's embedding; items with no interactions have embeddings too (from their tokens).
     """
 
-    HPARAMS = ("num_buckets", "max_tokens", "embedding_dim", "temperature", "recent")
+    HPARAMS = ("num_buckets", "max_tokens", "embedding_dim", "temperature", "recent", "logq_correction")
     SIZES = ("n_items",)
     score_columns = (S.COL_SEQ,)
 
@@ -357,11 +361,15 @@ class TextEncoder(RecModel):
         embedding_dim: int = 64,
         temperature: float = 0.1,
         recent: int = 10,
+        logq_correction: bool = True,
     ) -> None:
         super().__init__()
         self.n_items, self.temperature, self.recent = int(n_items), float(temperature), int(recent)
+        self.logq_correction = bool(logq_correction)
         self.tower = ContentTower(num_buckets, embedding_dim, embedding_dim)
         self.register_buffer("item_tokens", torch.zeros(self.n_items, max_tokens, dtype=torch.long))
+        # log of each item's share of the training pairs; a training-time quantity, not saved
+        self.register_buffer("log_q", torch.zeros(self.n_items), persistent=False)
 
     @property
     def train_columns(self) -> tuple[str, ...]:
@@ -369,7 +377,8 @@ class TextEncoder(RecModel):
 
     @property
     def side_columns(self) -> tuple[str, ...]:
-        return (S.COL_ITEM_IDX, S.COL_TOKENS)
+        cols = (S.COL_ITEM_IDX, S.COL_TOKENS)
+        return (*cols, S.COL_FREQ) if self.logq_correction else cols
 
     def attach_side_table(self, table: Mapping[str, torch.Tensor]) -> None:
         idx = table[S.COL_ITEM_IDX].long()
@@ -377,6 +386,12 @@ class TextEncoder(RecModel):
         with torch.no_grad():
             self.item_tokens.zero_()
             self.item_tokens[idx[keep]] = table[S.COL_TOKENS][keep].long().to(self.item_tokens.device)
+            self.log_q.zero_()
+            if self.logq_correction:
+                freq = torch.zeros(self.n_items, dtype=torch.float64)
+                freq[idx[keep]] = table[S.COL_FREQ][keep].double().clamp(min=0)
+                # an item absent from the pairs never appears in a batch; +1 keeps its log finite
+                self.log_q.copy_(torch.log((freq + 1) / (freq + 1).sum()).float())
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised content embeddings of ``items`` (all items when None)."""
@@ -392,9 +407,11 @@ class TextEncoder(RecModel):
         logits = a @ b.T / self.temperature
         eye = torch.eye(n, dtype=torch.bool, device=logits.device)
         target = torch.arange(n, device=logits.device)
+        # rows: anchors, columns: candidates, each lowered by its log sampling share (zeros when off)
+        ab, ba = logits - self.log_q[b_ids][None, :], logits.T - self.log_q[a_ids][None, :]
         # the same item elsewhere in the batch is not a negative
-        ab = logits.masked_fill((b_ids[None, :] == b_ids[:, None]) & ~eye, float("-inf"))
-        ba = logits.T.masked_fill((a_ids[None, :] == a_ids[:, None]) & ~eye, float("-inf"))
+        ab = ab.masked_fill((b_ids[None, :] == b_ids[:, None]) & ~eye, float("-inf"))
+        ba = ba.masked_fill((a_ids[None, :] == a_ids[:, None]) & ~eye, float("-inf"))
         loss = F.cross_entropy(ab, target, reduction="sum") + F.cross_entropy(ba, target, reduction="sum")
         return loss / (2 * n)
 

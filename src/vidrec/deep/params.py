@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "window": 3,  # co-watched pairs: items within this many positions in a user's history
         "temperature": 0.1,
         "recent": 10,  # a user's vector: mean of the embeddings of the last N items
+        "logq_correction": True,  # lower in-batch logits by log item frequency (Yi et al. 2019)
         "history_len": 50,
         "batch_size": 512,
         "max_epochs": 10,

@@ -83,18 +83,27 @@ def run(
         run_date,
         str(work),
     ).collect()
+    out = summarise(rows, algos, work)
+    out["_total"] = {"seconds": time.perf_counter() - start}
+    return out
+
+
+def summarise(rows: Sequence[Any], algos: Sequence[str], work: Path) -> dict[str, dict[str, float]]:
+    """``{algorithm: metrics}`` from ``gold/model_metrics`` rows of one evaluation (the whole split,
+    not its cold slices) and each deep model's ``<work>/<model>/metrics.json`` (training throughput)."""
     out: dict[str, dict[str, float]] = {a: {} for a in algos}
     for r in rows:
+        if ":" in r[C.COL_SPLIT]:  # a slice (cold users, cold items) of the split, not the split
+            continue
         if r[C.COL_METRIC] in ("ndcg", "recall", "precision", "coverage") and r[C.COL_K] == 10:
             out[r[C.COL_ALGORITHM]][r[C.COL_METRIC]] = float(r[C.COL_VALUE])
-    for algo in models:
-        metrics_file = work / algo / algo / "metrics.json"
+    for algo in algos:
+        metrics_file = work / algo / "metrics.json"
         if metrics_file.is_file():
             m = json.loads(metrics_file.read_text())
             out[algo]["rows_per_s"] = float(m["rows_per_s_per_process"])
             out[algo]["epochs"] = float(m["epochs_done"])
             out[algo]["train_seconds"] = float(m["seconds"])
-    out["_total"] = {"seconds": time.perf_counter() - start}
     return out
 
 

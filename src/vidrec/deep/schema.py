@@ -16,6 +16,7 @@ COL_ITEM_A = "item_a"  # co-watched pair
 COL_ITEM_B = "item_b"
 COL_TOKENS = "tokens"  # array<int>: hashed metadata and text tokens, right-padded
 COL_KNOWN = "known"  # int 1 when the item has a positive training interaction
+COL_FREQ = "freq"  # int: occurrences of the item in the text model's training pairs (either side)
 COL_VISUAL = COL_VISUAL_EMB
 COL_AUDIO = COL_AUDIO_EMB
 COL_EMBEDDING = "embedding"  # array<float> of an exported user or item embedding
@@ -32,6 +33,7 @@ __all__ = [
     "COL_AUDIO",
     "COL_BAG",
     "COL_EMBEDDING",
+    "COL_FREQ",
     "COL_ITEM_A",
     "COL_ITEM_B",
     "COL_ITEM_IDX",
