@@ -401,8 +401,8 @@ def run(
     if events_raw is not None:
         # parsed, checked and ranked once (cached): every count, the quarantine and the write read it
         ev_typed = rank_copies(tag_events(events_raw, now, icf, catalog), run_date).cache()
-        valid = ev_typed.where(F.col(_REASON_TMP).isNull())
-        report.deferred_events = valid.where(~F.col(_DUE)).count()  # later events: later runs
+        later = F.col(_REASON_TMP).isNull() & ~F.col(_DUE)  # valid, dated after the run: later runs
+        report.deferred_events = ev_typed.where(later).count()
         existing = tables.read(spark, wh, C.T_EVENTS) if tables.exists(spark, wh, C.T_EVENTS) else None
         new_events, dup_bad, replays = dedupe_events(ev_typed.where(F.col(_DUE)), existing)
         if existing is not None:  # the join with bronze is read by the counts, quarantine and write

@@ -168,6 +168,25 @@ def user_bags(pos: DataFrame, max_items: int) -> DataFrame:
     )
 
 
+def _by_recency(pos: DataFrame) -> DataFrame:
+    """``pos`` plus ``_d``: 0 for a user's most recent item then 1, 2... (``first_ts``, ties ``item_idx``)."""
+    w = Window.partitionBy(C.COL_USER_IDX).orderBy(F.col(C.COL_FIRST_TS).desc(), F.col(C.COL_ITEM_IDX).desc())
+    return pos.withColumn("_d", F.row_number().over(w) - 1)
+
+
+def _time_ordered(rows: DataFrame, keys: Sequence[str], length: int, min_length: int) -> DataFrame:
+    """``(user_idx, seq, length)`` per group of ``keys``: its items in time order, left-padded."""
+    grouped = rows.groupBy(*keys).agg(
+        F.sort_array(F.collect_list(F.struct(C.COL_FIRST_TS, C.COL_ITEM_IDX))).alias("_s")
+    )
+    items = F.transform("_s", lambda s: s[C.COL_ITEM_IDX])
+    return grouped.where(F.size("_s") >= min_length).select(
+        F.col(C.COL_USER_IDX).cast("int"),
+        _pad_left(items, length, F.lit(S.PAD_ITEM)).cast("array<int>").alias(S.COL_SEQ),
+        F.size("_s").cast("int").alias(S.COL_LENGTH),
+    )
+
+
 def user_sequences(pos: DataFrame, length: int, min_length: int = 1) -> DataFrame:
     """Per-user items in time order: ``(user_idx int, seq array<int>[length], length int)``.
 
@@ -177,17 +196,8 @@ def user_sequences(pos: DataFrame, length: int, min_length: int = 1) -> DataFram
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
-    w = Window.partitionBy(C.COL_USER_IDX).orderBy(F.col(C.COL_FIRST_TS).desc(), F.col(C.COL_ITEM_IDX).desc())
-    last = pos.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= length)
-    seqs = last.groupBy(C.COL_USER_IDX).agg(
-        F.sort_array(F.collect_list(F.struct(C.COL_FIRST_TS, C.COL_ITEM_IDX))).alias("_s")
-    )
-    items = F.transform("_s", lambda s: s[C.COL_ITEM_IDX])
-    return seqs.where(F.size("_s") >= min_length).select(
-        F.col(C.COL_USER_IDX).cast("int"),
-        _pad_left(items, length, F.lit(S.PAD_ITEM)).cast("array<int>").alias(S.COL_SEQ),
-        F.size("_s").cast("int").alias(S.COL_LENGTH),
-    )
+    last = _by_recency(pos).where(F.col("_d") < length)
+    return _time_ordered(last, [C.COL_USER_IDX], length, min_length)
 
 
 def user_windows(pos: DataFrame, length: int, min_length: int = 2) -> DataFrame:
@@ -202,20 +212,11 @@ def user_windows(pos: DataFrame, length: int, min_length: int = 2) -> DataFrame:
     if length < 2:
         raise ValueError(f"length must be >= 2, got {length}")
     stride = length - 1
-    w = Window.partitionBy(C.COL_USER_IDX).orderBy(F.col(C.COL_FIRST_TS).desc(), F.col(C.COL_ITEM_IDX).desc())
-    back = pos.withColumn("_d", F.row_number().over(w) - 1)  # 0: the user's most recent item
     k = F.floor(F.col("_d") / stride).cast("int")
     # window k covers _d in [k * stride, k * stride + stride]: a boundary item is in windows k and k - 1
     windows = F.when((F.col("_d") % stride == 0) & (k > 0), F.array(k, k - 1)).otherwise(F.array(k))
-    rows = back.select(C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_FIRST_TS, F.explode(windows).alias("_w"))
-    grouped = rows.groupBy(C.COL_USER_IDX, "_w").agg(
-        F.sort_array(F.collect_list(F.struct(C.COL_FIRST_TS, C.COL_ITEM_IDX))).alias("_s")
-    )
-    items = F.transform("_s", lambda s: s[C.COL_ITEM_IDX])
-    return grouped.where(F.size("_s") >= min_length).select(
-        F.col(C.COL_USER_IDX).cast("int"),
-        _pad_left(items, length, F.lit(S.PAD_ITEM)).cast("array<int>").alias(S.COL_SEQ),
-    )
+    rows = _by_recency(pos).withColumn("_w", F.explode(windows))
+    return _time_ordered(rows, [C.COL_USER_IDX, "_w"], length, min_length).drop(S.COL_LENGTH)
 
 
 def pair_frequencies(pairs: DataFrame) -> DataFrame:
