@@ -638,8 +638,9 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
     walls = {
         s: results["sizes"][s]["nightly"]["wall_seconds"] for s in sizes if "nightly" in results["sizes"][s]
     }
+    run = {s: results["sizes"][s].get("run") for s in sizes}
     for a, b in (("5m", "1m"), ("20m", "5m")):
-        if a in walls and b in walls:
+        if a in walls and b in walls and run[a] == run[b]:  # growth only within one run
             out[f"nightly_time_ratio_{a}_over_{b}"] = round(walls[a] / walls[b], 2)
     return out
 
@@ -650,6 +651,20 @@ def _fmt_s(x: float | None) -> str:
 
 def _fmt_n(x: float | None) -> str:
     return "–" if x is None else f"{x:,}"
+
+
+def _earlier_runs(results: dict[str, Any]) -> list[str]:
+    """A line naming the sizes kept from earlier runs (their timings are not comparable to this run's)."""
+    this = results["machine"]["date"]
+    earlier = {s: r["run"] for s, r in results["sizes"].items() if r.get("run") not in (None, this)}
+    if not earlier:
+        return []
+    kept = "; ".join(f"{s} from the run of {run}" for s, run in earlier.items())
+    return [
+        f"Sizes measured in this run: {', '.join(results.get('sizes_run', []))}. Kept from earlier runs "
+        f"(earlier code, other load; their rows are not ratios against this run's): {kept}.",
+        "",
+    ]
 
 
 def markdown(results: dict[str, Any]) -> list[str]:
@@ -668,6 +683,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
         f"implicit {f['implicit']}; load average at start "
         f"{', '.join(f'{x:.1f}' for x in f['load_average_at_start'])}; {f['date']}.",
         "",
+        *_earlier_runs(results),
         f"## Headline (largest size of the run: {h['largest_size']})",
         "",
         "| key | value |",
@@ -776,6 +792,22 @@ def markdown(results: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """Sizes of an earlier ``results.json`` that this run did not measure, kept with their run's date.
+
+    Each size records the run it came from (``run``: that run's start date), so a report can hold a
+    size benchmarked earlier (e.g. ``BENCH_SIZES=5m,20m`` keeps 1m) without mixing its timings into
+    this run's ratios: the headline's growth ratios only compare sizes of one run.
+    """
+    carried = []
+    for size, r in old.get("sizes", {}).items():
+        if size not in results["sizes"] and size in SIZES:
+            results["sizes"][size] = {**r, "run": r.get("run") or old.get("machine", {}).get("date")}
+            carried.append(size)
+    results["sizes"] = {s: results["sizes"][s] for s in SIZES if s in results["sizes"]}
+    return carried
+
+
 def write_report(results: dict[str, Any], out_json: Path, out_md: Path) -> None:
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -799,6 +831,12 @@ def main(argv: list[str] | None = None) -> int:
         "--als-iters", type=int, default=3, help="k: ALS timed from fits of 1 and 1+k iterations"
     )
     parser.add_argument("--deep-epochs", type=int, default=2)
+    parser.add_argument(
+        "--keep-earlier",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep sizes of the existing --out-json that this run does not measure (marked with their run)",
+    )
     parser.add_argument("--out-json", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument("--out-md", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args(argv)
@@ -815,10 +853,19 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine_facts(), "sizes": {}}
     t0 = time.perf_counter()
     for i, size in enumerate(sizes):
-        results["sizes"][size] = bench_size(size, args, skip, deep=i == 0)
+        results["sizes"][size] = {
+            **bench_size(size, args, skip, deep=i == 0),
+            "run": results["machine"]["date"],
+        }
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
+    results["sizes_run"] = sizes
+    out_json = Path(args.out_json)
+    if args.keep_earlier and out_json.exists():
+        carried = carry_earlier(results, json.loads(out_json.read_text()))
+        if carried:
+            log.info("bench: kept %s from the earlier results in %s", ",".join(carried), out_json)
     results["headline"] = headline(results)
-    write_report(results, Path(args.out_json), Path(args.out_md))
+    write_report(results, out_json, Path(args.out_md))
     print(json.dumps(results["headline"], indent=2))
     return 0
 

@@ -90,3 +90,27 @@ def test_headline_and_kept_sections(bench, tmp_path):
     assert "old numbers" not in text
     assert text.endswith(hand)
     assert (tmp_path / "results.json").exists()
+
+
+def test_earlier_sizes_are_kept_but_never_ratioed_across_runs(bench):
+    old = {
+        "machine": {"date": "2026-11-01"},
+        "sizes": {"1m": {"nightly": {"wall_seconds": 100.0}}, "5m": {"nightly": {"wall_seconds": 999.0}}},
+    }
+    new = {
+        "machine": {"date": "2026-11-28"},
+        "sizes": {
+            "5m": {"nightly": {"wall_seconds": 200.0}, "run": "2026-11-28"},
+            "20m": {"nightly": {"wall_seconds": 700.0}, "run": "2026-11-28"},
+        },
+        "sizes_run": ["5m", "20m"],
+    }
+    assert bench.carry_earlier(new, old) == ["1m"]  # 5m of this run wins over the old 5m
+    assert list(new["sizes"]) == ["1m", "5m", "20m"]
+    assert new["sizes"]["1m"]["run"] == "2026-11-01"
+    assert new["sizes"]["5m"]["nightly"]["wall_seconds"] == 200.0
+    h = bench.headline(new)
+    assert h["nightly_time_ratio_20m_over_5m"] == 3.5
+    assert "nightly_time_ratio_5m_over_1m" not in h  # 1m came from another run
+    lines = bench._earlier_runs(new)
+    assert "1m from the run of 2026-11-01" in lines[0] and "5m, 20m" in lines[0]
