@@ -852,20 +852,24 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [s for s in SIZES if s in sizes]  # smallest first
     results: dict[str, Any] = {"machine": machine_facts(), "sizes": {}}
     t0 = time.perf_counter()
+    out_json = Path(args.out_json)
+    partial = out_json.with_name(out_json.stem + ".partial.json")
     for i, size in enumerate(sizes):
         results["sizes"][size] = {
             **bench_size(size, args, skip, deep=i == 0),
             "run": results["machine"]["date"],
         }
+        # each finished size is on disk at once: a failure at a larger size loses only that size
+        partial.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     results["sizes_run"] = sizes
-    out_json = Path(args.out_json)
     if args.keep_earlier and out_json.exists():
         carried = carry_earlier(results, json.loads(out_json.read_text()))
         if carried:
             log.info("bench: kept %s from the earlier results in %s", ",".join(carried), out_json)
     results["headline"] = headline(results)
     write_report(results, out_json, Path(args.out_md))
+    partial.unlink(missing_ok=True)
     print(json.dumps(results["headline"], indent=2))
     return 0
 
