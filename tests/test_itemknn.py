@@ -11,8 +11,10 @@ import datetime as dt
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
+from vidrec import itemknn
 from vidrec.constants import (
     COL_ALGORITHM,
     COL_CONFIDENCE,
@@ -32,6 +34,7 @@ from vidrec.itemknn import (
     item_neighbours,
     itemknn_conf,
     similar_items,
+    top_k_rows,
 )
 
 T0 = dt.datetime(2026, 3, 30, 12, 0)
@@ -89,16 +92,24 @@ def test_conf_refuses_bad_values(key: str, value: Any) -> None:
                   (1, 2, 1 / (math.sqrt(3) + 1), 2), (2, 1, 1 / (math.sqrt(3) + 1), 1)]),
     ],
 )  # fmt: skip
-def test_item_neighbours(spark: Any, k: int, shrink: float, expected: list[tuple[Any, ...]]) -> None:
-    got = sorted(tuple(r) for r in item_neighbours(history(spark), k, shrink).collect())
+@pytest.mark.parametrize("blocked_max_pairs", [0, 100])  # 0: Spark self-join; 100: item blocks
+def test_item_neighbours(
+    spark: Any, k: int, shrink: float, expected: list[tuple[Any, ...]], blocked_max_pairs: int
+) -> None:
+    hist = history(spark)
+    got = sorted(
+        tuple(r) for r in item_neighbours(hist, k, shrink, blocked_max_pairs=blocked_max_pairs).collect()
+    )
     assert got == approx_rows(expected)
 
 
 @pytest.mark.spark
-def test_item_neighbours_rp3beta(spark: Any) -> None:
+@pytest.mark.parametrize("blocked_max_pairs", [0, 100])
+def test_item_neighbours_rp3beta(spark: Any, blocked_max_pairs: int) -> None:
     # user degrees: users 0, 1, 2 watched two items, user 3 one; alpha 1, beta 0.5:
     # sim(i, j) = n_i^-1 * n_j^-0.5 * sum over co-watchers u of 1 / n_u
-    got = sorted(tuple(r) for r in item_neighbours(history(spark), 2, similarity="rp3beta").collect())
+    rp3 = item_neighbours(history(spark), 2, similarity="rp3beta", blocked_max_pairs=blocked_max_pairs)
+    got = sorted(tuple(r) for r in rp3.collect())
     assert got == approx_rows(
         [
             (0, 1, 1 / 2 / math.sqrt(3) * (1 / 2 + 1 / 2), 1),
@@ -108,7 +119,9 @@ def test_item_neighbours_rp3beta(spark: Any) -> None:
         ]
     )
     # alpha flattens the walk: with alpha 0.5 and beta 0 item 1's neighbours are 0 then 2
-    flat = item_neighbours(history(spark), 2, similarity="rp3beta", alpha=0.5, beta=0.0).collect()
+    flat = item_neighbours(
+        history(spark), 2, similarity="rp3beta", alpha=0.5, beta=0.0, blocked_max_pairs=blocked_max_pairs
+    ).collect()
     by_pair = {(r[0], r[1]): r[2] for r in flat}
     assert by_pair[(1, 0)] == pytest.approx(3**-0.5 * 2 * 2**-0.5)
     with pytest.raises(ValueError, match="similarity must be one of"):
@@ -116,9 +129,104 @@ def test_item_neighbours_rp3beta(spark: Any) -> None:
 
 
 @pytest.mark.spark
-def test_min_co_users_drops_rare_pairs(spark: Any) -> None:
-    got = sorted(tuple(r)[:2] for r in item_neighbours(history(spark), 5, 0.0, min_co_users=2).collect())
-    assert got == [(0, 1), (1, 0)]
+@pytest.mark.parametrize("blocked_max_pairs", [0, 100])
+def test_min_co_users_drops_rare_pairs(spark: Any, blocked_max_pairs: int) -> None:
+    nb = item_neighbours(history(spark), 5, 0.0, min_co_users=2, blocked_max_pairs=blocked_max_pairs)
+    assert sorted(tuple(r)[:2] for r in nb.collect()) == [(0, 1), (1, 0)]
+
+
+def random_pairs(seed: int, users: int = 80, items: int = 30) -> list[tuple[int, int]]:
+    """Skewed random positive pairs over sparse, non-contiguous ids (many tied co-counts)."""
+    rng = np.random.default_rng(seed)
+    pop = 1.0 / np.arange(1, items + 1)
+    out = set()
+    for u in range(users):
+        n = int(rng.integers(1, 9))
+        for i in rng.choice(items, size=min(n, items), replace=False, p=pop / pop.sum()):
+            out.add((3 * u + 7, 5 * int(i) + 2))
+    return sorted(out)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    ("k", "shrink", "min_co", "similarity", "alpha", "beta"),
+    [
+        (3, 0.0, 1, "cosine", 1.0, 0.5),
+        (50, 5.0, 1, "cosine", 1.0, 0.5),
+        (4, 2.0, 2, "cosine", 1.0, 0.5),
+        (3, 0.0, 1, "rp3beta", 1.0, 0.5),
+        (5, 0.0, 2, "rp3beta", 0.6, 0.0),
+    ],
+)
+def test_blocked_matches_self_join(
+    spark: Any,
+    monkeypatch: Any,
+    k: int,
+    shrink: float,
+    min_co: int,
+    similarity: str,
+    alpha: float,
+    beta: float,
+) -> None:
+    """Both ways of computing co-counts give the same neighbours, ranks and ties; the blocked one
+    here split into many item blocks (tiny block limits) so blocks' edges are crossed."""
+    monkeypatch.setattr(itemknn, "BLOCK_CELLS", 7 * 30)
+    monkeypatch.setattr(itemknn, "BLOCK_TRIPLES", 60)
+    pairs = random_pairs(11)
+    hist = spark.createDataFrame([(u, i, 1.0, T0) for u, i in pairs], INTER_SCHEMA)
+    args = (k, shrink, min_co, similarity, alpha, beta)
+    joined = sorted(tuple(r) for r in item_neighbours(hist, *args, blocked_max_pairs=0).collect())
+    blocked = sorted(tuple(r) for r in item_neighbours(hist, *args, blocked_max_pairs=len(pairs)).collect())
+    assert len(joined) > 20
+    assert_same_neighbours(blocked, joined)
+    # one pair over the threshold: the self-join answers (a Spark sum's order may move the last bit)
+    over = sorted(tuple(r) for r in item_neighbours(hist, *args, blocked_max_pairs=len(pairs) - 1).collect())
+    assert_same_neighbours(over, joined)
+
+
+def assert_same_neighbours(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]) -> None:
+    """Same ``(item, neighbour, rank)`` rows and scores to 1e-12; a sum's order may move a score's last
+    bit, so two neighbours whose scores agree to 1e-12 may swap ranks."""
+
+    def canon(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        keyed = sorted((r[0], -round(r[2], 12), r[1]) for r in rows)
+        return [(i, j, -s) for i, s, j in keyed]
+
+    assert [r[3] for r in sorted(got, key=lambda r: (r[0], r[3]))] == [
+        r[3] for r in sorted(expected, key=lambda r: (r[0], r[3]))
+    ]
+    assert canon(got) == canon(expected)
+
+
+def test_co_matrix_counts_and_blocks() -> None:
+    pairs = random_pairs(3, users=40, items=12)
+    users = np.array([u for u, _ in pairs])
+    items = np.array([i for _, i in pairs])
+    m = itemknn.CoMatrix(users, items)
+    x = np.zeros((len(np.unique(users)), m.n_items), np.int64)
+    x[np.unique(users, return_inverse=True)[1], np.searchsorted(m.item_ids, items)] = 1
+    weight = 1.0 / x.sum(axis=1)
+    blocks = m.item_blocks(max_cells=3 * m.n_items, max_triples=40)
+    assert blocks[0][0] == 0 and blocks[-1][1] == m.n_items
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+    assert all(0 < hi - lo <= 3 for lo, hi in blocks)
+    got_co = np.vstack([m.co_counts(lo, hi, weight)[0] for lo, hi in blocks])
+    got_walk = np.vstack([m.co_counts(lo, hi, weight)[1] for lo, hi in blocks])
+    np.testing.assert_array_equal(got_co, x.T @ x)
+    np.testing.assert_allclose(got_walk, x.T @ (x * weight[:, None]))
+
+
+def test_top_k_rows_ties_to_lower_column() -> None:
+    inf = -np.inf
+    score = np.array([[1.0, 3.0, 3.0, 2.0, 3.0], [inf, 0.5, inf, inf, inf], [inf] * 5])
+    r, c, v, rank = top_k_rows(score, 2)
+    assert list(zip(r.tolist(), c.tolist(), v.tolist(), rank.tolist(), strict=True)) == [
+        (0, 1, 3.0, 1),
+        (0, 2, 3.0, 2),
+        (1, 1, 0.5, 1),
+    ]
+    r, c, _, rank = top_k_rows(score, 9)  # k above the columns: every finite score, in order
+    assert c[r == 0].tolist() == [1, 2, 4, 3, 0] and rank[r == 0].tolist() == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.spark
