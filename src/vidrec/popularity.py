@@ -35,8 +35,12 @@ def item_popularity(events: DataFrame, end: dt.datetime | F.Column | None, windo
     total and deterministic.
     """
     ev = engaged(events)
-    end_col = F.max(C.COL_TS).over(Window.partitionBy()) if end is None else F.lit(end)
-    ev = ev.withColumn("_end", end_col)
+    if (
+        end is None
+    ):  # one scalar aggregate joined to every row (a global window would gather all rows in one task)
+        ev = ev.crossJoin(F.broadcast(ev.agg(F.max(C.COL_TS).alias("_end"))))
+    else:
+        ev = ev.withColumn("_end", F.lit(end))
     in_window = F.col(C.COL_TS) > F.col("_end") - F.make_interval(days=F.lit(window_days))
     return ev.groupBy(C.COL_ITEM).agg(
         (

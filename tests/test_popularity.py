@@ -1,0 +1,36 @@
+"""Item popularity: distinct engaged users in a window ending at a given time or at the last event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from vidrec.constants import COL_EVENT_TYPE, COL_ITEM, COL_SCORE, COL_TS, COL_USER
+from vidrec.popularity import item_popularity
+
+T = dt.datetime(2026, 3, 30, 12, 0)
+SCHEMA = f"{COL_USER} string, {COL_ITEM} string, {COL_EVENT_TYPE} string, {COL_TS} timestamp"
+EVENTS = [
+    ("u1", "a", "play", T),
+    ("u2", "a", "play", T - dt.timedelta(days=1)),
+    ("u2", "a", "complete", T - dt.timedelta(days=1)),  # the same user again: counted once
+    ("u3", "a", "impression", T),  # not engagement
+    ("u1", "b", "play", T - dt.timedelta(days=10)),  # outside a 7-day window ending at T
+    ("u3", "b", "like", T - dt.timedelta(days=2)),
+]
+
+
+@pytest.mark.spark
+def test_window_ends_at_last_event_by_default(spark: Any) -> None:
+    events = spark.createDataFrame(EVENTS, SCHEMA)
+    got = {r[COL_ITEM]: r[COL_SCORE] for r in item_popularity(events, None, 7).collect()}
+    # in-window distinct users + all-time distinct users / 1e6 (the tie-break)
+    assert got == pytest.approx({"a": 2 + 2e-6, "b": 1 + 2e-6})
+    explicit = {r[COL_ITEM]: r[COL_SCORE] for r in item_popularity(events, T, 7).collect()}
+    assert explicit == got
+    later = {
+        r[COL_ITEM]: r[COL_SCORE] for r in item_popularity(events, T + dt.timedelta(days=6), 7).collect()
+    }
+    assert later == pytest.approx({"a": 1 + 2e-6, "b": 2e-6})  # the window excludes its start
