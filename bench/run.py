@@ -638,7 +638,7 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
     walls = {
         s: results["sizes"][s]["nightly"]["wall_seconds"] for s in sizes if "nightly" in results["sizes"][s]
     }
-    run = {s: results["sizes"][s].get("run") for s in sizes}
+    run = {s: _section_run(results, s, "nightly") for s in sizes}
     for a, b in (("5m", "1m"), ("20m", "5m")):
         if a in walls and b in walls and run[a] == run[b]:  # growth only within one run
             out[f"nightly_time_ratio_{a}_over_{b}"] = round(walls[a] / walls[b], 2)
@@ -654,12 +654,19 @@ def _fmt_n(x: float | None) -> str:
 
 
 def _earlier_runs(results: dict[str, Any]) -> list[str]:
-    """A line naming the sizes kept from earlier runs (their timings are not comparable to this run's)."""
+    """A line naming what was kept from earlier runs (their timings are not comparable to this run's)."""
     this = results["machine"]["date"]
     earlier = {s: r["run"] for s, r in results["sizes"].items() if r.get("run") not in (None, this)}
-    if not earlier:
+    sections = [
+        f"{s} {section} from the run of {r[section]['run']}"
+        for s, r in results["sizes"].items()
+        if s not in earlier
+        for section in SECTIONS
+        if isinstance(r.get(section), dict) and r[section].get("run") not in (None, this)
+    ]
+    if not earlier and not sections:
         return []
-    kept = "; ".join(f"{s} from the run of {run}" for s, run in earlier.items())
+    kept = "; ".join([f"{s} from the run of {run}" for s, run in earlier.items()] + sections)
     return [
         f"Sizes measured in this run: {', '.join(results.get('sizes_run', []))}. Kept from earlier runs "
         f"(earlier code, other load; their rows are not ratios against this run's): {kept}.",
@@ -793,19 +800,42 @@ def markdown(results: dict[str, Any]) -> list[str]:
 
 
 def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
-    """Sizes of an earlier ``results.json`` that this run did not measure, kept with their run's date.
+    """What this run did not measure, kept from an earlier ``results.json`` with its run's date.
 
-    Each size records the run it came from (``run``: that run's start date), so a report can hold a
-    size benchmarked earlier (e.g. ``BENCH_SIZES=5m,20m`` keeps 1m) without mixing its timings into
-    this run's ratios: the headline's growth ratios only compare sizes of one run.
+    Sizes this run did not measure are kept whole, and of the sizes it did measure, the sections it
+    skipped (``--skip``) are kept; each records the run it came from (``run``: that run's start date),
+    so a report can hold numbers benchmarked earlier (e.g. ``BENCH_SIZES=5m,20m`` keeps 1m, ``--skip
+    als,topn`` keeps those sections) without mixing their timings into this run's ratios: the
+    headline's growth ratios only compare nightly runs of one run.
+
+    Returns
+    -------
+    list of str
+        The sizes kept whole, then ``size:section`` for each section kept.
     """
-    carried = []
+    earlier_date = old.get("machine", {}).get("date")
+    carried, sections = [], []
     for size, r in old.get("sizes", {}).items():
-        if size not in results["sizes"] and size in SIZES:
-            results["sizes"][size] = {**r, "run": r.get("run") or old.get("machine", {}).get("date")}
+        if size not in SIZES:
+            continue
+        run = r.get("run") or earlier_date
+        if size not in results["sizes"]:
+            results["sizes"][size] = {**r, "run": run}
             carried.append(size)
+            continue
+        new = results["sizes"][size]
+        for section in SECTIONS:
+            if section in r and section not in new:
+                new[section] = {**r[section], "run": r[section].get("run") or run}
+                sections.append(f"{size}:{section}")
     results["sizes"] = {s: results["sizes"][s] for s in SIZES if s in results["sizes"]}
-    return carried
+    return carried + sections
+
+
+def _section_run(results: dict[str, Any], size: str, section: str) -> str | None:
+    """The run a size's section was measured in (its own ``run`` when carried, else the size's)."""
+    r = results["sizes"][size]
+    return r.get(section, {}).get("run") or r.get("run")
 
 
 def write_report(results: dict[str, Any], out_json: Path, out_md: Path) -> None:

@@ -114,3 +114,41 @@ def test_earlier_sizes_are_kept_but_never_ratioed_across_runs(bench):
     assert "nightly_time_ratio_5m_over_1m" not in h  # 1m came from another run
     lines = bench._earlier_runs(new)
     assert "1m from the run of 2026-11-01" in lines[0] and "5m, 20m" in lines[0]
+
+
+def test_skipped_sections_are_kept_with_their_run(bench):
+    old = {
+        "machine": {"date": "2026-11-01"},
+        "sizes": {
+            "5m": {"nightly": {"wall_seconds": 100.0}, "run": "2026-11-01"},
+            "20m": {
+                "nightly": {"wall_seconds": 999.0},
+                "topn": {"topn_speedup_vs_recommendForAllUsers": 5.0, "topn_time_vs_gemm_floor": 1.4},
+            },
+        },
+    }
+    new = {
+        "machine": {"date": "2026-11-28"},
+        "sizes": {"20m": {"nightly": {"wall_seconds": 700.0}, "run": "2026-11-28"}},
+        "sizes_run": ["20m"],
+    }
+    assert bench.carry_earlier(new, old) == ["5m", "20m:topn"]
+    assert new["sizes"]["20m"]["nightly"]["wall_seconds"] == 700.0  # this run's nightly wins
+    assert new["sizes"]["20m"]["topn"]["run"] == "2026-11-01"
+    h = bench.headline(new)
+    assert h["topn_speedup_vs_recommendForAllUsers"] == 5.0
+    assert "nightly_time_ratio_20m_over_5m" not in h  # the 5m nightly came from another run
+    line = bench._earlier_runs(new)[0]
+    assert "5m from the run of 2026-11-01" in line and "20m topn from the run of 2026-11-01" in line
+    # a nightly carried into a size of this run is not ratioed against this run's nightly either
+    again = {
+        "machine": {"date": "2026-11-28"},
+        "sizes": {
+            "5m": {"nightly": {"wall_seconds": 100.0}, "run": "2026-11-28"},
+            "20m": {"run": "2026-11-28"},
+        },
+    }
+    bench.carry_earlier(
+        again, {"machine": {"date": "2026-11-01"}, "sizes": {"20m": {"nightly": {"wall_seconds": 1.0}}}}
+    )
+    assert "nightly_time_ratio_20m_over_5m" not in bench.headline(again)
