@@ -24,7 +24,9 @@ DEFAULTS: dict[str, Any] = {
         "local_mode": True,  # False on a cluster: TorchDistributor runs the processes on executors
         "use_gpu": False,  # explicit: TorchDistributor's own default is True
         "num_threads": 0,  # torch threads per process; 0: cores / processes
-        "rows_per_row_group": 16384,  # target rows per Parquet row group (Petastorm's unit of sharding)
+        # target rows per Parquet row group (Petastorm's unit of sharding; one file each): Petastorm's cost
+        # per row group grows with the number of files, so few large groups (BENCHMARKS.md, loader)
+        "rows_per_row_group": 131072,
         "min_row_groups_per_process": 2,
         "keep_shards": 3,  # run dates of shards kept per model by cleanup_shards
         "shard_root": None,  # null: <warehouse>/features (must be readable by every process)
