@@ -43,6 +43,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,7 @@ from vidrec.constants import (
 )
 from vidrec.content import COL_NEIGHBOUR_IDX, content_conf, content_neighbours, item_vectors
 from vidrec.generators import Candidates, FitContext, register
+from vidrec.sparse import expand_ranges, row_pointer
 
 #: Conf section of this module.
 CONF_SECTION = "itemknn"
@@ -150,6 +152,24 @@ def capped_history(interactions: DataFrame, max_items_per_user: int) -> DataFram
     )
 
 
+@dataclass(frozen=True)
+class Similarity:
+    """The settings of one neighbour computation (see :func:`item_neighbours` for each)."""
+
+    k: int
+    shrink: float = 0.0
+    min_co_users: int = 1
+    kind: str = "cosine"
+    alpha: float = 1.0
+    beta: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.kind not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.kind!r}")
+
+
 def item_neighbours(
     history: DataFrame,
     k: int,
@@ -188,10 +208,7 @@ def item_neighbours(
         ``rp3beta``: ``score = n_i^-alpha * n_j^-beta * sum_u n_u^-alpha``; ranks 1..k per item by
         score (ties: lower ``neighbour_idx`` first). Not symmetric for ``rp3beta``.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    sim = Similarity(int(k), float(shrink), int(min_co_users), str(similarity), float(alpha), float(beta))
     if blocked_max_pairs < 0:
         raise ValueError(f"blocked_max_pairs must be >= 0, got {blocked_max_pairs}")
     pairs = history.select(F.col(COL_USER_IDX).cast("int"), F.col(COL_ITEM_IDX).cast("int")).distinct()
@@ -203,9 +220,7 @@ def item_neighbours(
             if n_pairs <= blocked_max_pairs:
                 pdf = pairs.toPandas()
                 m = CoMatrix(pdf[COL_USER_IDX].to_numpy(), pdf[COL_ITEM_IDX].to_numpy())
-                return _blocked_neighbours(
-                    pairs.sparkSession, m, t0, k, shrink, min_co_users, similarity, alpha, beta
-                )
+                return _blocked_neighbours(pairs.sparkSession, m, t0, sim)
         finally:
             pairs.unpersist()
         log.info(
@@ -213,50 +228,42 @@ def item_neighbours(
             n_pairs,
             blocked_max_pairs,
         )
-    return _joined_neighbours(pairs, k, shrink, min_co_users, similarity, alpha, beta)
+    return _joined_neighbours(pairs, sim)
 
 
-def _joined_neighbours(
-    pairs: DataFrame,
-    k: int,
-    shrink: float,
-    min_co_users: int,
-    similarity: str,
-    alpha: float,
-    beta: float,
-) -> DataFrame:
+def _joined_neighbours(pairs: DataFrame, sim: Similarity) -> DataFrame:
     """:func:`item_neighbours` as a Spark self-join of the distinct ``pairs`` on the user."""
     counts = pairs.groupBy(COL_ITEM_IDX).agg(F.count(F.lit(1)).alias("_n"))
     a = pairs.select(COL_USER_IDX, F.col(COL_ITEM_IDX).alias(_I))
     b = pairs.select(COL_USER_IDX, F.col(COL_ITEM_IDX).alias(_J))
     joined = a.join(b, COL_USER_IDX).where(F.col(_I) != F.col(_J))
     sums = [F.count(F.lit(1)).alias(_CO)]
-    if similarity == "rp3beta":
+    if sim.kind == "rp3beta":
         user_weight = pairs.groupBy(COL_USER_IDX).agg(
-            F.pow(F.count(F.lit(1)).cast("double"), F.lit(-float(alpha))).alias(_WU)
+            F.pow(F.count(F.lit(1)).cast("double"), F.lit(-sim.alpha)).alias(_WU)
         )
         joined = joined.join(user_weight, COL_USER_IDX)
         sums.append(F.sum(_WU).alias(_WALK))
     co = (
         joined.groupBy(_I, _J)
         .agg(*sums)
-        .where(F.col(_CO) >= min_co_users)
+        .where(F.col(_CO) >= sim.min_co_users)
         .join(counts.select(F.col(COL_ITEM_IDX).alias(_I), F.col("_n").alias(_NI)), _I)
         .join(counts.select(F.col(COL_ITEM_IDX).alias(_J), F.col("_n").alias(_NJ)), _J)
     )
-    if similarity == "rp3beta":
+    if sim.kind == "rp3beta":
         score = (
             F.col(_WALK)
-            * F.pow(F.col(_NI).cast("double"), F.lit(-float(alpha)))
-            * F.pow(F.col(_NJ).cast("double"), F.lit(-float(beta)))
+            * F.pow(F.col(_NI).cast("double"), F.lit(-sim.alpha))
+            * F.pow(F.col(_NJ).cast("double"), F.lit(-sim.beta))
         )
     else:
-        score = F.col(_CO) / (F.sqrt(F.col(_NI) * F.col(_NJ)) + F.lit(float(shrink)))
+        score = F.col(_CO) / (F.sqrt(F.col(_NI) * F.col(_NJ)) + F.lit(sim.shrink))
     sims = co.select(
         F.col(_I).alias(COL_ITEM_IDX), F.col(_J).alias(COL_NEIGHBOUR_IDX), score.alias(COL_SCORE)
     )
     w = Window.partitionBy(COL_ITEM_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_NEIGHBOUR_IDX))
-    ranked = sims.withColumn(COL_RANK, F.row_number().over(w).cast("int")).where(F.col(COL_RANK) <= k)
+    ranked = sims.withColumn(COL_RANK, F.row_number().over(w).cast("int")).where(F.col(COL_RANK) <= sim.k)
     return ranked.select(
         F.col(COL_ITEM_IDX).cast("int"), F.col(COL_NEIGHBOUR_IDX).cast("int"), COL_SCORE, COL_RANK
     )
@@ -278,14 +285,10 @@ class CoMatrix:
         _, rows = np.unique(users, return_inverse=True)
         self.item_ids, cols = np.unique(items, return_inverse=True)
         n_users, n_items = int(rows.max(initial=-1)) + 1, len(self.item_ids)
-        by_row = np.lexsort((cols, rows))
-        self.csr_items = cols[by_row].astype(np.int32)
-        self.csr_ptr = np.zeros(n_users + 1, np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_users), out=self.csr_ptr[1:])
-        by_col = np.lexsort((rows, cols))
-        self.csc_users = rows[by_col].astype(np.int32)
-        self.csc_ptr = np.zeros(n_items + 1, np.int64)
-        np.cumsum(np.bincount(cols, minlength=n_items), out=self.csc_ptr[1:])
+        self.csr_items = cols[np.lexsort((cols, rows))].astype(np.int32)
+        self.csr_ptr = row_pointer(rows, n_users)
+        self.csc_users = rows[np.lexsort((rows, cols))].astype(np.int32)
+        self.csc_ptr = row_pointer(cols, n_items)
 
     @property
     def n_items(self) -> int:
@@ -332,9 +335,7 @@ class CoMatrix:
         local = np.repeat(np.arange(rows, dtype=np.int64), np.diff(self.csc_ptr[lo : hi + 1]))
         starts = self.csr_ptr[users]
         deg = self.csr_ptr[users + 1] - starts
-        total = int(deg.sum())
-        firsts = np.cumsum(deg) - deg
-        js = self.csr_items[np.repeat(starts - firsts, deg) + np.arange(total, dtype=np.int64)]
+        js = self.csr_items[expand_ranges(starts, deg)]
         key = np.repeat(local * self.n_items, deg) + js
         size = rows * self.n_items
         co = np.bincount(key, minlength=size).reshape(rows, self.n_items)
@@ -373,35 +374,25 @@ def top_k_rows(score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return r[keep], c[keep], v[keep], rank[keep]
 
 
-def neighbours_block(
-    m: CoMatrix,
-    lo: int,
-    hi: int,
-    k: int,
-    shrink: float,
-    min_co_users: int,
-    similarity: str,
-    alpha: float,
-    beta: float,
-) -> pa.RecordBatch:
+def neighbours_block(m: CoMatrix, lo: int, hi: int, sim: Similarity) -> pa.RecordBatch:
     """:data:`NEIGHBOURS_SCHEMA` rows of the items in columns ``lo..hi-1`` of ``m``: the same
     similarity, filter and ranking as the Spark self-join of :func:`item_neighbours`."""
     n_i = m.item_degree().astype(np.int64)
-    if similarity == "rp3beta":
-        weight = np.power(m.user_degree().astype(np.float64), -float(alpha))
+    if sim.kind == "rp3beta":
+        weight = np.power(m.user_degree().astype(np.float64), -sim.alpha)
         co, walk = m.co_counts(lo, hi, weight)
         score = (
             walk
-            * np.power(n_i[lo:hi].astype(np.float64), -float(alpha))[:, None]
-            * np.power(n_i.astype(np.float64), -float(beta))[None, :]
+            * np.power(n_i[lo:hi].astype(np.float64), -sim.alpha)[:, None]
+            * np.power(n_i.astype(np.float64), -sim.beta)[None, :]
         )
     else:
         (co,) = m.co_counts(lo, hi)
-        score = co / (np.sqrt((n_i[lo:hi, None] * n_i[None, :]).astype(np.float64)) + float(shrink))
-    keep = co >= max(1, int(min_co_users))
+        score = co / (np.sqrt((n_i[lo:hi, None] * n_i[None, :]).astype(np.float64)) + sim.shrink)
+    keep = co >= max(1, sim.min_co_users)
     keep[np.arange(hi - lo), np.arange(lo, hi)] = False  # an item is not its own neighbour
     score = np.where(keep, score, -np.inf)
-    r, c, v, rank = top_k_rows(score, k)
+    r, c, v, rank = top_k_rows(score, sim.k)
     return pa.RecordBatch.from_arrays(
         [
             pa.array(m.item_ids[lo + r].astype(np.int32)),
@@ -413,17 +404,7 @@ def neighbours_block(
     )
 
 
-def _blocked_neighbours(
-    spark: SparkSession,
-    m: CoMatrix,
-    t0: float,
-    k: int,
-    shrink: float,
-    min_co_users: int,
-    similarity: str,
-    alpha: float,
-    beta: float,
-) -> DataFrame:
+def _blocked_neighbours(spark: SparkSession, m: CoMatrix, t0: float, sim: Similarity) -> DataFrame:
     """:func:`item_neighbours` by item blocks over a broadcast :class:`CoMatrix` (collected since ``t0``)."""
     blocks = m.item_blocks()
     log.info(
@@ -437,13 +418,12 @@ def _blocked_neighbours(
     if not blocks:
         return spark.createDataFrame([], NEIGHBOURS_SCHEMA)
     bc = spark.sparkContext.broadcast(m)
-    settings = (int(k), float(shrink), int(min_co_users), str(similarity), float(alpha), float(beta))
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         matrix = bc.value
         for batch in batches:
             for lo, hi in zip(batch.column("lo").to_pylist(), batch.column("hi").to_pylist(), strict=True):
-                yield neighbours_block(matrix, int(lo), int(hi), *settings)
+                yield neighbours_block(matrix, int(lo), int(hi), sim)
 
     ranges = spark.createDataFrame(spark.sparkContext.parallelize(blocks, len(blocks)), "lo long, hi long")
     return ranges.mapInArrow(run, NEIGHBOURS_SCHEMA)

@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vidrec.constants import COL_ITEM_IDX, COL_RANK, COL_SCORE, COL_USER_IDX
+from vidrec.sparse import expand_ranges, row_pointer
 
 COL_FEATURES = "features"
 _SEEN = "_seen"
@@ -74,10 +75,8 @@ class SeenIndex:
         users, cols = seen_users[known], pos[known].astype(np.int32)
         order = np.argsort(users, kind="stable")
         users, cols = users[order], cols[order]
-        uniq, counts = np.unique(users, return_counts=True)
-        indptr = np.zeros(len(uniq) + 1, np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return cls(uniq, indptr, cols)
+        uniq, rows = np.unique(users, return_inverse=True)
+        return cls(uniq, row_pointer(rows, len(uniq)), cols)
 
     def lookup(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, cols)``: each seen pair of ``user_ids`` as (row in ``user_ids``, item column)."""
@@ -88,12 +87,8 @@ class SeenIndex:
         found = self.users[p] == user_ids
         starts = self.indptr[p]
         lengths = np.where(found, self.indptr[p + 1] - starts, 0)
-        total = int(lengths.sum())
         rows = np.repeat(np.arange(len(user_ids)), lengths)
-        # offsets of each pair inside its user's slice, added to the slice start
-        firsts = np.cumsum(lengths) - lengths
-        idx = np.repeat(starts - firsts, lengths) + np.arange(total)
-        return rows, self.cols[idx].astype(np.int64)
+        return rows, self.cols[expand_ranges(starts, lengths)].astype(np.int64)
 
 
 def block_rows(n_items: int, block_size: int, device: str) -> int:
