@@ -133,6 +133,50 @@ def test_conflicting_replay_is_quarantined(spark, conf, tmp_path) -> None:
     assert report.reasons["duplicate event_id (differs from the event already ingested)"] == 1
 
 
+def test_rejects_keep_raw_text_when_bronze_exists(spark, conf, tmp_path) -> None:
+    """The cache keeps raw text only where a record can still be quarantined: each kind keeps it."""
+    raw = write_raw(tmp_path / "raw", GOOD)
+    ingest.run(spark, conf, raw, RUN_DATE, now=NOW)
+    conflict = ev("e2", "like")  # e2 is in bronze as a complete: other content
+    dupe_new = ev("n1", "like", ts="2026-03-01T12:00:00Z")  # the later copy of a new event_id
+    bad = ev("b4", watch_seconds=-5)
+    lines = [GOOD[0], conflict, ev("n1", "like"), dupe_new, bad, LATER]
+    raw2 = write_raw(tmp_path / "raw2", lines)
+    report = ingest.run(
+        spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 1.0}}, raw2, RUN_DATE, now=NOW
+    )
+    wh = conf["warehouse"]
+    q = {
+        (r.raw, r.reason) for r in tables.read(spark, wh, C.T_QUARANTINE).where("entity = 'events'").collect()
+    }
+    assert q == {
+        (conflict, "duplicate event_id (differs from the event already ingested)"),
+        (dupe_new, "duplicate event_id"),
+        (bad, "negative watch_seconds"),
+    }
+    assert report.already_ingested == 1 and report.new_events == 1 and report.deferred_events == 1
+    n1 = tables.read(spark, wh, C.T_EVENTS).where("event_id = 'n1'").first()
+    assert n1.event_type == "like" and n1.ts == dt.datetime(2026, 3, 1, 10, 0)
+
+
+def test_drop_unneeded_raw_keeps_it_on_rejectable_records(spark) -> None:
+    rows = [
+        # (event_id, raw, _reason, _due, _copy, _old_ts)
+        ("a", "new, wins", None, True, 1, None),
+        ("a", "new, loses", None, True, 2, None),
+        ("b", "broke a rule", "unknown event_type", False, 1, None),
+        ("c", "deferred copy", None, False, 2, None),
+        ("d", "in bronze", None, True, 1, dt.datetime(2026, 3, 1)),
+    ]
+    df = spark.createDataFrame(
+        rows, "event_id string, raw string, _reason string, _due boolean, _copy int, _old_ts timestamp"
+    )
+    got = {r.raw for r in ingest.drop_unneeded_raw(df).collect()}
+    assert got == {None, "new, loses", "broke a rule", "in bronze"}
+    no_bronze = {r.raw for r in ingest.drop_unneeded_raw(df.drop("_old_ts")).collect()}
+    assert no_bronze == {None, "new, loses", "broke a rule"}
+
+
 def test_bad_fraction_fails_before_silver(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD[:1] + [line for line, _ in BAD[:5]])
     with pytest.raises(ingest.BadInputError, match="max_bad_fraction"):

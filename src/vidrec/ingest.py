@@ -4,9 +4,10 @@ Pure transforms take the string-typed records of :mod:`vidrec.raw`: ``validate_i
 ``validate_users`` return ``(accepted, rejected)``; ``tag_events`` types every event and tags it
 with the first rule it broke (``reason`` in the quarantine), ``rank_copies`` marks which copy of a
 duplicated ``event_id`` wins, and ``dedupe_events`` splits new events, duplicates and replays of
-bronze. ``run`` does the I/O, reading the events once (parsed, checked and ranked, then cached):
-one Delta commit per table, quarantine written first, and no bronze/silver write at all when the
-bad fraction passes the limit.
+bronze. ``run`` does the I/O, reading the events once (parsed, checked, ranked and matched with bronze,
+then cached; ``drop_unneeded_raw`` keeps the raw text only on records that can still be
+quarantined, so the cache of a large batch holds typed columns): one Delta commit per table,
+quarantine written first, and no bronze/silver write at all when the bad fraction passes the limit.
 """
 
 from __future__ import annotations
@@ -226,13 +227,40 @@ def rank_copies(tagged: DataFrame, run_date: dt.date) -> DataFrame:
     return tagged.withColumn(_DUE, due).withColumn(_COPY, F.row_number().over(w))
 
 
+#: Bronze columns compared with a batch event of the same ``event_id``: equal means a replay.
+_CONTENT = (C.COL_USER, C.COL_ITEM, C.COL_EVENT_TYPE, C.COL_TS)
+_OLD = "_old_"
+
+
+def attach_ingested(ranked: DataFrame, existing: DataFrame) -> DataFrame:
+    """``ranked`` plus the bronze content (``_old_<col>``, null when the ``event_id`` is new) of each
+    record's ``event_id``: the one join with bronze that replays and conflicts are told apart by."""
+    old = existing.select(C.COL_EVENT_ID, *[F.col(c).alias(_OLD + c) for c in _CONTENT])
+    return ranked.join(old, C.COL_EVENT_ID, "left")
+
+
+def drop_unneeded_raw(ranked: DataFrame) -> DataFrame:
+    """``ranked`` with ``raw`` kept only on records that can still reach the quarantine.
+
+    Those are the records that broke a rule, the losing copies of a due ``event_id``, and (with
+    :func:`attach_ingested` applied) those whose ``event_id`` is already in bronze (a conflict keeps
+    its raw text). Every other record is accepted or deferred, and neither keeps its raw text, so
+    the cached batch holds the typed columns of most events and raw text only for a few.
+    """
+    can_reject = F.col(_REASON_TMP).isNotNull() | (F.col(_DUE) & (F.col(_COPY) > 1))
+    if _OLD + C.COL_TS in ranked.columns:
+        can_reject = can_reject | F.col(_OLD + C.COL_TS).isNotNull()
+    return ranked.withColumn(C.COL_RAW, F.when(can_reject, F.col(C.COL_RAW)))
+
+
 def dedupe_events(ranked: DataFrame, existing: DataFrame | None) -> tuple[DataFrame, DataFrame, DataFrame]:
     """Resolve duplicate ``event_id`` within the batch and against bronze.
 
     Within the batch the earliest copy (by ts, source file, raw text) wins and the others are
     rejected. A batch event already in bronze with the same content is a replay (a rerun or an
     overlapping file): skipped, not an error. One whose content differs is rejected.
-    ``ranked`` holds the due events of :func:`rank_copies` (their ``_copy`` says which copy wins).
+    ``ranked`` holds the due events of :func:`rank_copies` (their ``_copy`` says which copy wins),
+    with bronze's content already attached by :func:`attach_ingested` or not (then it is joined here).
 
     Returns
     -------
@@ -249,17 +277,17 @@ def dedupe_events(ranked: DataFrame, existing: DataFrame | None) -> tuple[DataFr
         F.lit("duplicate event_id").alias(C.COL_REASON),
         F.lit("events").alias(COL_ENTITY),
     )
-    first = ranked.where(F.col(_COPY) == 1).drop(_COPY, _DUE, _REASON_TMP)
-    if existing is None:
+    attached = _OLD + C.COL_TS in ranked.columns
+    if existing is None and not attached:
+        first = ranked.where(F.col(_COPY) == 1).drop(_COPY, _DUE, _REASON_TMP)
         return first, dupes, first.limit(0)
-    content = [C.COL_USER, C.COL_ITEM, C.COL_EVENT_TYPE, C.COL_TS]
-    old = existing.select(C.COL_EVENT_ID, *[F.col(c).alias(f"_old_{c}") for c in content])
-    joined = first.join(old, C.COL_EVENT_ID, "left")
-    is_old = F.col(f"_old_{C.COL_TS}").isNotNull()
+    joined = ranked if attached else attach_ingested(ranked, existing)
+    joined = joined.where(F.col(_COPY) == 1).drop(_COPY, _DUE, _REASON_TMP)
+    is_old = F.col(_OLD + C.COL_TS).isNotNull()
     same = F.lit(True)
-    for c in content:
-        same = same & F.col(c).eqNullSafe(F.col(f"_old_{c}"))
-    cols = first.columns
+    for c in _CONTENT:
+        same = same & F.col(c).eqNullSafe(F.col(_OLD + c))
+    cols = [c for c in joined.columns if not c.startswith(_OLD)]
     new = joined.where(~is_old).select(*cols)
     replays = joined.where(is_old & same).select(*cols)
     conflicts = joined.where(is_old & ~same).select(
@@ -399,14 +427,16 @@ def run(
     events_raw = rawio.read_entity(spark, sources, "events")
     new_events = ev_typed = None
     if events_raw is not None:
-        # parsed, checked and ranked once (cached): every count, the quarantine and the write read it
-        ev_typed = rank_copies(tag_events(events_raw, now, icf, catalog), run_date).cache()
+        # parsed, checked, ranked and matched with bronze once, then cached with raw text only where
+        # a record can still be quarantined: every count, the quarantine and the write read it
+        ranked = rank_copies(tag_events(events_raw, now, icf, catalog), run_date)
+        existing = tables.read(spark, wh, C.T_EVENTS) if tables.exists(spark, wh, C.T_EVENTS) else None
+        if existing is not None:
+            ranked = attach_ingested(ranked, existing)
+        ev_typed = drop_unneeded_raw(ranked).cache()
         later = F.col(_REASON_TMP).isNull() & ~F.col(_DUE)  # valid, dated after the run: later runs
         report.deferred_events = ev_typed.where(later).count()
-        existing = tables.read(spark, wh, C.T_EVENTS) if tables.exists(spark, wh, C.T_EVENTS) else None
         new_events, dup_bad, replays = dedupe_events(ev_typed.where(F.col(_DUE)), existing)
-        if existing is not None:  # the join with bronze is read by the counts, quarantine and write
-            new_events = new_events.cache()
         ev_bad_all = _rejected(ev_typed, "events").unionByName(dup_bad)
         rejected_frames.append(ev_bad_all)
         by_date = new_events.groupBy(C.COL_EVENT_DATE).count().collect()  # one job: total and late
