@@ -165,7 +165,8 @@ def evaluate(
     train_ev = train_ev.cache()
     weights = conf["matrix"]["weights"]
     train_i = build_interactions(train_ev, items, user_index, item_index, weights).cache()
-    test_i = build_interactions(test_ev, items, user_index, item_index, weights)
+    # read by the relevant pairs and, several times, by the rating metrics: built once from the events
+    test_i = build_interactions(test_ev, items, user_index, item_index, weights).cache()
     seen = seen_pairs(train_i, conf["recommend"]["exclude_played"]).cache()
     # time protocol: relevance from the kind of feedback; per-user protocols: every held-out item
     held_out = relevant_pairs(test_i) if protocol == "time" else test_i.select(C.COL_USER_IDX, C.COL_ITEM_IDX)
@@ -239,6 +240,6 @@ def evaluate(
         if algo in algorithms:
             version = model_version(f"{algo}-explicit", run_date.isoformat(), conf["als"])
             rows += metric_rows(run_date, algo, version, errs, None, split_name)
-    for df in (train_ev, train_i, seen, relevant, targets, *slices.values()):
+    for df in (train_ev, train_i, test_i, seen, relevant, targets, *slices.values()):
         df.unpersist()
     return spark.createDataFrame(rows, schemas.MODEL_METRICS)
