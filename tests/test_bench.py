@@ -152,3 +152,24 @@ def test_skipped_sections_are_kept_with_their_run(bench):
         again, {"machine": {"date": "2026-11-01"}, "sizes": {"20m": {"nightly": {"wall_seconds": 1.0}}}}
     )
     assert "nightly_time_ratio_20m_over_5m" not in bench.headline(again)
+
+
+def test_run_time_table_and_unmeasured_filtered_topn(bench):
+    results = {
+        "total_seconds": 3000.0,
+        "sizes_run": ["1m", "20m"],
+        "sizes": {
+            "1m": {"bench_seconds": {"generate": 30.0, "nightly": 400.0, "deep": 300.0}},
+            "5m": {"bench_seconds": {"nightly": 1.0}},  # carried from another run: not this run's time
+            "20m": {"bench_seconds": {"nightly": 1500.0, "topn": 120.5}},
+        },
+    }
+    lines = bench._run_time(results)
+    assert "**50.0 min**" in lines[2]
+    rows = [ln for ln in lines if ln.startswith("| 1m") or ln.startswith("| 20m") or ln.startswith("| 5m")]
+    assert rows == [
+        "| 1m | 30.0 | 400.0 | – | – | – | – | 300.0 | 730.0 |",
+        "| 20m | – | 1,500.0 | – | – | 120.5 | – | – | 1,620.5 |",
+    ]
+    assert bench._run_time({"sizes": {}}) == []
+    assert bench._fmt_x(None) == "–" and bench._fmt_x(2.5) == "2.5x"
