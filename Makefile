@@ -21,7 +21,7 @@ ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
 ML100K_WAREHOUSE ?= ./warehouse-ml
 
-.PHONY: setup demo test test-fast test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k tune-ml100k
+.PHONY: setup demo test test-fast test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k tune-ml100k docs
 
 setup: $(STAMP) $(JARS)/.resolved $(NATIVE)/.resolved
 
@@ -87,9 +87,18 @@ bench-quick: bench-deps
 	$(PY) bench/run.py --sizes tiny --skip deep --out-json /tmp/vidrec-bench-quick.json \
 	  --out-md /tmp/vidrec-bench-quick.md $(BENCH_ARGS)
 
+# ruff (style, imports), mypy over src/ (types), and the import-layer rule (tests/test_architecture.py:
+# imports point down the layers cli > pipeline > evaluation > serving|analytics > models > data, no cycle).
 lint: setup
 	$(PY) -m ruff check src jobs tests pipelines bench
 	$(PY) -m ruff format --check src jobs tests pipelines bench
+	$(PY) -m mypy
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_architecture.py
+
+# docs/tables.md, generated from the Spark schemas (vidrec.data.schemas) and the table names (vidrec.constants);
+# tests/test_docs.py fails when it is stale. Needs only the venv (no Spark session, no jars).
+docs: $(STAMP)
+	$(PY) -m vidrec.cli.docs
 
 clean:
 	rm -rf $(WAREHOUSE) data/sample spark-warehouse metastore_db derby.log .pytest_cache

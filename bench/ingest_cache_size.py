@@ -11,10 +11,10 @@ import json
 import sys
 import time
 
-from vidrec import ingest
-from vidrec import raw as rawio
 from vidrec.config import load_config
-from vidrec.session import build_spark
+from vidrec.data import ingest
+from vidrec.data import raw as rawio
+from vidrec.pipeline.session import build_spark
 
 raw_dir = sys.argv[1]
 out_path = sys.argv[2] if len(sys.argv) > 2 else "ingest_cache_size.json"

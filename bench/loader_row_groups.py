@@ -1,8 +1,8 @@
-"""Petastorm (``vidrec.deep.loader.iter_batches``) vs plain pyarrow, by rows per Parquet row group.
+"""Petastorm (``vidrec.models.deep.loader.iter_batches``) vs plain pyarrow, by rows per Parquet row group.
 
     .venv/bin/python bench/loader_row_groups.py [--rows 5611874] [--row-groups 16384,131072,524288]
 
-Writes random ``(user_idx, item_idx, label)`` rows laid out as ``vidrec.deep.shards.write_shards``
+Writes random ``(user_idx, item_idx, label)`` rows laid out as ``vidrec.models.deep.shards.write_shards``
 lays them out (one file per row group) and reads every row with both loaders (batches of 1,024, as
 NCF), alternating, three times each; prints the medians and the ratio. The default row count is the
 20M bench set's interactions. Used to choose ``deep.launch.rows_per_row_group`` (BENCHMARKS.md).
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from vidrec.deep.loader import iter_batches
+from vidrec.models.deep.loader import iter_batches
 
 COLS = ["user_idx", "item_idx", "label"]
 

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from vidrec.movielens import EVENTS_FORMATS, FORMATS, convert_movielens
+from vidrec.devdata.movielens import EVENTS_FORMATS, FORMATS, convert_movielens
 
 log = logging.getLogger("vidrec.jobs.convert_movielens")
 

@@ -6,7 +6,7 @@ jobs/forget_user.py --warehouse DIR --user-id ID [--user-id ID2] [--user-ids-fil
 
 import sys
 
-from vidrec.forget import main
+from vidrec.cli.forget import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

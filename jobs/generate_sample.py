@@ -2,7 +2,7 @@
 
 import sys
 
-from vidrec.sample_cli import main
+from vidrec.cli.sample import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

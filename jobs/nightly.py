@@ -2,7 +2,7 @@
 
 import sys
 
-from vidrec.cli import run_stages
+from vidrec.cli.stages import run_stages
 
 if __name__ == "__main__":
     sys.exit(run_stages("nightly", sys.argv[1:]))

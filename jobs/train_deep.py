@@ -2,7 +2,7 @@
 
 import sys
 
-from vidrec.deep.cli import main
+from vidrec.cli.train_deep import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

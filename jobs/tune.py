@@ -2,7 +2,7 @@
 
 import sys
 
-from vidrec.tune import main
+from vidrec.cli.tune import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -9,7 +9,7 @@ takes the events up to its date). Same as `jobs/nightly.py --run-date START --un
 
 import sys
 
-from vidrec.cli import backfill_main
+from vidrec.cli.stages import backfill_main
 
 if __name__ == "__main__":
     sys.exit(backfill_main(sys.argv[1:]))

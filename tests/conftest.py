@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from vidrec.config import load_config
+from vidrec.config import Config, load_config
 
 
 @pytest.fixture(scope="session")
-def base_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def base_conf(tmp_path_factory: pytest.TempPathFactory) -> Config:
     """Local configuration tuned for 2-core tests: small shuffles, a small ALS."""
     root = tmp_path_factory.mktemp("spark")
     return load_config(
@@ -37,9 +37,9 @@ def base_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def spark(base_conf: dict[str, Any]) -> Iterator[Any]:
+def spark(base_conf: Config) -> Iterator[Any]:
     """The shared local SparkSession with Delta."""
-    from vidrec.session import build_spark
+    from vidrec.pipeline.session import build_spark
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
     session = build_spark(base_conf)
@@ -54,6 +54,6 @@ def warehouse(tmp_path: Path) -> str:
 
 
 @pytest.fixture()
-def conf(base_conf: dict[str, Any], warehouse: str) -> dict[str, Any]:
+def conf(base_conf: Config, warehouse: str) -> Config:
     """``base_conf`` pointed at this test's warehouse."""
-    return {**base_conf, "warehouse": warehouse}
+    return base_conf.replace(warehouse=warehouse)

@@ -1,10 +1,10 @@
-"""vidrec.als's native BLAS setting: path resolution and the implementation report (never a failure)."""
+"""The native BLAS setting of vidrec.models.als: path resolution and the implementation report."""
 
 from __future__ import annotations
 
 import pytest
 
-from vidrec import als
+from vidrec.models import als
 
 
 def test_native_blas_path(tmp_path):

@@ -24,7 +24,7 @@ from pyspark.sql.types import DateType
 
 from vidrec import analytics as A
 from vidrec import constants as C
-from vidrec import schemas, tables
+from vidrec.data import schemas, tables
 
 D0 = dt.date(2026, 3, 3)
 D1 = dt.date(2026, 3, 9)
@@ -443,7 +443,7 @@ def _model_metrics(spark: SparkSession) -> DataFrame:
 def test_execute_notebook_runs_this_interpreter(tmp_path: Path) -> None:
     import nbformat
 
-    from vidrec.notebooks import execute_notebook
+    from vidrec.analytics.notebooks import execute_notebook
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -480,7 +480,7 @@ def _kernels_of_this_process() -> list[int]:
 @pytest.mark.slow
 @pytest.mark.spark
 def test_notebooks_execute(spark: SparkSession, warehouse: str, tmp_path: Path) -> None:
-    from vidrec.notebooks import execute_notebook
+    from vidrec.analytics.notebooks import execute_notebook
 
     _write_inputs(spark, warehouse)
     tables.replace_partition(

@@ -77,23 +77,23 @@ def _dag_module() -> ModuleType:
 @pytest.mark.parametrize("path", sorted(p.name for p in CONF_DIR.glob("*.yaml") if ".local." not in p.name))
 def test_every_conf_file_loads(path: str) -> None:
     conf = load_config(CONF_DIR / path)
-    assert conf["warehouse"]
+    assert conf.warehouse
 
 
 def test_cluster_yaml_runs_training_on_executor_gpus() -> None:
     conf = load_config(CONF_DIR / "cluster.yaml")
-    launch = conf["deep"]["launch"]
-    assert (launch["local_mode"], launch["use_gpu"]) == (False, True)
-    extra = conf["spark"]["extra"]
-    assert conf["spark"]["master"] is None and conf["spark"]["jars_dir"] == ""
+    launch = conf.deep.launch
+    assert (launch.local_mode, launch.use_gpu) == (False, True)
+    extra = conf.spark.extra
+    assert conf.spark.master is None and conf.spark.jars_dir == ""
     assert int(extra["spark.task.resource.gpu.amount"]) >= 1  # TorchDistributor reads it as an int
     assert extra["spark.executor.resource.gpu.discoveryScript"].endswith("gpu_discovery.sh")
     assert extra["spark.executorEnv.PYTHONPATH"] == _dag_module().WHEEL
-    assert str(conf["warehouse"]).startswith(("s3a://", "abfss://", "gs://"))
+    assert str(conf.warehouse).startswith(("s3a://", "abfss://", "gs://"))
     # Barrier stages fail under dynamic allocation; one training process per executor GPU.
     assert extra["spark.dynamicAllocation.enabled"] == "false"
     assert int(extra["spark.executor.instances"]) * int(extra["spark.executor.resource.gpu.amount"]) == int(
-        launch["num_processes"]
+        launch.num_processes
     )
 
 
@@ -551,7 +551,7 @@ def cluster_run(
         pytest.fail(f"Delta's jars are missing in {REPO / '.cache' / 'jars'}: run `make setup`")
     import pyspark
 
-    from vidrec import sample
+    from vidrec.devdata import sample
 
     spark = request.getfixturevalue("spark")  # the local test session: generates the sample, reads gold
 
@@ -719,7 +719,8 @@ def _require_success(run: dict[str, Any]) -> None:
 
 @cluster_test
 def test_nightly_ran_on_the_cluster_from_the_wheel(spark: Any, cluster_run: dict[str, Any]) -> None:
-    from vidrec import pipeline, tables
+    from vidrec import pipeline
+    from vidrec.data import tables
 
     probe = cluster_run["hermetic_import"]
     assert probe.returncode != 0 and "No module named 'vidrec'" in probe.stderr  # only the wheel has it
@@ -743,27 +744,14 @@ def test_nightly_ran_on_the_cluster_from_the_wheel(spark: Any, cluster_run: dict
 def test_gold_contract_after_the_cluster_run(spark: Any, cluster_run: dict[str, Any]) -> None:
     from pyspark.sql import functions as F
 
-    from vidrec import tables
+    from vidrec.data import contracts, tables
 
     _require_success(cluster_run)
     wh = cluster_run["warehouse"]
     gold = tables.read(spark, wh, C.T_RECOMMENDATIONS).where(F.col(C.COL_RUN_DATE) == F.lit(RUN_DATE))
-    per_list = gold.groupBy(C.COL_USER, C.COL_ALGORITHM).agg(
-        F.count(F.lit(1)).alias("n"),
-        F.min(C.COL_RANK).alias("lo"),
-        F.max(C.COL_RANK).alias("hi"),
-        F.countDistinct(C.COL_RANK).alias("ranks"),
-        F.countDistinct(C.COL_ITEM).alias("items"),
-    )
-    summary = per_list.agg(
-        F.count(F.lit(1)).alias("lists"),
-        F.sum(F.expr("CAST(lo != 1 OR hi != n OR ranks != n OR items != n AS INT)")).alias("broken"),
-        F.sum((F.col("n") > TOP_N).cast("int")).alias("too_long"),
-        F.sort_array(F.collect_set(C.COL_ALGORITHM)).alias("algorithms"),
-    ).first()
-    assert summary is not None and summary.lists > 0
-    assert (summary.broken, summary.too_long) == (0, 0)  # ranks 1..N, no duplicate item, N <= top_n
-    assert summary.algorithms == sorted(CLUSTER_MODELS)
+    contracts.check_recommendations(gold, None, TOP_N)  # ranks 1..N, no duplicate, N <= top_n, scores
+    algorithms = sorted(r[0] for r in gold.select(C.COL_ALGORITHM).distinct().collect())
+    assert algorithms == sorted(CLUSTER_MODELS)
     # Every indexed user gets a list from every model (a personal one or the popularity fallback).
     users = tables.read(spark, wh, C.T_USER_INDEX).select(C.COL_USER)
     algos = spark.createDataFrame([(a,) for a in CLUSTER_MODELS], [C.COL_ALGORITHM])
@@ -776,7 +764,7 @@ def test_gold_contract_after_the_cluster_run(spark: Any, cluster_run: dict[str, 
 def test_torchdistributor_trained_on_both_executors(spark: Any, cluster_run: dict[str, Any]) -> None:
     from pyspark.sql import functions as F
 
-    from vidrec import tables
+    from vidrec.data import tables
 
     _require_success(cluster_run)
     events = cluster_run["events"]

@@ -11,8 +11,8 @@ from vidrec.config import ConfigError, load_config, parse_override
 
 def test_defaults_load() -> None:
     conf = load_config()
-    assert conf["recommend"]["top_n"] == 50
-    assert conf["spark"]["master"] == "local[2]"
+    assert conf.recommend.top_n == 50
+    assert conf.spark.master == "local[2]"
 
 
 def test_env_file_and_local_layer(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_env_file_and_local_layer(tmp_path: Path) -> None:
     env.write_text("als:\n  rank: 64\n")
     (tmp_path / "prod.local.yaml").write_text("als:\n  alpha: 5\n")
     conf = load_config(env)
-    assert (conf["als"]["rank"], conf["als"]["alpha"]) == (64, 5.0)
+    assert (conf.als.rank, conf.als.alpha) == (64, 5.0)
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ def test_env_file_and_local_layer(tmp_path: Path) -> None:
         ("als:\n  rnak: 3\n", "unknown config key 'als.rnak'"),
         ("als:\n  rank: sixty\n", "'als.rank' must be int"),
         ("als: 3\n", "'als' must be a mapping"),
-        ("ingest:\n  max_bad_fraction: 2\n", "'ingest.max_bad_fraction' must be in [0, 1]"),
+        ("ingest:\n  max_bad_fraction: 2\n", "ingest.max_bad_fraction must be in [0, 1]"),
         ("models: [als, bogus]\n", "unknown algorithm 'bogus'"),
         ("- a\n", "must hold a mapping"),
     ],
@@ -50,4 +50,4 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 def test_overrides() -> None:
     assert parse_override("als.rank=64") == {"als": {"rank": 64}}
     conf = load_config(overrides=["als.rank=64", "recommend.exclude_played=true"])
-    assert conf["als"]["rank"] == 64 and conf["recommend"]["exclude_played"] is True
+    assert conf.als.rank == 64 and conf.recommend.exclude_played is True

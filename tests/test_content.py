@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import assert_candidates
 
+from vidrec.config import Config, load_config
+from vidrec.config.sections import ContentConf
 from vidrec.constants import (
     COL_CONFIDENCE,
     COL_ITEM_IDX,
@@ -22,9 +25,9 @@ from vidrec.constants import (
     COL_SCORE,
     COL_USER_IDX,
 )
-from vidrec.content import (
+from vidrec.models.base import FitContext
+from vidrec.models.content import (
     COL_NEIGHBOUR_IDX,
-    content_conf,
     content_neighbours,
     generate_content,
     item_tokens,
@@ -32,8 +35,7 @@ from vidrec.content import (
     tfidf,
     user_profiles,
 )
-from vidrec.generators import FitContext
-from vidrec.topn import COL_FEATURES
+from vidrec.models.topn import COL_FEATURES
 
 T0 = dt.datetime(2026, 3, 30, 12, 0)
 ITEM_SCHEMA = (
@@ -86,22 +88,13 @@ ITEMS = [
 ]
 
 
+def content_conf(**section: Any) -> ContentConf:
+    """The ``content`` section of base.yaml with ``section`` merged in."""
+    return load_config(overrides={"content": section}).content
+
+
 def items_df(spark: Any) -> Any:
     return spark.createDataFrame(ITEMS, ITEM_SCHEMA)
-
-
-def assert_contract(rows: list[tuple[int, int, float, int]], seen: set[tuple[int, int]], n: int) -> None:
-    """Ranks 1..k<=n per user, non-increasing scores, no seen pair, no duplicate item."""
-    by_user: dict[int, list[tuple[int, float, int]]] = {}
-    for u, i, s, k in rows:
-        by_user.setdefault(u, []).append((k, s, i))
-    for u, lst in by_user.items():
-        lst.sort()
-        assert [k for k, _, _ in lst] == list(range(1, len(lst) + 1)), u
-        assert len(lst) <= n
-        assert all(a[1] >= b[1] - 1e-12 for a, b in zip(lst, lst[1:], strict=False)), u
-        assert len({i for _, _, i in lst}) == len(lst), u
-        assert not any((u, i) in seen for _, _, i in lst), u
 
 
 def vectors_of(df: Any) -> dict[int, np.ndarray]:
@@ -119,13 +112,13 @@ def vectors_of(df: Any) -> dict[int, np.ndarray]:
 )
 def test_conf_refuses_bad_values(override: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        content_conf({"content": override})
+        load_config(overrides={"content": override})
 
 
 def test_conf_merges_field_weights() -> None:
-    cc = content_conf({"content": {"dim": 64, "field_weights": {"genres": 3.0}}})
-    assert cc["dim"] == 64
-    assert cc["field_weights"]["genres"] == 3.0 and cc["field_weights"]["cast"] == 0.3
+    cc = content_conf(dim=64, field_weights={"genres": 3.0})
+    assert cc.dim == 64
+    assert cc.field_weights["genres"] == 3.0 and cc.field_weights["cast"] == 0.3
 
 
 @pytest.mark.spark
@@ -147,7 +140,7 @@ def test_item_tokens(spark: Any) -> None:
 def test_item_tokens_without_metadata_columns(spark: Any) -> None:
     bare = spark.createDataFrame([(0,), (1,)], "item_idx int")
     assert item_tokens(bare).collect() == []
-    assert item_vectors(bare).collect() == []
+    assert item_vectors(bare, content_conf()).collect() == []
 
 
 @pytest.mark.spark
@@ -174,7 +167,7 @@ def test_tfidf_per_field_l2_times_weight(spark: Any) -> None:
 
 @pytest.mark.spark
 def test_item_vectors_unit_length_with_embeddings(spark: Any) -> None:
-    vecs = vectors_of(item_vectors(items_df(spark), {"dim": 64}))
+    vecs = vectors_of(item_vectors(items_df(spark), content_conf(dim=64)))
     assert sorted(vecs) == [0, 1, 2, 3, 4, 6]  # item 5 has no metadata: left out
     for v in vecs.values():
         assert v.shape == (64 + 2,)  # text slots + the visual embedding (length 2)
@@ -189,14 +182,14 @@ def test_item_vectors_unit_length_with_embeddings(spark: Any) -> None:
 @pytest.mark.spark
 def test_item_vectors_without_embedding_columns(spark: Any) -> None:
     text_only = items_df(spark).drop("visual_embedding")
-    vecs = vectors_of(item_vectors(text_only, {"dim": 32, "embedding_weight": 0.5}))
+    vecs = vectors_of(item_vectors(text_only, content_conf(dim=32, embedding_weight=0.5)))
     assert {v.shape for v in vecs.values()} == {(32,)}
     assert float(vecs[0] @ vecs[1]) > float(vecs[0] @ vecs[2])
 
 
 @pytest.mark.spark
 def test_profiles_weigh_recent_items_more(spark: Any) -> None:
-    vectors = item_vectors(items_df(spark), {"dim": 64}).cache()
+    vectors = item_vectors(items_df(spark), content_conf(dim=64)).cache()
     inter = spark.createDataFrame(
         [
             (0, 2, 1.0, T0 - dt.timedelta(days=60)),  # old comedy
@@ -217,7 +210,7 @@ def test_profiles_weigh_recent_items_more(spark: Any) -> None:
 
 @pytest.mark.spark
 def test_content_neighbours_cover_unwatched_items(spark: Any) -> None:
-    vectors = item_vectors(items_df(spark), {"dim": 64})
+    vectors = item_vectors(items_df(spark), content_conf(dim=64))
     got = {
         (r[COL_ITEM_IDX], r[COL_RANK]): r[COL_NEIGHBOUR_IDX]
         for r in content_neighbours(spark, vectors, 2).collect()
@@ -228,7 +221,7 @@ def test_content_neighbours_cover_unwatched_items(spark: Any) -> None:
 
 
 @pytest.mark.spark
-def test_generate_content(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_generate_content(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     inter = spark.createDataFrame(
         [
             (0, 0, 2.0, T0),  # user 0 watched a Horror item
@@ -243,7 +236,7 @@ def test_generate_content(spark: Any, base_conf: dict[str, Any], tmp_path: Any) 
     targets = spark.createDataFrame([(u,) for u in range(5)], f"{COL_USER_IDX} int")  # user 4: no events
     ctx = FitContext(
         spark=spark,
-        conf={**base_conf, "content": {"dim": 64}},
+        conf=base_conf.override({"content": {"dim": 64}}),
         interactions=inter,
         events=inter,
         items=items_df(spark),
@@ -261,5 +254,5 @@ def test_generate_content(spark: Any, base_conf: dict[str, Any], tmp_path: Any) 
     top = {u: i for u, i, _, k in rows if k == 1}
     assert top == {0: 1, 1: 3}  # the other Horror item; the other Comedy item
     assert {i for u, i, _, _ in rows if u == 0} >= {6}  # the unwatched Horror item is in user 0's list
-    assert_contract(rows, {tuple(r) for r in seen.collect()}, 3)
+    assert_candidates(spark, rows, {tuple(r) for r in seen.collect()}, 3)
     assert set(out.artifacts) == {"item_vectors", "user_profiles"}

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from vidrec.deep import schema as S
-from vidrec.deep.train import DIAGNOSTICS_DIR, MODEL_FILE, train_worker
+from vidrec.models.deep import schema as S
+from vidrec.models.deep.train import DIAGNOSTICS_DIR, MODEL_FILE, train_worker
 
 N_USERS, N_ITEMS = 25, 12
 

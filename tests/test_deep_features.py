@@ -11,8 +11,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from vidrec import constants as C
-from vidrec.deep import features, shards
-from vidrec.deep import schema as S
+from vidrec.models.deep import features, shards
+from vidrec.models.deep import schema as S
 
 T0 = dt.datetime(2026, 3, 1)
 
@@ -180,11 +180,12 @@ def test_split_by_hash_is_disjoint_complete_and_keeps_users_together(spark: Spar
 @pytest.mark.spark
 @pytest.mark.parametrize("model_name", ["ncf", "multvae", "sequence", "text", "fusion"])
 def test_training_frames_have_the_columns_the_model_reads(spark: SparkSession, model_name: str) -> None:
-    from vidrec.deep.models import build_model, model_config
-    from vidrec.deep.params import model_params
+    from vidrec.config import load_config
+    from vidrec.models.deep.networks import build_model, model_config
+    from vidrec.models.deep.params import model_params
 
     rows = [(u, i, 1.0, 10 * u + i) for u in range(6) for i in range(u % 3, 3 + u % 3)]
-    params = model_params(None, model_name)
+    params = model_params(load_config().deep, model_name)
     frames = features.training_frames(
         model_name, interactions(spark, rows), catalog(spark), params, visual_dim=2
     )

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import assert_candidates
 from pyspark.sql import SparkSession
 
 from vidrec import constants as C
-from vidrec import generators
-from vidrec.deep import schema as S
-from vidrec.deep.generators import USER_EMBEDDINGS
-from vidrec.generators import FitContext
+from vidrec.config import load_config
+from vidrec.models import registry
+from vidrec.models.base import FitContext
+from vidrec.models.deep import schema as S
+from vidrec.models.deep.generators import USER_EMBEDDINGS
 
 N_USERS, N_ITEMS, COLD = 40, 24, (22, 23)
 GENRES = ("Drama", "Comedy", "Action")
@@ -51,7 +53,7 @@ def tiny_context(spark: SparkSession, tmp_path: Path, deep: dict[str, Any]) -> F
     warehouse = str(tmp_path / "warehouse")
     return FitContext(
         spark=spark,
-        conf={"warehouse": warehouse, "deep": deep},
+        conf=load_config(overrides={"warehouse": warehouse, "deep": deep}),
         interactions=interactions,
         events=interactions,
         items=items,
@@ -86,15 +88,13 @@ def tiny_context(spark: SparkSession, tmp_path: Path, deep: dict[str, Any]) -> F
 def test_deep_generator_fits_with_ddp_and_returns_valid_lists(
     spark: SparkSession, tmp_path: Path, model_name: str, section: dict[str, Any]
 ) -> None:
-    import vidrec.deep.generators  # noqa: F401  (registers the deep generators)
-
     deep = {
         "launch": {"num_processes": 2, "rows_per_row_group": 64, "num_threads": 1},
         "train": {"val_fraction": 0.25},
         model_name: section,
     }
     ctx = tiny_context(spark, tmp_path, deep)
-    cand = generators.get(model_name)(ctx)
+    cand = registry.get(model_name)(ctx)
 
     assert cand.model_version.startswith(f"{model_name}-{RUN_DATE}-")
     recs = [tuple(r) for r in cand.recs.collect()]
@@ -108,6 +108,7 @@ def test_deep_generator_fits_with_ddp_and_returns_valid_lists(
         assert [r[3] for r in rows] == [1, 2, 3, 4, 5]
         assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)
         assert len({r[1] for r in rows}) == 5 and not {(user, r[1]) for r in rows} & seen
+    assert_candidates(spark, cand.recs, ctx.seen, ctx.n)  # the library contract, as before a gold write
     recommended = {r[1] for r in recs}
     if model_name == "multvae":  # id-based: only items it trained on
         assert not recommended & set(COLD)
@@ -117,5 +118,5 @@ def test_deep_generator_fits_with_ddp_and_returns_valid_lists(
     assert recommended <= set(range(N_ITEMS))
     art = Path(ctx.work_dir) / model_name
     assert (art / "model.pt").is_file() and (art / "spec.json").is_file()
-    shard_root = Path(ctx.conf["warehouse"]) / "features" / model_name / f"run_date={RUN_DATE}"
+    shard_root = Path(ctx.conf.warehouse) / "features" / model_name / f"run_date={RUN_DATE}"
     assert (shard_root / S.TRAIN).is_dir() and (shard_root / S.VAL).is_dir()

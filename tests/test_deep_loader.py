@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from vidrec.deep import loader
-from vidrec.deep import schema as S
+from vidrec.models.deep import loader
+from vidrec.models.deep import schema as S
 
 
 def write_groups(folder: Path, sizes: list[int], seq_len: int = 3) -> int:

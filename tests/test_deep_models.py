@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from vidrec.deep import schema as S
-from vidrec.deep.models import MODEL_CLASSES, build_model, load_model, model_config
-from vidrec.deep.params import DEFAULTS
+from vidrec.config import load_config
+from vidrec.models.deep import schema as S
+from vidrec.models.deep.networks import MODEL_CLASSES, build_model, load_model, model_config
+from vidrec.models.deep.params import model_params
 
 N_USERS, N_ITEMS, MAX_LEN, TOKENS = 12, 20, 5, 6
 
@@ -229,7 +230,7 @@ def test_text_encoder_corrects_in_batch_logits_by_item_frequency() -> None:
 @pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
 def test_model_config_takes_hyper_parameters_from_the_defaults(name: str) -> None:
     sizes = {"n_users": 7, "n_items": 9, "visual_dim": 0, "audio_dim": 0}
-    config = model_config(name, {**DEFAULTS["train"], **DEFAULTS[name]}, sizes)
+    config = model_config(name, model_params(load_config().deep, name), sizes)
     assert build_model(name, config).config == config
 
 
@@ -242,7 +243,7 @@ def test_quickcheck_reads_the_whole_split_not_its_slices(tmp_path: Any) -> None:
     import json
 
     from vidrec import constants as C
-    from vidrec.deep.quickcheck import summarise
+    from vidrec.cli.quickcheck import summarise
 
     def row(algo: str, split: str, metric: str, value: float) -> dict[str, Any]:
         return {

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import assert_candidates
 from pyspark.sql import DataFrame, SparkSession
 
 from vidrec import constants as C
-from vidrec.deep import schema as S
-from vidrec.deep.models import build_model
-from vidrec.deep.score import embed_users, score_users
+from vidrec.models.deep import schema as S
+from vidrec.models.deep.networks import build_model
+from vidrec.models.deep.score import embed_users, score_users
 
 N_USERS, N_ITEMS = 6, 10
 
@@ -25,21 +26,6 @@ def save(model_name: str, config: dict, path: Path) -> torch.nn.Module:
 
 def pairs(spark: SparkSession, rows: list[tuple[int, int]]) -> DataFrame:
     return spark.createDataFrame(rows, f"{C.COL_USER_IDX} int, {C.COL_ITEM_IDX} int")
-
-
-def check_contract(recs: list[tuple[int, int, float, int]], seen: set[tuple[int, int]], n: int) -> None:
-    by_user: dict[int, list[tuple[int, int, float, int]]] = {}
-    for r in recs:
-        by_user.setdefault(r[0], []).append(r)
-    for user, rows in by_user.items():
-        rows.sort(key=lambda r: r[3])
-        assert [r[3] for r in rows] == list(range(1, len(rows) + 1)), user  # ranks 1..k, no gap
-        assert len(rows) <= n
-        scores = [r[2] for r in rows]
-        assert scores == sorted(scores, reverse=True), user  # non-increasing
-        items = [r[1] for r in rows]
-        assert len(items) == len(set(items)), user  # no duplicate
-        assert not {(user, i) for i in items} & seen, user  # nothing seen
 
 
 @pytest.mark.spark
@@ -68,7 +54,7 @@ def test_ncf_scoring_keeps_the_contract_and_matches_the_model(spark: SparkSessio
         (C.COL_RANK, "int"),
     ]
     recs = [tuple(r) for r in recs_df.collect()]
-    check_contract(recs, set(seen_rows), 4)
+    assert_candidates(spark, recs, set(seen_rows), 4)
     assert {r[0] for r in recs} == {0, 1, 2, 3, 4}
     assert {r[1] for r in recs} <= set(range(9))
     assert sorted(r[1] for r in recs if r[0] == 3) == [8]  # only one unseen candidate left
@@ -99,7 +85,7 @@ def test_multvae_scores_from_bags_and_exports_user_embeddings(spark: SparkSessio
         tuple(r)
         for r in score_users(spark, str(tmp_path / "model.pt"), users, pairs(spark, seen_rows), 3).collect()
     ]
-    check_contract(recs, set(seen_rows), 3)
+    assert_candidates(spark, recs, set(seen_rows), 3)
     assert sorted({r[0] for r in recs}) == [0, 1, 2] and len(recs) == 9
     emb = embed_users(spark, str(tmp_path / "model.pt"), users)
     assert emb.dtypes == [(C.COL_USER_IDX, "int"), (S.COL_EMBEDDING, "array<float>")]

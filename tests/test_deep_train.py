@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-import yaml
 
-from vidrec.deep import schema as S
-from vidrec.deep import train
-from vidrec.deep.params import DEFAULTS, launch_params, model_params
+from vidrec.config import load_config, read_defaults
+from vidrec.models.deep import schema as S
+from vidrec.models.deep import train
+from vidrec.models.deep.params import model_params
 
 N_USERS, N_ITEMS = 30, 20
 
@@ -149,29 +149,25 @@ def test_cli_runs_a_spec_file(
     assert (tmp_path / "cli" / train.MODEL_FILE).is_file()
 
 
-def test_conf_deep_yaml_mirrors_the_defaults() -> None:
-    from vidrec.config import CONF_DIR
-
-    base = yaml.safe_load((CONF_DIR / "base.yaml").read_text()) or {}
-    section = base["deep"]
-    assert section == DEFAULTS
-
-
 def test_model_params_layer_train_model_and_conf() -> None:
-    conf = {"deep": {"train": {"seed": 7}, "ncf": {"lr": 0.5}, "launch": {"num_processes": 4}}}
-    p = model_params(conf, "ncf")
-    assert p["seed"] == 7 and p["lr"] == 0.5 and p["num_negatives"] == DEFAULTS["ncf"]["num_negatives"]
-    assert model_params(None, "ncf")["lr"] == DEFAULTS["ncf"]["lr"]
-    assert launch_params(conf)["num_processes"] == 4 and launch_params({})["use_gpu"] is False
+    defaults = read_defaults()["deep"]
+    conf = load_config(
+        overrides={"deep": {"train": {"seed": 7}, "ncf": {"lr": 0.5}, "launch": {"num_processes": 4}}}
+    )
+    p = model_params(conf.deep, "ncf")
+    assert p["seed"] == 7 and p["lr"] == 0.5 and p["num_negatives"] == defaults["ncf"]["num_negatives"]
+    assert p == {**defaults["train"], **defaults["ncf"], "seed": 7, "lr": 0.5}
+    assert model_params(load_config().deep, "ncf")["lr"] == defaults["ncf"]["lr"]
+    assert conf.deep.launch.num_processes == 4 and load_config().deep.launch.use_gpu is False
     with pytest.raises(ValueError, match="deep.ncf.nope"):
-        model_params({"deep": {"ncf": {"nope": 1}}}, "ncf")
+        load_config(overrides={"deep": {"ncf": {"nope": 1}}})
     with pytest.raises(ValueError, match="unknown deep model"):
-        model_params(None, "als")
+        model_params(conf.deep, "als")
 
 
 @pytest.mark.slow
 def test_torchrun_starts_the_same_training_without_spark(data: dict[str, str], tmp_path: Path) -> None:
-    # what a GPU box without Java runs: torchrun -m vidrec.deep.train --spec spec.json
+    # what a GPU box without Java runs: torchrun -m vidrec.models.deep.train --spec spec.json
     import json
     import subprocess
     import sys
@@ -185,7 +181,7 @@ def test_torchrun_starts_the_same_training_without_spark(data: dict[str, str], t
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "vidrec.deep.train",
+        "vidrec.models.deep.train",
         "--spec",
         str(spec_file),
     ]

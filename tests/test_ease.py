@@ -11,9 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import assert_candidates
 
+from vidrec.config import Config
 from vidrec.constants import COL_CONFIDENCE, COL_ITEM_IDX, COL_RANK, COL_SCORE, COL_USER_IDX
-from vidrec.ease import (
+from vidrec.models.base import FitContext
+from vidrec.models.ease import (
     CANDIDATES_SCHEMA,
     check_catalog_size,
     ease_weights,
@@ -22,7 +25,6 @@ from vidrec.ease import (
     resolve_device,
     top_n_block,
 )
-from vidrec.generators import FitContext
 
 X = np.array(
     [
@@ -127,7 +129,7 @@ def test_gram_matrix_is_xtx(spark: Any) -> None:
 
 
 @pytest.mark.spark
-def test_generate_ease_matches_the_reference(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_generate_ease_matches_the_reference(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     lam, n = 2.0, 3
     item_ids = np.array([10, 20, 30, 40, 50])  # item_idx are not column numbers
     schema = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_CONFIDENCE} double"
@@ -139,7 +141,7 @@ def test_generate_ease_matches_the_reference(spark: Any, base_conf: dict[str, An
     targets = spark.createDataFrame([(u,) for u in (0, 1, 2, 3, 4, 6)], f"{COL_USER_IDX} int")  # not 5
     ctx = FitContext(
         spark=spark,
-        conf={**base_conf, "ease": {"lambda": lam}, "recommend": {"user_block_size": 2}},
+        conf=base_conf.override({"ease": {"lambda": lam}, "recommend": {"user_block_size": 2}}),
         interactions=interactions,
         events=interactions,
         items=interactions,
@@ -165,14 +167,5 @@ def test_generate_ease_matches_the_reference(spark: Any, base_conf: dict[str, An
         expected += [(u, int(item_ids[c]), float(scores[u, c]), k) for k, c in enumerate(order, start=1)]
     assert [(u, i, k) for u, i, _, k in got] == [(u, i, k) for u, i, _, k in sorted(expected)]
     np.testing.assert_allclose([s for *_, s, _ in got], [s for *_, s, _ in sorted(expected)], rtol=1e-5)
-    # the contract of every generator
-    by_user: dict[int, list[tuple[int, float, int]]] = {}
-    for u, i, s, k in got:
-        by_user.setdefault(u, []).append((k, s, i))
-    seen_pairs = set(map(tuple, seen.collect()))
-    for u, lst in by_user.items():
-        lst.sort()
-        assert [k for k, _, _ in lst] == list(range(1, len(lst) + 1))
-        assert all(a[1] >= b[1] for a, b in zip(lst, lst[1:], strict=False))
-        assert not any((u, i) in seen_pairs for _, _, i in lst)
+    assert_candidates(spark, out.recs, seen, n)  # the contract of every generator
     assert {COL_USER_IDX, COL_ITEM_IDX, COL_SCORE, COL_RANK} == set(out.recs.columns)

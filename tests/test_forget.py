@@ -24,7 +24,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
-from vidrec import forget, pipeline, sample
+from vidrec import pipeline
+from vidrec.devdata import sample
+from vidrec.pipeline import forget
 
 RUN_DATE = dt.date(2026, 3, 10)
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +120,7 @@ def forgotten(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
     neighbour = target + "0"
     write_extra_raw(raw, target, neighbour)
     wh = str(root / "warehouse")
-    conf = {**base_conf, "warehouse": wh}
+    conf = base_conf.replace(warehouse=wh)
     for k, v in DEFAULTS.items():
         spark.conf.set(k, v)
     try:

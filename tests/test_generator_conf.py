@@ -1,23 +1,35 @@
-"""The generator sections of conf/base.yaml: defaults mirror the modules, bad values fail at load."""
+"""The typed configuration: base.yaml is the one source of defaults, bad values fail at load."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from vidrec import content, hybrid, itemknn
-from vidrec.config import ConfigError, load_config
+from vidrec.config import ConfigError, load_config, read_defaults
+from vidrec.config.loader import build
+from vidrec.config.sections import Config
 
 
-def test_base_yaml_mirrors_the_module_defaults() -> None:
+def test_base_yaml_and_the_typed_sections_declare_the_same_keys() -> None:
+    # every key of base.yaml is a typed field and every field a key of base.yaml: building base.yaml
+    # alone and writing it back gives base.yaml (a field without a key, or a key without a field, fails)
+    defaults = read_defaults()
+    assert build(defaults).to_dict() == defaults
+    assert not any(f.default is not dataclasses.MISSING for f in dataclasses.fields(Config))
     conf = load_config()
-    assert conf["content"] == content.DEFAULTS
-    assert conf["itemknn"] == itemknn.DEFAULTS
-    # base.yaml names a weight for every generator (0: unused); the rest equals the module defaults
-    assert set(conf["hybrid"]) == set(hybrid.DEFAULTS)
-    for key, value in hybrid.DEFAULTS.items():
-        if key not in ("weights", "cold_weights"):
-            assert conf["hybrid"][key] == value, key
-    assert set(conf["hybrid"]["weights"]) | {"hybrid"} == set(conf["hybrid"]["cold_weights"]) | {"hybrid"}
+    assert set(conf.hybrid.weights) | {"hybrid"} == set(conf.hybrid.cold_weights) | {"hybrid"}
+
+
+def test_a_missing_or_unknown_key_fails() -> None:
+    defaults = read_defaults()
+    del defaults["als"]["rank"]
+    with pytest.raises(ConfigError, match=r"config lacks key\(s\) \['rank'\] in 'als'"):
+        build(defaults)
+    defaults = read_defaults()
+    defaults["als"]["bogus"] = 1
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['bogus'\] in 'als'"):
+        build(defaults)
 
 
 @pytest.mark.parametrize(

@@ -16,12 +16,15 @@ item 2: 3/3, items 0, 1, 3, 6: 2/3, item 7: 1/3; overall (4 engaged users) item 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
 import pytest
+from helpers import assert_candidates
 
-from vidrec import metrics
+from vidrec.config import Config, load_config
+from vidrec.config.sections import HybridConf
 from vidrec.constants import (
     COL_CONFIDENCE,
     COL_ITEM_IDX,
@@ -30,18 +33,19 @@ from vidrec.constants import (
     COL_SCORE,
     COL_USER_IDX,
 )
-from vidrec.generators import Candidates, FitContext
-from vidrec.hybrid import (
+from vidrec.evaluation import metrics
+from vidrec.evaluation.blend_weights import choose_weights
+from vidrec.evaluation.evaluate import cold_slices
+from vidrec.models.base import Candidates, FitContext
+from vidrec.models.topn import RECS_SCHEMA
+from vidrec.serving.hybrid import (
     FILL_WEIGHT,
     TIER_COLD,
     TIER_NEW,
     TIER_WARM,
     blend,
-    choose_weights,
-    cold_slices,
     explain,
     generate_hybrid,
-    hybrid_conf,
     new_item_ids,
     new_item_list,
     normalise_scores,
@@ -49,7 +53,6 @@ from vidrec.hybrid import (
     segment_popularity,
     user_tiers,
 )
-from vidrec.topn import RECS_SCHEMA
 
 T0 = dt.datetime(2026, 3, 30, 12, 0)
 ITEMS = [
@@ -87,20 +90,6 @@ INTERACTIONS = [
 N_USERS = len(USERS)
 
 
-def assert_contract(rows: list[tuple[int, int, float, int]], seen: set[tuple[int, int]], n: int) -> None:
-    """Ranks 1..k<=n per user, non-increasing scores, no seen pair, no duplicate item."""
-    by_user: dict[int, list[tuple[int, float, int]]] = {}
-    for u, i, s, k in rows:
-        by_user.setdefault(u, []).append((k, s, i))
-    for u, lst in by_user.items():
-        lst.sort()
-        assert [k for k, _, _ in lst] == list(range(1, len(lst) + 1)), u
-        assert len(lst) <= n
-        assert all(a[1] >= b[1] - 1e-12 for a, b in zip(lst, lst[1:], strict=False)), u
-        assert len({i for _, _, i in lst}) == len(lst), u
-        assert not any((u, i) in seen for _, _, i in lst), u
-
-
 def lists(recs: Any) -> dict[int, list[int]]:
     out: dict[int, list[tuple[int, int]]] = {}
     for r in recs.collect():
@@ -108,7 +97,7 @@ def lists(recs: Any) -> dict[int, list[int]]:
     return {u: [i for _, i in sorted(v)] for u, v in out.items()}
 
 
-def make_ctx(spark: Any, conf: dict[str, Any], tmp_path: Any, n: int = 3) -> FitContext:
+def make_ctx(spark: Any, conf: Config, tmp_path: Any, n: int = 3) -> FitContext:
     """The fixture world as a FitContext: every user is a target, positive pairs are seen."""
     items = spark.createDataFrame([(*r, 3600.0) for r in ITEMS], ITEM_SCHEMA)
     users = spark.createDataFrame(USERS, "user_idx int, user_id string, country string, age_band string")
@@ -152,8 +141,14 @@ def fake(spark: Any, rows: list[tuple[int, int, float, int]]) -> Candidates:
     return Candidates(spark.createDataFrame(rows, RECS_SCHEMA), "fake")
 
 
-def hconf(**kw: Any) -> dict[str, Any]:
-    return {"min_segment_users": 2, "weights": {"a": 1.0}, "cold_weights": {"popularity": 1.0}, **kw}
+#: The hybrid section of these tests: the fake component "a" weighted, new titles off.
+WEIGHTS = {"popularity": 0.25, "als": 1.0, "itemknn": 1.0, "content": 0.5, "new_items": 0.0, "a": 1.0}
+COLD_WEIGHTS = {"popularity": 1.0, "itemknn": 1.0, "content": 1.0, "new_items": 0.0}
+
+
+def hconf(**kw: Any) -> HybridConf:
+    base = load_config().hybrid
+    return dataclasses.replace(base, min_segment_users=2, weights=WEIGHTS, cold_weights=COLD_WEIGHTS, **kw)
 
 
 # --- pure functions -----------------------------------------------------------------------------
@@ -171,13 +166,14 @@ def hconf(**kw: Any) -> dict[str, Any]:
 )
 def test_conf_refuses_bad_values(override: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        hybrid_conf({"hybrid": override})
+        load_config(overrides={"hybrid": override})
 
 
 def test_conf_merges_weights_as_floats() -> None:
-    hc = hybrid_conf({"hybrid": {"weights": {"als": 2}}})
-    assert hc["weights"] == {"popularity": 0.25, "als": 2.0, "itemknn": 1.0, "content": 0.5, "new_items": 0.0}
-    assert hc["cold_start_max_events"] == 3 and hc["mmr_lambda"] == 1.0
+    hc = load_config(overrides={"hybrid": {"weights": {"als": 2}}}).hybrid
+    assert hc.weights["als"] == 2.0 and isinstance(hc.weights["als"], float)
+    assert hc.weights["itemknn"] == 1.0 and hc.weights["content"] == 0.5  # the others as in base.yaml
+    assert hc.cold_start_max_events == 3 and hc.mmr_lambda == 1.0
 
 
 GENRES = [["Drama"], ["Drama"], ["Drama", "Crime"], ["Comedy"], None, ["Kids"]]
@@ -224,7 +220,7 @@ def test_rerank_edge_cases() -> None:
 
 
 @pytest.mark.spark
-def test_user_tiers(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_user_tiers(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path)
     got = sorted(tuple(r) for r in user_tiers(ctx.interactions, ctx.target_users, 3).collect())
     assert got == [
@@ -253,9 +249,7 @@ def test_normalise_scores(spark: Any, method: str, expected: list[tuple[int, int
 
 
 @pytest.mark.spark
-def test_segment_popularity_backs_off_to_overall(
-    spark: Any, base_conf: dict[str, Any], tmp_path: Any
-) -> None:
+def test_segment_popularity_backs_off_to_overall(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path)
     recs = segment_popularity(ctx.events, ctx.users, ctx.target_users, ctx.seen, 3, min_segment_users=2)
     got = lists(recs)
@@ -265,7 +259,7 @@ def test_segment_popularity_backs_off_to_overall(
     assert got[3] == [2, 0, 1]  # item 6 seen
     scores = {r[COL_ITEM_IDX]: r[COL_SCORE] for r in recs.where("user_idx = 4").collect()}
     assert scores[2] == pytest.approx(1.0 + FILL_WEIGHT * 3 / 4)
-    assert_contract([tuple(r) for r in recs.collect()], {tuple(r) for r in ctx.seen.collect()}, 3)
+    assert_candidates(spark, recs, ctx.seen, 3)
 
 
 @pytest.mark.spark
@@ -285,7 +279,7 @@ def test_cold_slices(spark: Any) -> None:
 
 
 @pytest.mark.spark
-def test_explain(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_explain(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path)
     tiers = user_tiers(ctx.interactions, ctx.target_users, 3)
     rows = [(4, 2), (0, 8), (1, 6), (1, 7), (1, 5)]
@@ -325,7 +319,7 @@ def test_explain(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
     [({"a": 1.0, "b": 0.0}, [3, 7, 4]), ({"a": 0.0, "b": 1.0}, [4, 7, 3])],
 )
 def test_blend_applies_weights_and_routes_cold_start(
-    spark: Any, base_conf: dict[str, Any], tmp_path: Any, weights: dict[str, float], expected_user0: list[int]
+    spark: Any, base_conf: Config, tmp_path: Any, weights: dict[str, float], expected_user0: list[int]
 ) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path)
     cands = {
@@ -343,12 +337,12 @@ def test_blend_applies_weights_and_routes_cold_start(
     assert got[5] == [2, 6, 0]  # impressions only: overall
     assert got[6] == [2, 6, 3]  # new and 13-17: R / TV-MA items 0 and 1 filtered out
     assert got[2] == [4]  # 13-17: of its candidates only the G item passes the maturity filter
-    assert_contract([tuple(r) for r in out.recs.collect()], {tuple(r) for r in ctx.seen.collect()}, 3)
+    assert_candidates(spark, out.recs, ctx.seen, 3)
     assert out.model_version.startswith("hybrid-2026-03-31-")
 
 
 @pytest.mark.spark
-def test_blend_mmr_diversifies(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_blend_mmr_diversifies(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path, n=2)
     cands = {"a": fake(spark, [(1, 6, 0.9, 1), (1, 7, 0.8, 2), (1, 4, 0.7, 3)])}
     plain = blend(ctx, cands, None, hconf()).recs.where("user_idx = 1")
@@ -359,23 +353,22 @@ def test_blend_mmr_diversifies(spark: Any, base_conf: dict[str, Any], tmp_path: 
 
 
 @pytest.mark.spark
-def test_generate_hybrid_end_to_end(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_generate_hybrid_end_to_end(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     """Real components (popularity, content, itemknn), every user served, a reason on every row."""
-    conf = {
-        **base_conf,
-        "content": {"dim": 64},
-        "itemknn": {"shrink": 0.0},
-        "hybrid": {
-            "weights": {"als": 0.0, "popularity": 0.25, "content": 0.5, "itemknn": 1.0},
-            "min_segment_users": 2,
-            "pool_n": 5,
-        },
-    }
+    conf = base_conf.override({"content": {"dim": 64}, "itemknn": {"shrink": 0.0}})
+    hybrid = dataclasses.replace(
+        conf.hybrid,
+        weights={"popularity": 0.25, "als": 0.0, "itemknn": 1.0, "content": 0.5, "new_items": 0.0},
+        cold_weights={"popularity": 0.5, "itemknn": 1.0, "content": 1.0, "new_items": 0.0},
+        min_segment_users=2,
+        pool_n=5,
+    )
+    conf = conf.replace(hybrid=hybrid)
     ctx = make_ctx(spark, conf, tmp_path, n=3)
     out = generate_hybrid(ctx)
     recs = out.recs.cache()
     rows = [tuple(r) for r in recs.collect()]
-    assert_contract(rows, {tuple(r) for r in ctx.seen.collect()}, 3)
+    assert_candidates(spark, rows, {tuple(r) for r in ctx.seen.collect()}, 3)
     assert {u for u, *_ in rows} == set(range(N_USERS))  # new and impression-only users included
     reasons = {(r[COL_USER_IDX], r[COL_ITEM_IDX]): r[COL_REASON] for r in out.artifacts["reasons"].collect()}
     assert set(reasons) == {(u, i) for u, i, *_ in rows}
@@ -388,12 +381,10 @@ def test_generate_hybrid_end_to_end(spark: Any, base_conf: dict[str, Any], tmp_p
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_choose_weights_on_the_training_data(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_choose_weights_on_the_training_data(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path, n=3)
     grid = [0.0, 1.0]
-    weights, ndcg = choose_weights(
-        ctx, ["popularity", "itemknn"], grid, k=3, conf={"min_segment_users": 2, "tune_rounds": 1}
-    )
+    weights, ndcg = choose_weights(ctx, ["popularity", "itemknn"], grid, k=3, conf=hconf(tune_rounds=1))
     assert set(weights) == {"popularity", "itemknn"}
     assert all(w in (*grid, 0.25) for w in weights.values())  # 0.25: the untouched default
     assert 0.0 <= ndcg <= 1.0
@@ -403,24 +394,24 @@ def test_choose_weights_on_the_training_data(spark: Any, base_conf: dict[str, An
 
 
 @pytest.mark.spark
-def test_new_items_enter_through_content(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_new_items_enter_through_content(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     """Items nobody engaged with (4 Toons, 5 Blank, 8 Fresh Fear) reach users by content cosine."""
-    ctx = make_ctx(spark, {**base_conf, "content": {"dim": 64}}, tmp_path)
+    ctx = make_ctx(spark, base_conf.override({"content": {"dim": 64}}), tmp_path)
     fresh = new_item_ids(ctx.interactions, ctx.items, 0)
     assert sorted(r[COL_ITEM_IDX] for r in fresh.collect()) == [4, 5, 8]
     best = {r[COL_USER_IDX]: r[COL_ITEM_IDX] for r in new_item_list(ctx, None, fresh, 1).collect()}
     assert best[0] == 8 and best[1] == 8  # the horror fans get Fresh Fear
     assert set(best) <= {0, 1, 2, 3}  # only users with a taste profile
-    conf = {
-        **base_conf,
-        "content": {"dim": 64},
-        "hybrid": {
-            "weights": {"als": 0.0, "popularity": 0.25, "itemknn": 1.0, "content": 0.0, "new_items": 4.0},
-            "new_item_max_users": 0,
-            "min_segment_users": 2,
-            "pool_n": 5,
-        },
-    }
+    conf = base_conf.override({"content": {"dim": 64}})
+    hybrid = dataclasses.replace(
+        conf.hybrid,
+        weights={"popularity": 0.25, "als": 0.0, "itemknn": 1.0, "content": 0.0, "new_items": 4.0},
+        cold_weights={"popularity": 0.5, "itemknn": 1.0, "content": 1.0, "new_items": 0.0},
+        new_item_max_users=0,
+        min_segment_users=2,
+        pool_n=5,
+    )
+    conf = conf.replace(hybrid=hybrid)
     ctx = make_ctx(spark, conf, tmp_path)
     out = generate_hybrid(ctx)
     got = lists(out.recs)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vidrec import constants as C
-from vidrec import ingest, tables
+from vidrec.data import ingest, tables
 
 pytestmark = pytest.mark.spark
 
@@ -88,10 +88,8 @@ def write_raw(root: Path, event_lines: list[str]) -> str:
 
 def test_validate_and_quarantine(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD + [line for line, _ in BAD] + [LATER])
-    report = ingest.run(
-        spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 0.9}}, raw, RUN_DATE, now=NOW
-    )
-    wh = conf["warehouse"]
+    report = ingest.run(spark, conf.override({"ingest": {"max_bad_fraction": 0.9}}), raw, RUN_DATE, now=NOW)
+    wh = conf.warehouse
     bronze = tables.read(spark, wh, C.T_EVENTS)
     assert sorted(r.event_id for r in bronze.collect()) == ["e1", "e2", "e3", "e4", "e5"]
     e4 = bronze.where("event_id = 'e4'").first()
@@ -115,7 +113,7 @@ def test_rerun_is_idempotent(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD)
     ingest.run(spark, conf, raw, RUN_DATE, now=NOW)
     second = ingest.run(spark, conf, raw, RUN_DATE, now=NOW)
-    wh = conf["warehouse"]
+    wh = conf.warehouse
     assert tables.read(spark, wh, C.T_EVENTS).count() == len(GOOD)
     assert tables.read(spark, wh, C.T_ITEMS).count() == 1
     assert second.new_events == 0 and second.already_ingested == len(GOOD)
@@ -126,9 +124,7 @@ def test_conflicting_replay_is_quarantined(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD)
     ingest.run(spark, conf, raw, RUN_DATE, now=NOW)
     raw2 = write_raw(tmp_path / "raw2", [ev("e1", "complete", watch_seconds=10)])
-    report = ingest.run(
-        spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 1.0}}, raw2, RUN_DATE, now=NOW
-    )
+    report = ingest.run(spark, conf.override({"ingest": {"max_bad_fraction": 1.0}}), raw2, RUN_DATE, now=NOW)
     assert report.rejected["events"] == 1
     assert report.reasons["duplicate event_id (differs from the event already ingested)"] == 1
 
@@ -142,10 +138,8 @@ def test_rejects_keep_raw_text_when_bronze_exists(spark, conf, tmp_path) -> None
     bad = ev("b4", watch_seconds=-5)
     lines = [GOOD[0], conflict, ev("n1", "like"), dupe_new, bad, LATER]
     raw2 = write_raw(tmp_path / "raw2", lines)
-    report = ingest.run(
-        spark, {**conf, "ingest": {**conf["ingest"], "max_bad_fraction": 1.0}}, raw2, RUN_DATE, now=NOW
-    )
-    wh = conf["warehouse"]
+    report = ingest.run(spark, conf.override({"ingest": {"max_bad_fraction": 1.0}}), raw2, RUN_DATE, now=NOW)
+    wh = conf.warehouse
     q = {
         (r.raw, r.reason) for r in tables.read(spark, wh, C.T_QUARANTINE).where("entity = 'events'").collect()
     }
@@ -181,14 +175,14 @@ def test_bad_fraction_fails_before_silver(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD[:1] + [line for line, _ in BAD[:5]])
     with pytest.raises(ingest.BadInputError, match="max_bad_fraction"):
         ingest.run(spark, conf, raw, RUN_DATE, now=NOW)
-    wh = conf["warehouse"]
+    wh = conf.warehouse
     assert not tables.exists(spark, wh, C.T_EVENTS)
     assert not tables.exists(spark, wh, C.T_ITEMS)
     assert tables.read(spark, wh, C.T_QUARANTINE).count() >= 5
 
 
 def test_unknown_extension_is_named(tmp_path) -> None:
-    from vidrec.raw import discover
+    from vidrec.data.raw import discover
 
     (tmp_path / "events.xlsx").write_text("x")
     with pytest.raises(ValueError, match="events.xlsx"):
@@ -349,11 +343,12 @@ def bad_input_run(spark, base_conf, tmp_path_factory) -> dict:
     raw = Path(write_raw(root / "raw", [_line("good1"), _line("good2", event_type="like")]))
     for _, name, content, _, _ in BAD_KINDS:
         (raw / name).write_bytes(content)
-    icf = {**base_conf["ingest"], "max_bad_fraction": 1.0, "max_line_bytes": LONG}
-    conf = {**base_conf, "warehouse": str(root / "wh"), "ingest": icf}
+    conf = base_conf.override(
+        {"warehouse": str(root / "wh"), "ingest": {"max_bad_fraction": 1.0, "max_line_bytes": LONG}}
+    )
     report = ingest.run(spark, conf, str(raw), RUN_DATE, now=NOW)
-    rows = tables.read(spark, conf["warehouse"], C.T_QUARANTINE).where("entity = 'events'").collect()
-    bronze = {r.event_id for r in tables.read(spark, conf["warehouse"], C.T_EVENTS).collect()}
+    rows = tables.read(spark, conf.warehouse, C.T_QUARANTINE).where("entity = 'events'").collect()
+    bronze = {r.event_id for r in tables.read(spark, conf.warehouse, C.T_EVENTS).collect()}
     return {"report": report, "rows": rows, "bronze": bronze}
 
 

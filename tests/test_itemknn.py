@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import assert_candidates
 
-from vidrec import itemknn
+from vidrec.config import Config, load_config
 from vidrec.constants import (
     COL_ALGORITHM,
     COL_CONFIDENCE,
@@ -26,13 +27,13 @@ from vidrec.constants import (
     COL_SIMILAR_ITEM,
     COL_USER_IDX,
 )
-from vidrec.generators import FitContext
-from vidrec.itemknn import (
+from vidrec.models import itemknn
+from vidrec.models.base import FitContext
+from vidrec.models.itemknn import (
     SIMILAR_ITEMS_SCHEMA,
     capped_history,
     generate_itemknn,
     item_neighbours,
-    itemknn_conf,
     similar_items,
     top_k_rows,
 )
@@ -45,20 +46,6 @@ S01, S12 = 2 / math.sqrt(6), 1 / math.sqrt(3)
 
 def history(spark: Any) -> Any:
     return spark.createDataFrame([(u, i, 1.0, T0) for u, i in POSITIVE], INTER_SCHEMA)
-
-
-def assert_contract(rows: list[tuple[int, int, float, int]], seen: set[tuple[int, int]], n: int) -> None:
-    """Ranks 1..k<=n per user, non-increasing scores, no seen pair, no duplicate item."""
-    by_user: dict[int, list[tuple[int, float, int]]] = {}
-    for u, i, s, k in rows:
-        by_user.setdefault(u, []).append((k, s, i))
-    for u, lst in by_user.items():
-        lst.sort()
-        assert [k for k, _, _ in lst] == list(range(1, len(lst) + 1)), u
-        assert len(lst) <= n
-        assert all(a[1] >= b[1] - 1e-12 for a, b in zip(lst, lst[1:], strict=False)), u
-        assert len({i for _, _, i in lst}) == len(lst), u
-        assert not any((u, i) in seen for _, _, i in lst), u
 
 
 def approx_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -79,7 +66,7 @@ def approx_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 )
 def test_conf_refuses_bad_values(key: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"itemknn.{key} must be"):
-        itemknn_conf({"itemknn": {key: value}})
+        load_config(overrides={"itemknn": {key: value}})
 
 
 @pytest.mark.spark
@@ -125,7 +112,7 @@ def test_item_neighbours_rp3beta(spark: Any, blocked_max_pairs: int) -> None:
     by_pair = {(r[0], r[1]): r[2] for r in flat}
     assert by_pair[(1, 0)] == pytest.approx(3**-0.5 * 2 * 2**-0.5)
     with pytest.raises(ValueError, match="similarity must be one of"):
-        item_neighbours(history(spark), 2, similarity="jaccard")
+        item_neighbours(history(spark), 2, similarity="jaccard", blocked_max_pairs=0)
 
 
 @pytest.mark.spark
@@ -240,7 +227,7 @@ def test_capped_history_keeps_strongest(spark: Any) -> None:
 
 
 @pytest.mark.spark
-def test_generate_itemknn(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_generate_itemknn(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     inter = spark.createDataFrame(
         [(u, i, 1.0, T0) for u, i in POSITIVE]
         + [(4, 0, 2.0, T0), (5, 2, 0.0, T0)],  # user 4 watched item 0 only; user 5 only saw item 2
@@ -250,7 +237,7 @@ def test_generate_itemknn(spark: Any, base_conf: dict[str, Any], tmp_path: Any) 
     targets = spark.createDataFrame([(u,) for u in range(6)], f"{COL_USER_IDX} int")
     ctx = FitContext(
         spark=spark,
-        conf={**base_conf, "itemknn": {"shrink": 0.0, "neighbours": 5}},
+        conf=base_conf.override({"itemknn": {"shrink": 0.0, "neighbours": 5}}),
         interactions=inter,
         events=inter,
         items=inter,
@@ -272,13 +259,13 @@ def test_generate_itemknn(spark: Any, base_conf: dict[str, Any], tmp_path: Any) 
             (4, 1, 2 * 2 / 3, 1),  # similarity x confidence 2
         ]
     )  # user 3: item 3 has no neighbour; user 5: impressions only -> no list
-    assert_contract(rows, {tuple(r) for r in seen.collect()}, 3)
+    assert_candidates(spark, rows, {tuple(r) for r in seen.collect()}, 3)
     assert out.model_version.startswith("itemknn-2026-03-31-")
     assert set(out.artifacts) == {"neighbours"}
 
 
 @pytest.mark.spark
-def test_similar_items_both_algorithms(spark: Any, base_conf: dict[str, Any], tmp_path: Any) -> None:
+def test_similar_items_both_algorithms(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     items = spark.createDataFrame(
         [
             (0, "i0", "Scream", ["Horror"], "A haunted cabin."),
@@ -292,7 +279,7 @@ def test_similar_items_both_algorithms(spark: Any, base_conf: dict[str, Any], tm
     )
     ctx = FitContext(
         spark=spark,
-        conf={**base_conf, "itemknn": {"shrink": 0.0}, "content": {"dim": 64}},
+        conf=base_conf.override({"itemknn": {"shrink": 0.0}, "content": {"dim": 64}}),
         interactions=history(spark),
         events=history(spark),
         items=items,

@@ -9,8 +9,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
-from vidrec import tables
-from vidrec.matrix import extend_index, interactions_as_of
+from vidrec.data import tables
+from vidrec.data.matrix import extend_index, interactions_as_of
 
 pytestmark = pytest.mark.spark
 
@@ -90,7 +90,7 @@ def test_new_ids_are_appended_after_the_maximum(spark: Any) -> None:
 
 
 def test_an_earlier_run_date_sees_the_interactions_as_of_its_date(spark: Any, conf: dict) -> None:
-    wh = conf["warehouse"]
+    wh = conf.warehouse
     events = spark.createDataFrame(
         [
             ("e1", "u1", "i1", "play", dt.datetime(2026, 3, 1, 10), 60.0, D1),

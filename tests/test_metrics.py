@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from vidrec import metrics
+from vidrec.evaluation import metrics
 
 pytestmark = pytest.mark.spark
 

@@ -36,7 +36,7 @@ from vidrec.constants import (
     COL_USER,
     COL_WATCH_SECONDS,
 )
-from vidrec.movielens import (
+from vidrec.devdata.movielens import (
     EVENT_COLUMNS,
     FORMAT_ML1M,
     FORMAT_ML100K,

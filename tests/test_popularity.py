@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from vidrec.constants import COL_EVENT_TYPE, COL_ITEM, COL_SCORE, COL_TS, COL_USER
-from vidrec.popularity import item_popularity
+from vidrec.models.popularity import item_popularity
 
 T = dt.datetime(2026, 3, 30, 12, 0)
 SCHEMA = f"{COL_USER} string, {COL_ITEM} string, {COL_EVENT_TYPE} string, {COL_TS} timestamp"

@@ -38,8 +38,11 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from vidrec import analytics, ingest, pipeline, sample, tables
+from vidrec import analytics, pipeline
 from vidrec import constants as C
+from vidrec.config import Config
+from vidrec.data import ingest, tables
+from vidrec.devdata import sample
 
 pytestmark = [pytest.mark.spark]
 
@@ -68,18 +71,18 @@ ARTIFACTS = (
 CRASH_STAGES = ["ingest", "matrix", "recommend", "popular"]
 
 
-def job_overrides(base_conf: dict[str, Any], checkpoints: Path) -> list[str]:
+def job_overrides(base_conf: Config, checkpoints: Path) -> list[str]:
     """``--set`` flags giving ``jobs/nightly.py`` the test session's settings (same results)."""
-    als = base_conf["als"]
+    als = base_conf.als
     sets = [
-        f"spark.master={base_conf['spark']['master']}",
-        f"spark.shuffle_partitions={base_conf['spark']['shuffle_partitions']}",
+        f"spark.master={base_conf.spark.master}",
+        f"spark.shuffle_partitions={base_conf.spark.shuffle_partitions}",
         "spark.driver_memory=2g",
         f"spark.checkpoint_dir={checkpoints}",
-        f"als.rank={als['rank']}",
-        f"als.max_iter={als['max_iter']}",
-        f"als.num_blocks={als['num_blocks']}",
-        f"recommend.top_n={base_conf['recommend']['top_n']}",
+        f"als.rank={als.rank}",
+        f"als.max_iter={als.max_iter}",
+        f"als.num_blocks={als.num_blocks}",
+        f"recommend.top_n={base_conf.recommend.top_n}",
     ]
     return [arg for s in sets for arg in ("--set", s)]
 
@@ -151,7 +154,7 @@ def ref(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("reliability")
     raw = str(root / "raw")
     sample.generate(spark, raw, n_users=60, n_items=40, days=10, end_date=RUN_DATE, seed=5)
-    conf = {**base_conf, "warehouse": str(root / "ref")}
+    conf = base_conf.replace(warehouse=str(root / "ref"))
     start = time.perf_counter()
     summary = pipeline.run_nightly(spark, conf, RUN_DATE, raw)
     seconds = time.perf_counter() - start
@@ -161,15 +164,15 @@ def ref(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
         "conf": conf,
         "summary": summary,
         "seconds": seconds,
-        "snapshot": snapshot(spark, conf["warehouse"]),
-        "counts": gold_counts(spark, conf["warehouse"]),
+        "snapshot": snapshot(spark, conf.warehouse),
+        "counts": gold_counts(spark, conf.warehouse),
     }
 
 
 @pytest.fixture(scope="module")
 def rerun(spark, ref) -> dict[str, Any]:
     """The same run date again, while a reader thread counts gold/recommendations in a loop."""
-    wh = ref["conf"]["warehouse"]
+    wh = ref["conf"].warehouse
     v0 = latest_version(spark, wh)
     observations: list[tuple[int, dict, int]] = []
     errors: list[BaseException] = []
@@ -320,7 +323,7 @@ def crashed(spark, base_conf, ref) -> dict[str, Any]:
                 "gold_files": len(list(gold.rglob("*.parquet"))) if gold.exists() else 0,
             }
         )
-    conf = {**ref["conf"], "warehouse": wh}
+    conf = ref["conf"].replace(warehouse=wh)
     summary = pipeline.run_nightly(spark, conf, RUN_DATE, ref["raw"], stages=CRASH_STAGES)
     return {"wh": wh, "kills": kills, "summary": summary}
 
@@ -347,8 +350,8 @@ def test_killed_runs_then_a_rerun_end_like_an_uninterrupted_run(spark, ref, cras
 @pytest.mark.slow
 def test_failed_stage_restores_every_table_and_logs_failed(spark, ref, rerun, tmp_path, monkeypatch) -> None:
     wh = str(tmp_path / "wh")
-    shutil.copytree(ref["conf"]["warehouse"], wh)
-    conf = {**ref["conf"], "warehouse": wh}
+    shutil.copytree(ref["conf"].warehouse, wh)
+    conf = ref["conf"].replace(warehouse=wh)
     before = snapshot(spark, wh)
     versions = pipeline.table_versions(spark, wh, pipeline.RUN_TABLES)
     runs_before = tables.read(spark, wh, C.T_RUNS).count()
@@ -386,8 +389,8 @@ def test_failed_stage_restores_every_table_and_logs_failed(spark, ref, rerun, tm
 @pytest.mark.slow
 def test_bad_input_failure_keeps_its_quarantine(spark, ref, rerun, tmp_path) -> None:
     wh = str(tmp_path / "wh")
-    shutil.copytree(ref["conf"]["warehouse"], wh)
-    conf = {**ref["conf"], "warehouse": wh}
+    shutil.copytree(ref["conf"].warehouse, wh)
+    conf = ref["conf"].replace(warehouse=wh)
     day = RUN_DATE + dt.timedelta(days=1)
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -449,11 +452,11 @@ def empty_day(spark, ref, rerun) -> dict[str, Any]:
     """The day after the reference run, with an empty events file (and nothing else)."""
     root = ref["root"]
     wh = str(root / "empty_day")
-    shutil.copytree(ref["conf"]["warehouse"], wh)
+    shutil.copytree(ref["conf"].warehouse, wh)
     raw = root / "raw_empty"
     raw.mkdir()
     (raw / "events.jsonl").write_text("")
-    conf = {**ref["conf"], "warehouse": wh}
+    conf = ref["conf"].replace(warehouse=wh)
     events_before = tables.read(spark, wh, C.T_EVENTS).count()
     day = RUN_DATE + dt.timedelta(days=1)
     logs = _Collect()
@@ -620,7 +623,7 @@ def test_unreachable_warehouse_exits_2_naming_it(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_run_log_has_counts_bad_records_and_model_versions(spark, ref) -> None:
-    wh = ref["conf"]["warehouse"]
+    wh = ref["conf"].warehouse
     run_id = ref["summary"]["_run"]["run_id"]
     rows = {r.stage: r for r in tables.read(spark, wh, C.T_RUNS).where(F.col("run_id") == run_id).collect()}
     assert list(rows) == pipeline.STAGE_NAMES or set(rows) == set(pipeline.STAGE_NAMES)
@@ -641,7 +644,7 @@ def test_run_log_has_counts_bad_records_and_model_versions(spark, ref) -> None:
             .distinct()
             .collect()
         }
-        assert {a for a, _ in written} == set(ref["conf"]["models"]), stage
+        assert {a for a, _ in written} == set(ref["conf"].models), stage
         # keyed by model name: the algorithm, or e.g. als-explicit (evaluate's rating model)
         assert rows[stage].model_versions == {v.split(f"-{RUN_DATE}-")[0]: v for _, v in written}, stage
     assert rows["recommend"].model_versions["als"].startswith(f"als-{RUN_DATE}-")
@@ -672,10 +675,10 @@ def orders(spark, ref, rerun) -> dict[str, Any]:
     the earlier date.
     """
     root = ref["root"]
-    in_order = {**ref["conf"], "warehouse": str(root / "in_order")}
+    in_order = ref["conf"].replace(warehouse=str(root / "in_order"))
     backfill = pipeline.run_backfill(spark, in_order, D_EARLY, RUN_DATE, ref["raw"], ORDER_STAGES)
-    reverse = {**ref["conf"], "warehouse": str(root / "reverse")}
-    shutil.copytree(ref["conf"]["warehouse"], reverse["warehouse"])
+    reverse = ref["conf"].replace(warehouse=str(root / "reverse"))
+    shutil.copytree(ref["conf"].warehouse, reverse["warehouse"])
     early_after = pipeline.run_nightly(spark, reverse, D_EARLY, ref["raw"], ORDER_STAGES)
     return {
         "backfill": backfill,
@@ -722,7 +725,7 @@ def test_backfill_stops_at_the_first_failed_date(spark, conf, tmp_path) -> None:
     assert f"Dates done: {days[0]}..{days[0]}" in message
     assert f"resume with --run-date {days[1]} --until {days[-1]}" in message
     assert isinstance(err.value.__cause__, ingest.BadInputError)
-    wh = conf["warehouse"]
+    wh = conf.warehouse
     assert sorted(r.event_id for r in tables.read(spark, wh, C.T_EVENTS).collect()) == ["e0"]
     runs = tables.read(spark, wh, C.T_RUNS).orderBy("started_at").collect()
     assert [(r.run_date, r.status) for r in runs] == [(days[0], "succeeded"), (days[1], "failed")]
@@ -764,7 +767,7 @@ def test_late_events_land_in_their_day_and_count_the_next_night(spark, conf, tmp
         stages,
     )
     assert summary["ingest"]["late_events"] == {late_day.isoformat(): 1}
-    wh = conf["warehouse"]
+    wh = conf.warehouse
     bronze = tables.read(spark, wh, C.T_EVENTS).select(
         C.COL_EVENT_ID, C.COL_EVENT_DATE, "_metadata.file_path"
     )

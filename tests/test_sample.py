@@ -1,6 +1,6 @@
 """The synthetic sample generator: contract, invariants, determinism, garbage lines, learnable taste.
 
-Pure tests drive the NumPy helpers directly; ``spark`` tests run :func:`vidrec.sample.generate` on a
+Pure tests drive the NumPy helpers directly; ``spark`` tests run :func:`vidrec.devdata.sample.generate` on a
 tiny world (50 users, 40 items, 10 days) and check the files it writes line by line.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from vidrec import constants as C
-from vidrec import sample as S
+from vidrec.devdata import sample as S
 
 # The embedded session's Python workers must run this interpreter (mapInPandas needs pandas/pyarrow).
 

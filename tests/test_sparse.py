@@ -1,6 +1,6 @@
 import numpy as np
 
-from vidrec.sparse import expand_ranges, row_pointer
+from vidrec.models.sparse import expand_ranges, row_pointer
 
 
 def test_expand_ranges_concatenates_each_range_in_order() -> None:

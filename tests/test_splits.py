@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vidrec.constants import COL_EVENT_ID, COL_ITEM, COL_TS, COL_USER
-from vidrec.splits import per_user_chrono_split, per_user_random_split, time_cutoff_split
+from vidrec.evaluation.splits import per_user_chrono_split, per_user_random_split, time_cutoff_split
 
 SCHEMA = f"{COL_EVENT_ID} string, {COL_USER} string, {COL_ITEM} string, {COL_TS} timestamp"
 T0 = dt.datetime(2026, 3, 1)

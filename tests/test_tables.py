@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from vidrec import tables
+from vidrec.data import tables
 
 pytestmark = pytest.mark.spark
 

@@ -1,12 +1,12 @@
-"""vidrec.topn: the blocked top-N equals a brute-force reference, on both seen paths."""
+"""vidrec.models.topn: the blocked top-N equals a brute-force reference, on both seen paths."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vidrec import topn
-from vidrec.topn import SeenIndex, block_rows, scoring_device, top_n_from_factors
+from vidrec.models import topn
+from vidrec.models.topn import SeenIndex, block_rows, scoring_device, top_n_from_factors
 
 N_USERS, N_ITEMS, RANK, N = 23, 17, 4, 5
 

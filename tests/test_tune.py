@@ -15,10 +15,17 @@ import pytest
 import yaml
 
 from vidrec import constants as C
-from vidrec import metrics, tables, tune
 from vidrec.config import ConfigError, load_config
-from vidrec.schemas import ITEM_INDEX, SILVER_ITEMS, SILVER_USERS, USER_INDEX
-from vidrec.tracking import Tracker, flat_params, tracking_uri
+from vidrec.config.loader import build
+from vidrec.config.sections import Config, TrackingConf
+from vidrec.data import tables
+from vidrec.data.schemas import ITEM_INDEX, SILVER_ITEMS, SILVER_USERS, USER_INDEX
+from vidrec.evaluation import metrics
+from vidrec.evaluation.metrics import ranking_metrics_local
+from vidrec.evaluation.search import LocalBlend, blend_search, coordinate_search
+from vidrec.evaluation.tracking import Tracker, flat_params, tracking_uri
+from vidrec.evaluation.trials import TRIALS_TABLE, TuneResult, layer_for, write_tuned_conf
+from vidrec.evaluation.tuning import canonical, current_params, run, with_params
 
 U, IT, R, S = C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RANK, C.COL_SCORE
 
@@ -33,7 +40,7 @@ def test_coordinate_search_finds_the_best_and_fits_each_configuration_once() -> 
         calls.append((p["a"], p["b"]))
         return -((p["a"] - 3) ** 2) - (p["b"] - 1) ** 2
 
-    best, value = tune.coordinate_search({"a": [1, 2, 3, 4], "b": [0, 1, 2]}, {"a": 1, "b": 0}, objective, 3)
+    best, value = coordinate_search({"a": [1, 2, 3, 4], "b": [0, 1, 2]}, {"a": 1, "b": 0}, objective, 3)
     assert best == {"a": 3, "b": 1} and value == 0.0
     assert len(calls) == len(set(calls))  # every configuration scored once
     # round 1 improves a then b; round 2 finds nothing better and stops
@@ -46,16 +53,16 @@ def test_coordinate_search_canonicalises_unused_parameters() -> None:
     start = {"similarity": "cosine", "shrink": 5.0, "beta": 0.5}
 
     def objective(p: dict[str, Any]) -> float:
-        seen.append(tune.canonical("itemknn", p))
+        seen.append(canonical("itemknn", p))
         if p["similarity"] == "rp3beta":
             return 1.0 if p["beta"] == 0.3 else 0.6
         return 0.5
 
-    best, value = tune.coordinate_search(space, start, objective, 2, lambda p: tune.canonical("itemknn", p))
+    best, value = coordinate_search(space, start, objective, 2, lambda p: canonical("itemknn", p))
     assert value == 1.0 and best["similarity"] == "rp3beta" and best["beta"] == 0.3
     keys = [json.dumps(p, sort_keys=True) for p in seen]
     assert len(keys) == len(set(keys))  # rp3beta with another shrink is not refitted
-    assert tune.canonical("itemknn", best) == {"similarity": "rp3beta", "beta": 0.3}
+    assert canonical("itemknn", best) == {"similarity": "rp3beta", "beta": 0.3}
 
 
 # --- driver-side metrics and blend ---------------------------------------------------------------
@@ -69,7 +76,7 @@ RELEVANT = pd.DataFrame([(0, 11), (0, 14), (1, 12), (1, 13), (2, 10)], columns=[
 
 
 def test_ranking_metrics_local_by_hand() -> None:
-    got = tune.ranking_metrics_local(RECS, RELEVANT, k=2)
+    got = ranking_metrics_local(RECS, RELEVANT, k=2)
     # user 0: [10, 11] hits at rank 2 of 2 relevant; user 1: both hit; user 2: no list; user 3: not relevant
     d = 1 / math.log2(3)
     assert got["users"] == 3
@@ -87,7 +94,7 @@ def test_ranking_metrics_local_equals_the_spark_metrics(spark: Any, k: int) -> N
     recs = spark.createDataFrame(RECS)
     rel = spark.createDataFrame(RELEVANT)
     expected = metrics.ranking_metrics(recs, rel, k)
-    got = tune.ranking_metrics_local(RECS, RELEVANT, k)
+    got = ranking_metrics_local(RECS, RELEVANT, k)
     assert got == pytest.approx(expected)
 
 
@@ -95,7 +102,7 @@ def test_local_blend_by_hand() -> None:
     a = pd.DataFrame([(0, 1, 9.0, 1), (0, 2, 5.0, 2), (0, 3, 1.0, 3)], columns=[U, IT, S, R])
     b = pd.DataFrame([(0, 3, 0.9, 1), (0, 4, 0.8, 2)], columns=[U, IT, S, R])
     relevant = pd.DataFrame([(0, 3)], columns=[U, IT])
-    blend = tune.LocalBlend({"a": a, "b": b}, relevant, k=2)
+    blend = LocalBlend({"a": a, "b": b}, relevant, k=2)
     # rrf, k=1: a gives 1, 2/3, 1/2; b gives 1 (item 3), 2/3 (item 4)
     rrf = blend.recs({"a": 1.0, "b": 1.0}, "rrf", 1)
     assert list(rrf[IT]) == [3, 1] and list(rrf[S]) == pytest.approx([1.5, 1.0])
@@ -106,7 +113,7 @@ def test_local_blend_by_hand() -> None:
     only_a = blend.recs({"a": 1.0, "b": 0.0}, "rrf", 60)
     assert list(only_a[IT]) == [1, 2]
     assert blend.metrics({"a": 1.0, "b": 1.0}, "rrf", 1)["ndcg"] == pytest.approx(1.0)
-    params, value = tune.blend_search(blend, {"a": 1.0}, "rrf", 60, ["rrf", "minmax"], [1, 60], [0.0, 1.0], 2)
+    params, value = blend_search(blend, {"a": 1.0}, "rrf", 60, ["rrf", "minmax"], [1, 60], [0.0, 1.0], 2)
     assert value == pytest.approx(1.0) and params["weights"]["b"] > 0
 
 
@@ -115,15 +122,15 @@ def test_local_blend_by_hand() -> None:
 
 def test_with_params_and_layer() -> None:
     conf = load_config()
-    als = tune.with_params(conf, "als", {"rank": 16, "alpha": 2.0})
-    assert (als["als"]["rank"], als["als"]["alpha"]) == (16, 2.0) and conf["als"]["rank"] == 48
-    deep = tune.with_params(conf, "multvae", {"hidden_dim": 600})
-    assert deep["deep"]["multvae"]["hidden_dim"] == 600 and deep["deep"]["multvae"]["dropout"] == 0.5
-    assert tune.current_params(deep, "multvae", ["hidden_dim", "lr"]) == {"hidden_dim": 600, "lr": 0.002}
-    layer = tune.layer_for({"ease": {"lambda": 500.0}, "ncf": {"dropout": 0.2}, "content": {}})
+    als = with_params(conf, "als", {"rank": 16, "alpha": 2.0})
+    assert (als.als.rank, als.als.alpha) == (16, 2.0) and conf.als.rank == 48
+    deep = with_params(conf, "multvae", {"hidden_dim": 600})
+    assert deep.deep.multvae.hidden_dim == 600 and deep.deep.multvae.dropout == 0.5
+    assert current_params(deep, "multvae", ["hidden_dim", "lr"]) == {"hidden_dim": 600, "lr": 0.002}
+    layer = layer_for({"ease": {"lambda": 500.0}, "ncf": {"dropout": 0.2}, "content": {}})
     assert layer == {"ease": {"lambda": 500.0}, "deep": {"ncf": {"dropout": 0.2}}}
     with pytest.raises(ValueError, match=r"tune.spaces.als names unknown parameter\(s\) \['bogus'\]"):
-        tune.current_params(conf, "als", ["bogus"])
+        current_params(conf, "als", ["bogus"])
 
 
 @pytest.mark.parametrize(
@@ -138,11 +145,11 @@ def test_with_params_and_layer() -> None:
 )
 def test_tune_conf_refuses_bad_values(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        tune.tune_conf(load_config(overrides=[override]))
+        load_config(overrides=[override])
 
 
-def _result(layer: dict[str, Any]) -> tune.TuneResult:
-    return tune.TuneResult(
+def _result(layer: dict[str, Any]) -> TuneResult:
+    return TuneResult(
         protocol="random",
         validation="per-user random 20% of training events, seed 7",
         metric="ndcg@10",
@@ -156,18 +163,16 @@ def _result(layer: dict[str, Any]) -> tune.TuneResult:
 def test_write_tuned_conf_is_a_loadable_layer(tmp_path: Path) -> None:
     env = tmp_path / "env.yaml"
     env.write_text("warehouse: /tmp/wh-ml\ningest:\n  min_event_date: '1995-01-01'\n")
-    out = tune.write_tuned_conf(
+    out = write_tuned_conf(
         tmp_path / "tuned" / "ml.yaml", env, _result({"ease": {"lambda": 500.0}}), dt.date(1998, 4, 30)
     )
     text = out.read_text()
     assert text.startswith("# Tuned by jobs/tune.py") and "ease 0.2500" in text
     conf = load_config(out)
-    assert conf["ease"]["lambda"] == 500.0
-    assert conf["ingest"]["min_event_date"] == "1995-01-01" and conf["warehouse"] == "/tmp/wh-ml"
+    assert conf.ease.lambda_ == 500.0
+    assert conf.ingest.min_event_date == "1995-01-01" and conf.warehouse == "/tmp/wh-ml"
     with pytest.raises(ConfigError, match="ease.bogus"):
-        tune.write_tuned_conf(
-            tmp_path / "bad.yaml", env, _result({"ease": {"bogus": 1}}), dt.date(1998, 4, 30)
-        )
+        write_tuned_conf(tmp_path / "bad.yaml", env, _result({"ease": {"bogus": 1}}), dt.date(1998, 4, 30))
     assert not (tmp_path / "bad.yaml").exists()
 
 
@@ -178,8 +183,7 @@ def test_tracker_logs_runs_that_read_back(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     store = tmp_path / "mlruns"
-    conf = {"tracking": {"enabled": True, "uri": str(store), "experiment": "t"}}
-    tracker = Tracker(conf)
+    tracker = Tracker(TrackingConf(enabled=True, uri=str(store), experiment="t"))
     model = tmp_path / "model.pt"
     model.write_bytes(b"weights")
     with tracker.run("parent") as parent:
@@ -197,7 +201,7 @@ def test_tracker_logs_runs_that_read_back(tmp_path: Path) -> None:
     assert [(m.step, m.value) for m in history] == [(1, 0.9), (2, 0.5)]
     assert [f.path for f in client.list_artifacts(child, "model")] == ["model/model.pt"]
     assert run.data.tags["mlflow.parentRunId"] == parent
-    assert Tracker({"tracking": {"enabled": False, "uri": None, "experiment": "t"}}).uri is None
+    assert Tracker(TrackingConf(enabled=False, uri=None, experiment="t")).uri is None
 
 
 def test_flat_params_and_default_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,8 +265,8 @@ def _write_warehouse(spark: Any, wh: str, ratings: list[tuple[str, str, str, dt.
     )
 
 
-def _tiny_conf(base_conf: dict[str, Any], wh: str, store: Path) -> dict[str, Any]:
-    conf = json.loads(json.dumps(base_conf))
+def _tiny_conf(base_conf: Config, wh: str, store: Path) -> Config:
+    conf = base_conf.to_dict()  # the sections below are replaced whole, not merged key by key
     conf["warehouse"] = wh
     conf["evaluation"] = {**conf["evaluation"], "test_fraction": 0.25, "k": 3}
     conf["hybrid"] = {**conf["hybrid"], "pool_n": 6}
@@ -281,17 +285,17 @@ def _tiny_conf(base_conf: dict[str, Any], wh: str, store: Path) -> dict[str, Any
             "hybrid": {"score_norm": ["rrf"], "rrf_k": [60]},
         },
     }
-    return conf
+    return build(conf)
 
 
 @pytest.mark.spark
 @pytest.mark.slow
 def test_tuning_run_writes_trials_conf_and_runs_and_never_reads_the_test_split(
-    spark: Any, base_conf: dict[str, Any], tmp_path: Path
+    spark: Any, base_conf: Config, tmp_path: Path
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from vidrec.splits import per_user_random_split
+    from vidrec.evaluation.splits import per_user_random_split
 
     ratings = _ratings()
     wh = str(tmp_path / "wh")
@@ -301,10 +305,10 @@ def test_tuning_run_writes_trials_conf_and_runs_and_never_reads_the_test_split(
     env.write_text(yaml.safe_dump({"warehouse": wh}))
     algos = ["popularity", "ease", "itemknn", "hybrid"]
     run_date = dt.date(2026, 3, 31)
-    result = tune.run(spark, conf, run_date, "random", algos, tmp_path / "tuned.yaml", env)
+    result = run(spark, conf, run_date, "random", algos, tmp_path / "tuned.yaml", env)
 
     # trials: one Delta row each, exactly one chosen per algorithm, and it is the best one
-    rows = tables.read(spark, wh, tune.TRIALS_TABLE).collect()
+    rows = tables.read(spark, wh, TRIALS_TABLE).collect()
     assert len(rows) == len(result.trials) and {r["protocol"] for r in rows} == {"random"}
     for algo in algos:
         mine = [r for r in rows if r[C.COL_ALGORITHM] == algo]
@@ -320,7 +324,7 @@ def test_tuning_run_writes_trials_conf_and_runs_and_never_reads_the_test_split(
     chosen_ease = next(json.loads(r["params"]) for r in rows if r[C.COL_ALGORITHM] == "ease" and r["chosen"])
     assert tuned["ease"]["lambda"] == chosen_ease["lambda"]
     assert tuned["hybrid"]["weights"] == pytest.approx(
-        {**{a: 0.0 for a in conf["hybrid"]["weights"]}, **result.chosen["hybrid"]["weights"]}
+        {**{a: 0.0 for a in conf.hybrid.weights}, **result.chosen["hybrid"]["weights"]}
     )
 
     # MLflow: a parent run with a nested run per fitted trial, readable back
@@ -337,7 +341,7 @@ def test_tuning_run_writes_trials_conf_and_runs_and_never_reads_the_test_split(
         [(e, u, i, ts) for e, u, i, ts, _ in ratings],
         "event_id string, user_id string, item_id string, ts timestamp",
     )
-    _, test = per_user_random_split(events, 0.75, seed=int(conf["evaluation"]["seed"]))
+    _, test = per_user_random_split(events, 0.75, seed=int(conf.evaluation.seed))
     test_ids = {r[0] for r in test.select(C.COL_EVENT_ID).collect()}
     assert test_ids
     altered = [
@@ -347,7 +351,7 @@ def test_tuning_run_writes_trials_conf_and_runs_and_never_reads_the_test_split(
     wh2 = str(tmp_path / "wh2")
     _write_warehouse(spark, wh2, altered)
     conf2 = _tiny_conf(base_conf, wh2, tmp_path / "mlruns2")
-    again = tune.run(spark, conf2, run_date, "random", algos, None, env)
+    again = run(spark, conf2, run_date, "random", algos, None, env)
     assert [(t.algorithm, t.params, t.metrics) for t in again.trials] == [
         (t.algorithm, t.params, pytest.approx(t.metrics)) for t in result.trials
     ]

@@ -1,7 +1,7 @@
 """Names defined once: columns, tables, event types, algorithm names.
 
 Every module imports its column and table names from here, so a rename happens in one place and
-the contract in ``DESIGN.md`` maps onto one file.
+the contract in ``docs/contract.md`` and ``docs/tables.md`` maps onto one file.
 """
 
 from __future__ import annotations

@@ -1,0 +1,42 @@
+"""What every command line shares: the common flags, date parsing and log set-up."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+
+log = logging.getLogger("vidrec")
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--run-date must be YYYY-MM-DD, got '{text}'") from exc
+
+
+def add_common(parser: argparse.ArgumentParser, raw_required: bool = False, run_date: bool = True) -> None:
+    """The flags every stage job shares."""
+    parser.add_argument(
+        "--raw",
+        required=raw_required,
+        help="folder of raw events*/items*/users* files; '{run_date}' in it is replaced by the date",
+    )
+    parser.add_argument("--warehouse", help="Delta warehouse root (overrides conf 'warehouse')")
+    if run_date:
+        parser.add_argument("--run-date", required=True, type=parse_date, help="YYYY-MM-DD")
+    parser.add_argument("--conf", help="environment config file (default conf/local.yaml)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable"
+    )
+    parser.add_argument("--use-gpu", action="store_true", help="score (and train) on the executors' GPUs")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Timestamped log lines on stderr; Spark's own loggers kept quiet."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)

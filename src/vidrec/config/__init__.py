@@ -1,0 +1,25 @@
+"""Configuration: layered YAML (:mod:`.loader`, :mod:`.layers`) read into typed sections (:mod:`.sections`).
+
+``conf/base.yaml`` is the one source of defaults; :func:`load_config` returns a frozen
+:class:`Config` whose sections (``conf.als``, ``conf.hybrid``, ``conf.deep.launch``...) are typed
+dataclasses that check their ranges when built.
+"""
+
+from __future__ import annotations
+
+from vidrec.config.errors import ConfigError
+from vidrec.config.layers import parse_override
+from vidrec.config.loader import CONF_DIR, DEFAULT_ENV_FILE, env_file_path, load_config, read_defaults
+from vidrec.config.sections import Config, override
+
+__all__ = [
+    "CONF_DIR",
+    "DEFAULT_ENV_FILE",
+    "Config",
+    "ConfigError",
+    "env_file_path",
+    "load_config",
+    "override",
+    "parse_override",
+    "read_defaults",
+]

@@ -1,0 +1,214 @@
+"""Ranking, beyond-accuracy and rating metrics, computed in Spark.
+
+Definitions (per user u with recommended list R_u cut at K and relevant set T_u, then averaged over
+the evaluated users — those with at least one relevant test item; a user with no list scores 0):
+- precision@K = |R_u ∩ T_u| / K; recall@K = |R_u ∩ T_u| / |T_u|;
+- F1@K = 2PR / (P + R) of the mean precision and mean recall;
+- NDCG@K = DCG / IDCG, DCG = Σ_{i≤K} rel_i / log2(i + 1), IDCG over min(|T_u|, K) hits;
+- MAP@K = Σ_{i≤K} precision@i · rel_i / min(|T_u|, K);
+- hit rate@K = [|R_u ∩ T_u| > 0]; MRR@K = 1 / rank of the first hit (0 if none);
+- catalog coverage = distinct recommended items / catalog size;
+- intra-list diversity = mean over users of the mean pairwise genre Jaccard distance in R_u;
+- novelty = mean over recommended items of −log2(share of training users who interacted with it);
+- RMSE / MAE of predicted against held-out explicit ratings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from vidrec import constants as C
+from vidrec.constants import COL_GENRES, COL_ITEM_IDX, COL_RANK, COL_USER_IDX
+
+RANKING_METRICS = ("precision", "recall", "f1", "ndcg", "map", "hit_rate", "mrr")
+
+
+def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:
+    """Mean ranking metrics at ``k`` over the users of ``relevant``.
+
+    Parameters
+    ----------
+    recs : DataFrame
+        ``(user_idx, item_idx, rank)``.
+    relevant : DataFrame
+        ``(user_idx, item_idx)`` relevant held-out pairs.
+    k : int
+
+    Returns
+    -------
+    dict
+        ``precision, recall, f1, ndcg, map, hit_rate, mrr`` and ``users`` (how many were evaluated).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rel = relevant.select(COL_USER_IDX, COL_ITEM_IDX).distinct()
+    rel_sets = rel.groupBy(COL_USER_IDX).agg(F.collect_set(COL_ITEM_IDX).alias("_rel"))
+    top = recs.where(F.col(COL_RANK) <= k).select(COL_USER_IDX, COL_ITEM_IDX, COL_RANK)
+    lists = top.groupBy(COL_USER_IDX).agg(
+        F.sort_array(F.collect_list(F.struct(COL_RANK, COL_ITEM_IDX))).alias("_l")
+    )
+    per_user = rel_sets.join(lists, COL_USER_IDX, "left").select(
+        "_rel", F.coalesce(F.col("_l"), F.array()).alias("_l")
+    )
+    hits = F.transform("_l", lambda x: F.when(F.array_contains("_rel", x[COL_ITEM_IDX]), 1.0).otherwise(0.0))
+    per_user = per_user.select(
+        F.size("_rel").alias("n_rel"),
+        hits.alias("hits"),
+        F.transform("_l", lambda x: x[COL_RANK]).alias("ranks"),
+    )
+    n_hit = F.aggregate("hits", F.lit(0.0), lambda acc, h: acc + h)
+    dcg = F.aggregate(
+        F.arrays_zip("hits", "ranks"), F.lit(0.0), lambda acc, z: acc + z["hits"] / F.log2(z["ranks"] + 1.0)
+    )
+    ideal_n = F.least(F.col("n_rel"), F.lit(k))
+    idcg = F.aggregate(
+        F.sequence(F.lit(1), ideal_n), F.lit(0.0), lambda acc, i: acc + 1.0 / F.log2(i.cast("double") + 1.0)
+    )
+    # precision at each hit position: (hits so far) / rank
+    cum = F.transform(
+        "hits", lambda h, i: F.aggregate(F.slice("hits", 1, i + 1), F.lit(0.0), lambda a, x: a + x)
+    )
+    ap = (
+        F.aggregate(
+            F.arrays_zip("hits", "ranks", cum.alias("cum")),
+            F.lit(0.0),
+            lambda acc, z: acc + z["hits"] * z["cum"] / z["ranks"],
+        )
+        / ideal_n
+    )
+    first_hit = F.array_min(F.filter(F.arrays_zip("hits", "ranks"), lambda z: z["hits"] > 0)["ranks"])
+    scored = per_user.select(
+        (n_hit / k).alias("precision"),
+        (n_hit / F.col("n_rel")).alias("recall"),
+        (dcg / idcg).alias("ndcg"),
+        ap.alias("map"),
+        F.when(n_hit > 0, 1.0).otherwise(0.0).alias("hit_rate"),
+        F.coalesce(1.0 / first_hit, F.lit(0.0)).alias("mrr"),
+    )
+    row = scored.agg(
+        *[F.avg(c).alias(c) for c in ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")],
+        F.count(F.lit(1)).alias("users"),
+    ).first()
+    assert row is not None, "an aggregate without grouping returns one row"
+    out = {c: float(row[c] or 0.0) for c in ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")}
+    p, r = out["precision"], out["recall"]
+    out["f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    out["users"] = float(row["users"])
+    return out
+
+
+def catalog_coverage(recs: DataFrame, n_catalog: int, k: int) -> float:
+    """Distinct items in the top-``k`` lists over the catalog size."""
+    if n_catalog <= 0:
+        raise ValueError("n_catalog must be > 0")
+    return recs.where(F.col(COL_RANK) <= k).select(COL_ITEM_IDX).distinct().count() / n_catalog
+
+
+def intra_list_diversity(recs: DataFrame, items: DataFrame, k: int) -> float:
+    """Mean over users of the mean pairwise genre Jaccard distance within the top-``k`` list.
+
+    ``items`` holds ``(item_idx, genres)``. Lists with fewer than two items are skipped.
+    """
+    top = recs.where(F.col(COL_RANK) <= k).join(items.select(COL_ITEM_IDX, COL_GENRES), COL_ITEM_IDX)
+    a, b = top.alias("a"), top.alias("b")
+    pairs = a.join(
+        b,
+        (F.col(f"a.{COL_USER_IDX}") == F.col(f"b.{COL_USER_IDX}"))
+        & (F.col(f"a.{COL_RANK}") < F.col(f"b.{COL_RANK}")),
+    )
+    inter = F.size(F.array_intersect(f"a.{COL_GENRES}", f"b.{COL_GENRES}"))
+    union = F.size(F.array_union(f"a.{COL_GENRES}", f"b.{COL_GENRES}"))
+    dist = F.when(union > 0, 1.0 - inter / union).otherwise(0.0)
+    per_user = pairs.groupBy(f"a.{COL_USER_IDX}").agg(F.avg(dist).alias("d"))
+    row = per_user.agg(F.avg("d")).first()
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+def novelty(recs: DataFrame, train: DataFrame, k: int) -> float:
+    """Mean self-information −log2(p_i) of recommended items, p_i = share of training users with item i.
+
+    ``train`` holds the training ``(user_idx, item_idx)`` pairs; items never seen in training take
+    the share of one user.
+    """
+    n_users = train.select(COL_USER_IDX).distinct().count()
+    if n_users == 0:
+        return 0.0
+    pop = train.groupBy(COL_ITEM_IDX).agg(F.countDistinct(COL_USER_IDX).alias("_u"))
+    top = recs.where(F.col(COL_RANK) <= k).join(pop, COL_ITEM_IDX, "left")
+    info = -F.log2(F.coalesce(F.col("_u"), F.lit(1)) / F.lit(float(n_users)))
+    row = top.agg(F.avg(info)).first()
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+def rating_errors(
+    predicted: DataFrame, actual: DataFrame, col_pred: str = "prediction", col_true: str = "rating"
+) -> dict[str, float]:
+    """RMSE and MAE over the pairs of ``actual`` that ``predicted`` covers (joined on user/item)."""
+    joined = predicted.join(actual, [COL_USER_IDX, COL_ITEM_IDX]).where(F.col(col_pred).isNotNull())
+    row = joined.agg(
+        F.sqrt(F.avg((F.col(col_pred) - F.col(col_true)) ** 2)).alias("rmse"),
+        F.avg(F.abs(F.col(col_pred) - F.col(col_true))).alias("mae"),
+        F.count(F.lit(1)).alias("n"),
+    ).first()
+    assert row is not None, "an aggregate without grouping returns one row"
+    return {"rmse": float(row["rmse"] or 0.0), "mae": float(row["mae"] or 0.0), "n": float(row["n"])}
+
+
+def ranking_metrics_local(recs: pd.DataFrame, relevant: pd.DataFrame, k: int) -> dict[str, float]:
+    """:func:`vidrec.evaluation.metrics.ranking_metrics` on the driver, for lists already collected.
+
+    Parameters
+    ----------
+    recs : pandas.DataFrame
+        ``(user_idx, item_idx, rank)``, ranks 1..n per user.
+    relevant : pandas.DataFrame
+        ``(user_idx, item_idx)`` relevant pairs; the users evaluated are those in it.
+    k : int
+
+    Returns
+    -------
+    dict
+        ``precision, recall, f1, ndcg, map, hit_rate, mrr`` (means over the relevant users; a user
+        with no list scores 0) and ``users``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rel = relevant[[C.COL_USER_IDX, C.COL_ITEM_IDX]].drop_duplicates()
+    if rel.empty:
+        return {**{m: 0.0 for m in RANKING_METRICS}, "users": 0.0}
+    users, n_rel = np.unique(rel[C.COL_USER_IDX].to_numpy(np.int64), return_counts=True)
+    top = recs.loc[recs[C.COL_RANK] <= k, [C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RANK]]
+    top = top[top[C.COL_USER_IDX].isin(users)].sort_values([C.COL_USER_IDX, C.COL_RANK], kind="stable")
+    u = top[C.COL_USER_IDX].to_numpy(np.int64)
+    rank = top[C.COL_RANK].to_numpy(np.float64)
+    width = int(max(rel[C.COL_ITEM_IDX].max(), top[C.COL_ITEM_IDX].max() if len(top) else 0)) + 1
+    rel_codes = rel[C.COL_USER_IDX].to_numpy(np.int64) * width + rel[C.COL_ITEM_IDX].to_numpy(np.int64)
+    hit = np.isin(u * width + top[C.COL_ITEM_IDX].to_numpy(np.int64), rel_codes).astype(np.float64)
+    pos = np.searchsorted(users, u)
+    n_users = len(users)
+    hits = np.bincount(pos, weights=hit, minlength=n_users)
+    dcg = np.bincount(pos, weights=hit / np.log2(rank + 1.0), minlength=n_users)
+    disc = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
+    ideal_n = np.minimum(n_rel, k)
+    # hits so far within each user's list (sorted by rank), for precision at each hit
+    group_start = np.r_[0, np.flatnonzero(np.diff(pos)) + 1] if len(pos) else np.zeros(0, np.int64)
+    cum = np.cumsum(hit)
+    offset = np.repeat(cum[group_start] - hit[group_start], np.diff(np.r_[group_start, len(pos)]))
+    ap = np.bincount(pos, weights=hit * (cum - offset) / rank, minlength=n_users) / ideal_n
+    first = np.full(n_users, np.inf)
+    np.minimum.at(first, pos[hit > 0], rank[hit > 0])
+    out = {
+        "precision": float(np.mean(hits / k)),
+        "recall": float(np.mean(hits / n_rel)),
+        "ndcg": float(np.mean(dcg / disc[ideal_n])),
+        "map": float(np.mean(ap)),
+        "hit_rate": float(np.mean(hits > 0)),
+        "mrr": float(np.mean(np.where(np.isfinite(first), 1.0 / first, 0.0))),
+    }
+    p, r = out["precision"], out["recall"]
+    out["f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    out["users"] = float(n_users)
+    return out

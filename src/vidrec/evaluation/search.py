@@ -1,0 +1,184 @@
+"""Searching parameters on a validation split: coordinate ascent, and the one blend-weight search.
+
+:func:`coordinate_search` tunes any parameters against an objective. :class:`LocalBlend` holds the
+validation lists of several algorithms on the driver and scores weighted blends of them in
+milliseconds (normalised as :func:`vidrec.serving.hybrid.normalise_scores` does); :func:`blend_search`
+chooses the hybrid's normalisation, ``rrf_k`` and warm weights with it. Tuning (``jobs/tune.py``) and
+the hybrid's nightly weight choice (:mod:`vidrec.evaluation.blend_weights`) both use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidrec import constants as C
+from vidrec.evaluation.metrics import ranking_metrics_local
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """A canonical text of ``params`` (sorted JSON): equal parameters, equal key."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def coordinate_search(
+    space: Mapping[str, Sequence[Any]],
+    start: Mapping[str, Any],
+    objective: Callable[[dict[str, Any]], float],
+    rounds: int = 2,
+    canonicalise: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Coordinate ascent: the best parameters found and their objective (higher is better).
+
+    From ``start``, for each parameter in turn, every value of its list with the others fixed; the
+    best so far is kept (ties keep the earlier). Stops after ``rounds`` rounds or a round without
+    improvement. ``objective`` is called once per distinct configuration (after ``canonicalise``).
+    """
+    cache: dict[str, float] = {}
+
+    def score(params: dict[str, Any]) -> float:
+        key = params_key(canonicalise(params) if canonicalise else params)
+        if key not in cache:
+            cache[key] = float(objective(dict(params)))
+        return cache[key]
+
+    best = dict(start)
+    best_value = score(best)
+    for _ in range(int(rounds)):
+        improved = False
+        for name, values in space.items():
+            for value in values:
+                trial = {**best, name: value}
+                if trial == best:
+                    continue
+                value_ = score(trial)
+                if value_ > best_value + 1e-12:
+                    best, best_value, improved = trial, value_, True
+        if not improved:
+            break
+    return best, best_value
+
+
+def normalise_local(recs: pd.DataFrame, method: str, rrf_k: int) -> np.ndarray:
+    """:func:`vidrec.serving.hybrid.normalise_scores` on a collected list: one value per row of ``recs``."""
+    if method == "rrf":
+        return (rrf_k + 1.0) / (rrf_k + recs[C.COL_RANK].to_numpy(np.float64))
+    if method == "minmax":
+        by_user = recs.groupby(C.COL_USER_IDX)[C.COL_SCORE]
+        lo, hi = by_user.transform("min").to_numpy(), by_user.transform("max").to_numpy()
+        s = recs[C.COL_SCORE].to_numpy(np.float64)
+        span = hi - lo
+        return np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
+    raise ValueError(f"score normalisation must be 'rrf' or 'minmax', got {method!r}")
+
+
+class LocalBlend:
+    """Weighted blends of collected candidate lists, ranked and scored on the driver.
+
+    Parameters
+    ----------
+    lists : mapping
+        Algorithm -> its validation lists ``(user_idx, item_idx, score, rank)``.
+    relevant : pandas.DataFrame
+        ``(user_idx, item_idx)`` relevant validation pairs.
+    k : int
+    """
+
+    def __init__(self, lists: Mapping[str, pd.DataFrame], relevant: pd.DataFrame, k: int) -> None:
+        self.names = sorted(lists)
+        self.k = int(k)
+        self.relevant = relevant
+        frames = [
+            lists[name][[C.COL_USER_IDX, C.COL_ITEM_IDX]].assign(_g=g) for g, name in enumerate(self.names)
+        ]
+        stacked = pd.concat(frames, ignore_index=True)
+        pairs = stacked[[C.COL_USER_IDX, C.COL_ITEM_IDX]].drop_duplicates().reset_index(drop=True)
+        self.pairs = pairs.sort_values([C.COL_USER_IDX, C.COL_ITEM_IDX], kind="stable").reset_index(drop=True)
+        self._row = {
+            name: self.pairs.reset_index()
+            .merge(lists[name][[C.COL_USER_IDX, C.COL_ITEM_IDX]].reset_index(names="_src"))
+            .sort_values("_src")["index"]
+            .to_numpy()
+            for name in self.names
+        }
+        self._lists = lists
+        self._present = np.zeros((len(self.pairs), len(self.names)), dtype=bool)
+        for g, name in enumerate(self.names):
+            self._present[self._row[name], g] = True
+        self._norm_cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def matrix(self, method: str, rrf_k: int) -> np.ndarray:
+        """``(pairs, algorithms)``: each algorithm's normalised value of each pair (0 when absent)."""
+        key = (method, int(rrf_k))
+        if key not in self._norm_cache:
+            m = np.zeros((len(self.pairs), len(self.names)))
+            for g, name in enumerate(self.names):
+                m[self._row[name], g] = normalise_local(self._lists[name], method, int(rrf_k))
+            self._norm_cache[key] = m
+        return self._norm_cache[key]
+
+    def recs(self, weights: Mapping[str, float], method: str, rrf_k: int) -> pd.DataFrame:
+        """The blended top-k ``(user_idx, item_idx, score, rank)``; ties by lower item first."""
+        w = np.array([float(weights.get(name, 0.0)) for name in self.names])
+        score = self.matrix(method, rrf_k) @ w
+        keep = self._present[:, w > 0].any(axis=1)  # as the Spark blend: pairs some weighted list holds
+        out = self.pairs[keep].assign(**{C.COL_SCORE: score[keep]})
+        out = out.sort_values(
+            [C.COL_USER_IDX, C.COL_SCORE, C.COL_ITEM_IDX], ascending=[True, False, True], kind="stable"
+        )
+        out[C.COL_RANK] = out.groupby(C.COL_USER_IDX).cumcount() + 1
+        return out[out[C.COL_RANK] <= self.k]
+
+    def metrics(self, weights: Mapping[str, float], method: str, rrf_k: int) -> dict[str, float]:
+        """Validation ranking metrics of a blend."""
+        return ranking_metrics_local(self.recs(weights, method, rrf_k), self.relevant, self.k)
+
+
+def blend_search(
+    blend: LocalBlend,
+    start_weights: Mapping[str, float],
+    start_norm: str,
+    start_rrf_k: int,
+    norms: Sequence[str],
+    rrf_ks: Sequence[int],
+    grid: Sequence[float],
+    rounds: int,
+    on_trial: Callable[[dict[str, Any], dict[str, float]], None] | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Choose the hybrid's ``score_norm``, ``rrf_k`` and warm weights by coordinate ascent on NDCG@k.
+
+    Each normalisation (and ``rrf_k`` for ``rrf``) gets its own weight search from ``start_weights``;
+    the best of them wins. ``on_trial(params, metrics)`` is called for each blend scored.
+
+    Returns
+    -------
+    params : dict
+        ``score_norm``, ``rrf_k``, ``weights`` (every algorithm of the blend).
+    ndcg : float
+    """
+    names = blend.names
+    start = {a: float(start_weights.get(a, 0.0)) for a in names}
+    if not any(v > 0 for v in start.values()):
+        start = dict.fromkeys(names, 1.0)
+    best: tuple[float, dict[str, Any]] = (-1.0, {})
+    settings = [(m, int(r)) for m in norms for r in (rrf_ks if m == "rrf" else [start_rrf_k])]
+    for method, rrf_k in settings:
+
+        def objective(w: dict[str, Any], method: str = method, rrf_k: int = rrf_k) -> float:
+            if not any(v > 0 for v in w.values()):
+                return -1.0
+            values = blend.metrics(w, method, rrf_k)
+            if on_trial is not None:
+                on_trial({"score_norm": method, "rrf_k": rrf_k, "weights": dict(w)}, values)
+            return values["ndcg"]
+
+        space = {a: [float(v) for v in grid] for a in names}
+        weights, value = coordinate_search(space, start, objective, rounds)
+        if value > best[0] + 1e-12:
+            best = (value, {"score_norm": method, "rrf_k": rrf_k, "weights": weights})
+    del start_norm
+    return best[1], best[0]

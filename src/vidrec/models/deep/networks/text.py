@@ -1,0 +1,131 @@
+"""The content encoder: items embedded from their metadata and text tokens, trained on co-watching."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidrec.models.deep import schema as S
+from vidrec.models.deep.networks.base import Batch, RecModel, _normal_, _rows
+
+# --- content encoder --------------------------------------------------------------------------
+
+
+class ContentTower(nn.Module):
+    """Item content -> vector: mean of hashed token embeddings (+ projected media vectors), then an MLP."""
+
+    def __init__(
+        self, num_buckets: int, dim: int, out_dim: int, extra_dims: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__()
+        self.tokens = nn.EmbeddingBag(num_buckets, dim, mode="mean", padding_idx=S.PAD_TOKEN)
+        _normal_(self.tokens, 0.1)
+        self.extras = nn.ModuleDict({k: nn.Linear(v, dim) for k, v in (extra_dims or {}).items() if v > 0})
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim))
+
+    def forward(self, tokens: torch.Tensor, extras: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        h = self.tokens(tokens.long())
+        for name, layer in self.extras.items():
+            h = h + layer((extras or {})[name].float())
+        return self.mlp(h)
+
+
+class TextEncoder(RecModel):
+    """Content encoder: item embeddings from title, description, genres, cast and directors tokens.
+
+    A hashed vocabulary (no pretrained weights), the mean of token embeddings and an MLP
+    (a fastText-style bag of words, Joulin et al. 2017), trained as a two-tower retrieval model with
+    in-batch softmax over co-watched item pairs (Yi et al., "Sampling-Bias-Corrected Neural Modeling
+    for Large Corpus Item Recommendations", RecSys 2019) so that items users watch together embed
+    nearby. In-batch negatives are drawn in proportion to how often an item occurs in the pairs, so
+    without a correction the softmax learns pointwise mutual information and pushes popular items
+    away; with ``logq_correction`` each logit is lowered by the log of its item's share of the
+    training pairs (the paper's correction, with exact counts from the side table's ``freq`` instead
+    of its streaming estimate), so the dot product estimates how likely an item is to be co-watched.
+    A user's score for an item is the mean of the embeddings of their ``recent`` last items dotted
+    with the item's embedding; items with no interactions have embeddings too (from their tokens).
+    """
+
+    HPARAMS = ("num_buckets", "max_tokens", "embedding_dim", "temperature", "recent", "logq_correction")
+    SIZES = ("n_items",)
+    score_columns = (S.COL_SEQ,)
+    # buffers registered in __init__
+    item_tokens: torch.Tensor
+    log_q: torch.Tensor
+
+    def __init__(
+        self,
+        n_items: int,
+        num_buckets: int = 16384,
+        max_tokens: int = 48,
+        embedding_dim: int = 64,
+        temperature: float = 0.1,
+        recent: int = 10,
+        logq_correction: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n_items, self.temperature, self.recent = int(n_items), float(temperature), int(recent)
+        self.logq_correction = bool(logq_correction)
+        self.tower = ContentTower(num_buckets, embedding_dim, embedding_dim)
+        self.register_buffer("item_tokens", torch.zeros(self.n_items, max_tokens, dtype=torch.long))
+        # log of each item's share of the training pairs; a training-time quantity, not saved
+        self.register_buffer("log_q", torch.zeros(self.n_items), persistent=False)
+
+    @property
+    def train_columns(self) -> tuple[str, ...]:
+        return (S.COL_ITEM_A, S.COL_ITEM_B)
+
+    @property
+    def side_columns(self) -> tuple[str, ...]:
+        cols = (S.COL_ITEM_IDX, S.COL_TOKENS)
+        return (*cols, S.COL_FREQ) if self.logq_correction else cols
+
+    def attach_side_table(self, table: Mapping[str, torch.Tensor]) -> None:
+        idx = table[S.COL_ITEM_IDX].long()
+        keep = idx < self.n_items
+        with torch.no_grad():
+            self.item_tokens.zero_()
+            self.item_tokens[idx[keep]] = table[S.COL_TOKENS][keep].long().to(self.item_tokens.device)
+            self.log_q.zero_()
+            if self.logq_correction:
+                freq = torch.zeros(self.n_items, dtype=torch.float64)
+                freq[idx[keep]] = table[S.COL_FREQ][keep].double().clamp(min=0)
+                # an item absent from the pairs never appears in a batch; +1 keeps its log finite
+                self.log_q.copy_(torch.log((freq + 1) / (freq + 1).sum()).float())
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalised content embeddings of ``items`` (all items when None)."""
+        tokens = self.item_tokens if items is None else self.item_tokens[items.long()]
+        return F.normalize(self.tower(tokens), dim=-1)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        a_ids, b_ids = batch[S.COL_ITEM_A].long(), batch[S.COL_ITEM_B].long()
+        a, b = self.item_vectors(a_ids), self.item_vectors(b_ids)
+        n = _rows(a_ids)
+        if n == 0:
+            return (a.sum() + b.sum()) * 0.0
+        logits = a @ b.T / self.temperature
+        eye = torch.eye(n, dtype=torch.bool, device=logits.device)
+        target = torch.arange(n, device=logits.device)
+        # rows: anchors, columns: candidates, each lowered by its log sampling share (zeros when off)
+        ab, ba = logits - self.log_q[b_ids][None, :], logits.T - self.log_q[a_ids][None, :]
+        # the same item elsewhere in the batch is not a negative
+        ab = ab.masked_fill((b_ids[None, :] == b_ids[:, None]) & ~eye, float("-inf"))
+        ba = ba.masked_fill((a_ids[None, :] == a_ids[:, None]) & ~eye, float("-inf"))
+        loss = F.cross_entropy(ab, target, reduction="sum") + F.cross_entropy(ba, target, reduction="sum")
+        return loss / (2 * n)
+
+    def user_vectors(self, seq: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean embedding of the last ``recent`` items of each left-padded sequence."""
+        last = seq[:, -self.recent :].long()
+        valid = (last >= 0) & (last < self.n_items)
+        vecs = self.item_vectors() if items is None else items
+        summed = (vecs[last.clamp(0, self.n_items - 1)] * valid[..., None]).sum(1)
+        return summed / valid.sum(1, keepdim=True).clamp(min=1)
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        items = self.item_vectors()
+        return self.user_vectors(batch[S.COL_SEQ], items) @ items.T

@@ -1,0 +1,220 @@
+"""Running the nightly: the stages of one date with the run log and roll-back, and backfills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from vidrec import constants as C
+from vidrec.config import Config
+from vidrec.data import ingest, tables
+from vidrec.pipeline.context import RunContext
+from vidrec.pipeline.runlog import (
+    RUN_TABLES,
+    _log_run,
+    model_versions,
+    rollback,
+    rows_written,
+    table_versions,
+)
+from vidrec.pipeline.stages import STAGE_NAMES, STAGES
+
+log = logging.getLogger(__name__)
+
+
+def run_nightly(
+    spark: SparkSession,
+    conf: Config,
+    run_date: dt.date,
+    raw_dir: str | None,
+    stages: Sequence[str] | None = None,
+    use_gpu: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Run ``stages`` (default: all, in order) for ``run_date``; returns the run summary.
+
+    ``raw_dir`` may hold ``{run_date}`` (see :func:`raw_for_date`).
+
+    Each stage appends a row to ``ops/runs``: status, timings, its details (JSON), the rows it wrote
+    per table (Delta commit metrics), rejected records (ingest) and model versions (evaluate,
+    recommend).
+
+    Raises
+    ------
+    Exception
+        The first stage failure, after every table the run touched was restored, except the
+        quarantine rows of a run refused for bad input (:class:`vidrec.data.ingest.BadInputError`),
+        which stay for the operator to inspect.
+    """
+    names = list(stages) if stages else STAGE_NAMES
+    unknown = [n for n in names if n not in STAGE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
+    rc = RunContext(spark, conf, run_date, raw_for_date(raw_dir, run_date), use_gpu=use_gpu)
+    before = table_versions(spark, rc.warehouse, RUN_TABLES)
+    log.info("run %s for %s: stages %s, warehouse %s", rc.run_id, run_date, names, rc.warehouse)
+    total = time.perf_counter()
+    last = dict(before)
+    for name, fn in STAGES:
+        if name not in names:
+            continue
+        started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        t0 = time.perf_counter()
+        log.info("stage %s: start", name)
+        try:
+            details = fn(rc)
+        except Exception as exc:
+            seconds = time.perf_counter() - t0
+            log.error("stage %s: FAILED after %.1f s: %s", name, seconds, exc)
+            bad_input = isinstance(exc, ingest.BadInputError)
+            keep = (C.T_QUARANTINE,) if bad_input else ()
+            restored = rollback(spark, rc.warehouse, before, keep=keep)
+            if restored:
+                log.error("rolled back %s to their state before the run", ", ".join(restored))
+            details = {"rolled_back": restored}
+            bad = None
+            if bad_input:
+                details["quarantine_kept"] = tables.catalog_name(C.T_QUARANTINE)
+                report = getattr(exc, "report", None)
+                if report is not None:
+                    bad = sum(report.rejected.values())
+                    details["rejected"] = report.rejected
+                    details["reasons"] = report.reasons
+                log.error(
+                    "the rejected records stay in %s for run_date %s", details["quarantine_kept"], run_date
+                )
+            _log_run(rc, name, "failed", started, details, f"{type(exc).__name__}: {exc}", bad_records=bad)
+            raise
+        seconds = time.perf_counter() - t0
+        now = table_versions(spark, rc.warehouse, RUN_TABLES)
+        written = rows_written(spark, rc.warehouse, last, now)
+        last = now
+        versions = dict(details.get("model_versions") or {}) or model_versions(
+            spark, rc.warehouse, name, run_date
+        )
+        bad = sum(details["rejected"].values()) if name == "ingest" else None
+        rc.summary[name] = {"seconds": round(seconds, 1), **details}
+        log.info(
+            "stage %s: done in %.1f s; rows written %s; %s",
+            name,
+            seconds,
+            written,
+            json.dumps(details, default=str)[:2000],
+        )
+        _log_run(rc, name, "succeeded", started, details, None, written, bad, versions)
+    rc.summary["_run"] = {"run_id": rc.run_id, "seconds": round(time.perf_counter() - total, 1)}
+    return rc.summary
+
+
+class BackfillError(RuntimeError):
+    """A date of a backfill failed; the dates before it are done, the failed one was rolled back."""
+
+
+def raw_for_date(raw_dir: str | None, run_date: dt.date) -> str | None:
+    """``raw_dir`` with ``{run_date}`` replaced by the ISO date (one folder per day), else as given."""
+    if raw_dir is None or "{run_date}" not in raw_dir:
+        return raw_dir
+    return raw_dir.replace("{run_date}", run_date.isoformat())
+
+
+def backfill_dates(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every date from ``start`` to ``end`` inclusive.
+
+    Raises
+    ------
+    ValueError
+        When ``end`` is before ``start``.
+    """
+    if end < start:
+        raise ValueError(f"backfill: end date {end} is before start date {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_backfill(
+    spark: SparkSession,
+    conf: Config,
+    start: dt.date,
+    end: dt.date,
+    raw_dir: str | None,
+    stages: Sequence[str] | None = None,
+    use_gpu: bool = False,
+) -> dict[dt.date, dict[str, dict[str, Any]]]:
+    """Run the nightly for every date from ``start`` to ``end`` (inclusive), in date order.
+
+    Each date is one :func:`run_nightly` (idempotent, rolled back on failure), so a backfill can be
+    rerun or resumed at any date. ``raw_dir`` may hold ``{run_date}`` (one folder per day, e.g.
+    ``/data/raw/{run_date}``); otherwise every date reads the same folder, taking the events up to
+    its date. Dates earlier than what the warehouse already holds are fine: latest-state tables are
+    not moved back (see :func:`vidrec.data.matrix.run`), each date's gold partitions are replaced.
+
+    Returns
+    -------
+    dict
+        Run date -> that run's summary.
+
+    Raises
+    ------
+    BackfillError
+        At the first failed date, naming it, the dates already done and how to resume; the
+        dates after it are not run.
+    """
+    dates = backfill_dates(start, end)
+    done: dict[dt.date, dict[str, dict[str, Any]]] = {}
+    t0 = time.perf_counter()
+    log.info("backfill %s..%s: %d date(s), stages %s", start, end, len(dates), list(stages or STAGE_NAMES))
+    for i, day in enumerate(dates, 1):
+        log.info("backfill: date %s (%d of %d)", day, i, len(dates))
+        try:
+            done[day] = run_nightly(spark, conf, day, raw_for_date(raw_dir, day), stages, use_gpu)
+        except Exception as exc:
+            ok = f"{dates[0]}..{dates[i - 2]}" if i > 1 else "none"
+            raise BackfillError(
+                f"backfill {start}..{end} stopped at {day} (date {i} of {len(dates)}): "
+                f"{type(exc).__name__}: {exc}. Dates done: {ok}; {day} was rolled back and the dates "
+                f"after it were not run. Fix the cause, then resume with --run-date {day} --until {end} "
+                "(every date is idempotent, rerunning done dates changes nothing)."
+            ) from exc
+    log.info("backfill %s..%s: %d date(s) done in %.1f s", start, end, len(dates), time.perf_counter() - t0)
+    return done
+
+
+def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, Any]) -> str:
+    """Human-readable end-of-run report: tables with row counts, and the metrics side by side."""
+    lines = [
+        f"vidrec run {summary.get('_run', {}).get('run_id', '?')} "
+        f"finished in {summary.get('_run', {}).get('seconds', 0):.1f} s",
+        "",
+        "Tables:",
+    ]
+    for t in RUN_TABLES + (C.T_RUNS,):
+        if tables.exists(spark, warehouse, t):
+            n = tables.read(spark, warehouse, t).count()
+            lines.append(f"  {tables.catalog_name(t):<32} {n:>10,d} rows  {tables.table_path(warehouse, t)}")
+    metrics = summary.get("evaluate", {}).get("metrics")
+    if metrics:
+        algos = sorted(metrics)
+        keys = sorted({k for m in metrics.values() for k in m})
+        lines += [
+            "",
+            f"Model metrics (split {summary['evaluate'].get('split', '?')}):",
+            "  " + f"{'metric':<18}" + "".join(f"{a:>12}" for a in algos),
+        ]
+        for key in keys:
+            lines.append(
+                "  " + f"{key:<18}" + "".join(f"{metrics[a].get(key, float('nan')):>12.4f}" for a in algos)
+            )
+        slices = summary.get("evaluate", {}).get("slices") or {}
+        slice_keys = sorted({k for m in slices.values() for k in m})
+        if slice_keys:
+            lines.append("  cold slices (users with <= cold_start_max_events positive items; unseen items):")
+            for key in slice_keys:
+                values = (slices.get(a, {}).get(key, float("nan")) for a in algos)
+                lines.append("  " + f"{key:<18}" + "".join(f"{v:>12.4f}" for v in values))
+    stage_times = ", ".join(f"{k} {v['seconds']}s" for k, v in summary.items() if not k.startswith("_"))
+    lines += ["", f"Stage times: {stage_times}"]
+    return "\n".join(lines)

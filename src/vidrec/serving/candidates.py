@@ -1,0 +1,49 @@
+"""Fit a set of algorithms on one context: every generator once, then the hybrid blend of their lists."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from vidrec.constants import ALGO_HYBRID
+from vidrec.models import registry
+from vidrec.models.base import Candidates, FitContext
+from vidrec.serving.hybrid import WeightChooser, generate_hybrid
+
+log = logging.getLogger(__name__)
+
+
+def fit_all(
+    ctx: FitContext,
+    algorithms: Sequence[str],
+    fitted: Mapping[str, Candidates] | None = None,
+    stage: str = "fit",
+    choose_weights: WeightChooser | None = None,
+) -> dict[str, Candidates]:
+    """Fit every generator of ``algorithms`` on ``ctx``, the hybrid last, from the others' lists.
+
+    Each generator's ``recs`` come back cached. The hybrid (when listed) blends the lists already
+    fitted here, limited to ``algorithms``,
+    so no model is trained twice. ``fitted`` holds generators already fitted on ``ctx`` (reused).
+    When the hybrid is listed, the others are fitted with lists of ``max(n, hybrid.pool_n)`` (the
+    caller cuts them to ``n``), so the blend has a deep enough pool. ``stage`` prefixes the log lines;
+    ``choose_weights`` picks the hybrid's weights when ``hybrid.tune_weights`` is on.
+    """
+    out: dict[str, Candidates] = dict(fitted or {})
+    blend = ALGO_HYBRID in algorithms
+    pool_ctx = dataclasses.replace(ctx, n=max(ctx.n, ctx.conf.hybrid.pool_n)) if blend else ctx
+    for algo in algorithms:
+        if algo == ALGO_HYBRID or algo in out:
+            continue
+        start = time.perf_counter()
+        cand = registry.get(algo)(pool_ctx)
+        out[algo] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
+        log.info("%s: %s fitted and listed in %.1f s", stage, algo, time.perf_counter() - start)
+    if blend:
+        start = time.perf_counter()
+        cand = generate_hybrid(ctx, dict(out), list(algorithms), choose_weights)
+        out[ALGO_HYBRID] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
+        log.info("%s: %s blended in %.1f s", stage, ALGO_HYBRID, time.perf_counter() - start)
+    return out

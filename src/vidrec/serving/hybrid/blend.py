@@ -1,0 +1,308 @@
+"""The blend: normalised component lists weighted per tier, new titles, seen items excluded, top-N."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from vidrec.config.sections import SCORE_NORMS, HybridConf, to_mapping
+from vidrec.constants import (
+    ALGO_CONTENT,
+    ALGO_HYBRID,
+    ALGO_POPULARITY,
+    COL_CONFIDENCE,
+    COL_ITEM_IDX,
+    COL_RANK,
+    COL_SCORE,
+    COL_USER_IDX,
+)
+from vidrec.models import registry
+from vidrec.models.base import Candidates, FitContext, model_version
+from vidrec.models.content import item_vectors
+from vidrec.models.itemknn import rank_per_user
+from vidrec.models.topn import top_n_from_factors
+from vidrec.serving.hybrid.common import (
+    _ALGO,
+    _NORM,
+    _TOP,
+    _WEIGHT,
+    COL_TIER,
+    FILL_WEIGHT,
+    NEW_ITEMS,
+    SEGMENT,
+    TIER_COLD,
+    TIER_NEW,
+    TIER_WARM,
+    WeightChooser,
+    log,
+    materialise,
+)
+from vidrec.serving.hybrid.explain import _reasons
+from vidrec.serving.hybrid.rerank import maturity_filter, rerank_lists
+from vidrec.serving.hybrid.routing import segment_popularity, user_tiers
+
+# --- blending -----------------------------------------------------------------------------------
+
+
+def normalise_scores(recs: DataFrame, method: str = "rrf", rrf_k: int = 60) -> DataFrame:
+    """``(user_idx, item_idx, _norm)``: a generator's scores made comparable across generators.
+
+    ``rrf``: ``(rrf_k + 1) / (rrf_k + rank)`` (1 at rank 1); ``minmax``: ``(s - min) / (max - min)``
+    per user (1 where all scores are equal).
+    """
+    if method == "rrf":
+        norm = F.lit(float(rrf_k + 1)) / (F.lit(float(rrf_k)) + F.col(COL_RANK))
+        return recs.select(COL_USER_IDX, COL_ITEM_IDX, norm.alias(_NORM))
+    if method == "minmax":
+        w = Window.partitionBy(COL_USER_IDX)
+        lo, hi = F.min(COL_SCORE).over(w), F.max(COL_SCORE).over(w)
+        norm = F.when(hi > lo, (F.col(COL_SCORE) - lo) / (hi - lo)).otherwise(F.lit(1.0))
+        return recs.select(COL_USER_IDX, COL_ITEM_IDX, norm.alias(_NORM))
+    raise ValueError(f"score normalisation must be one of {SCORE_NORMS}, got {method!r}")
+
+
+def weight_table(
+    spark: SparkSession, weights: Mapping[str, float], cold_weights: Mapping[str, float]
+) -> DataFrame:
+    """``(tier, _algo, _weight)``: the weight of each component in each tier (zero weights left out).
+
+    ``popularity`` in ``cold_weights`` is the segment list; the ``new`` tier is the segment list alone.
+    """
+    rows: list[tuple[str, str, float]] = [(TIER_NEW, SEGMENT, 1.0)]
+    for algo, w in weights.items():
+        if w > 0 and algo != SEGMENT:
+            rows.append((TIER_WARM, algo, float(w)))
+    rows.append((TIER_WARM, SEGMENT, FILL_WEIGHT))
+    cold_segment = FILL_WEIGHT
+    for algo, w in cold_weights.items():
+        if algo in (ALGO_POPULARITY, SEGMENT):
+            cold_segment = max(float(w), FILL_WEIGHT)
+        elif w > 0:
+            rows.append((TIER_COLD, algo, float(w)))
+    rows.append((TIER_COLD, SEGMENT, cold_segment))
+    return spark.createDataFrame(rows, f"{COL_TIER} string, {_ALGO} string, {_WEIGHT} double")
+
+
+def contributions(
+    candidates: Mapping[str, DataFrame], tiers: DataFrame, method: str = "rrf", rrf_k: int = 60
+) -> DataFrame:
+    """``(user_idx, item_idx, _algo, _norm, tier)``: every normalised candidate with its user's tier.
+
+    Parameters
+    ----------
+    candidates : mapping
+        Component name -> candidate recs ``(user_idx, item_idx, score, rank)``.
+    tiers : DataFrame
+        From :func:`user_tiers`; users outside it are dropped.
+    """
+    frames = [
+        normalise_scores(recs, method, rrf_k).withColumn(_ALGO, F.lit(name))
+        for name, recs in candidates.items()
+    ]
+    if not frames:
+        raise ValueError("hybrid: no candidate lists to blend")
+    union = frames[0]
+    for f in frames[1:]:
+        union = union.unionByName(f)
+    return union.join(tiers.select(COL_USER_IDX, COL_TIER), COL_USER_IDX)
+
+
+def blend_scores(contribs: DataFrame, weights: DataFrame) -> DataFrame:
+    """``(user_idx, item_idx, score, _top)``: weighted sums of normalised scores per (user, item).
+
+    ``_top`` names the component that contributed most (for the explanation).
+    """
+    part = contribs.join(F.broadcast(weights), [COL_TIER, _ALGO]).withColumn(
+        "_c", F.col(_WEIGHT) * F.col(_NORM)
+    )
+    return part.groupBy(COL_USER_IDX, COL_ITEM_IDX).agg(
+        F.sum("_c").alias(COL_SCORE), F.max_by(_ALGO, F.struct(F.col("_c"), F.col(_ALGO))).alias(_TOP)
+    )
+
+
+def _window_days(ctx: FitContext) -> int:
+    return ctx.conf.popularity.window_days
+
+
+def new_item_ids(interactions: DataFrame, items: DataFrame, max_users: int) -> DataFrame:
+    """``item_idx`` of catalog items with at most ``max_users`` users of positive interaction.
+
+    These are the titles too new to have an audience: collaborative generators cannot rank them,
+    content similarity can (:func:`new_item_list`).
+    """
+    audience = (
+        interactions.where(F.col(COL_CONFIDENCE) > 0)
+        .groupBy(COL_ITEM_IDX)
+        .agg(F.countDistinct(COL_USER_IDX).alias("_aud"))
+    )
+    return (
+        items.select(COL_ITEM_IDX)
+        .distinct()
+        .join(audience, COL_ITEM_IDX, "left")
+        .where(F.coalesce(F.col("_aud"), F.lit(0)) <= F.lit(int(max_users)))
+        .select(COL_ITEM_IDX)
+    )
+
+
+def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFrame, slots: int) -> DataFrame:
+    """Each target user's ``slots`` best new items by content cosine: ``(user_idx, item_idx, score, rank)``.
+
+    Uses the content generator's ``item_vectors`` and ``user_profiles`` when it was fitted (else
+    builds them). Users without a profile (no positive item) get no row.
+    """
+    from vidrec.models.content import user_profiles
+
+    cc = ctx.conf.content
+    vectors = content.artifacts.get("item_vectors") if content is not None else None
+    profiles = content.artifacts.get("user_profiles") if content is not None else None
+    if vectors is None:
+        vectors = item_vectors(ctx.items, cc)
+    if profiles is None:
+        profiles = user_profiles(ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users)
+    fresh = vectors.join(new_items.select(COL_ITEM_IDX), COL_ITEM_IDX, "left_semi")
+    targets = profiles.join(ctx.target_users.select(COL_USER_IDX).distinct(), COL_USER_IDX, "left_semi")
+    block = ctx.conf.recommend.user_block_size
+    return top_n_from_factors(ctx.spark, targets, fresh, ctx.seen, int(slots), block_size=block)
+
+
+def _prepared(
+    ctx: FitContext,
+    candidates: Mapping[str, Candidates],
+    hc: HybridConf,
+    n: int,
+    new_items: DataFrame | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """Tiers and contributions of ``ctx.target_users``, both materialised.
+
+    The contributions hold every candidate list, the segment popular list and, when ``new_items``
+    is given, each user's best new items (:func:`new_item_list`).
+    """
+    targets = ctx.target_users.select(COL_USER_IDX).distinct()
+    tiers = materialise(user_tiers(ctx.interactions, targets, int(hc.cold_start_max_events)))
+    segment = segment_popularity(
+        ctx.events, ctx.users, targets, ctx.seen, n, int(hc.min_segment_users), _window_days(ctx)
+    )
+    lists = {name: cand.recs for name, cand in candidates.items()}
+    lists[SEGMENT] = segment
+    if new_items is not None:
+        lists[NEW_ITEMS] = new_item_list(ctx, candidates.get(ALGO_CONTENT), new_items, int(hc.new_item_slots))
+    contribs = materialise(contributions(lists, tiers, hc.score_norm, int(hc.rrf_k)))
+    return tiers, contribs
+
+
+def _uses_new_items(warm: Mapping[str, float], hc: HybridConf) -> bool:
+    return warm.get(NEW_ITEMS, 0.0) > 0 or float(hc.cold_weights.get(NEW_ITEMS, 0.0)) > 0
+
+
+def blend(
+    ctx: FitContext,
+    candidates: Mapping[str, Candidates],
+    weights: Mapping[str, float] | None = None,
+    conf: HybridConf | None = None,
+) -> Candidates:
+    """One hybrid list per target user from the generators' ``candidates`` (see the module docstring).
+
+    Parameters
+    ----------
+    ctx : FitContext
+        Training data of the split (``events`` and ``users`` for segment popularity, ``items`` for
+        genres, maturity and titles), ``target_users``, ``seen`` and the list length ``n``.
+        ``ctx.explain = False`` skips the explanations (evaluation does not need them).
+    candidates : mapping
+        Algorithm name -> its :class:`Candidates` for (a superset of) the target users. The
+        ``item_vectors``/``user_profiles`` artifacts of ``content`` (new items, content neighbours)
+        and the ``neighbours`` of ``itemknn`` (explanations) are reused when present.
+    weights : mapping, optional
+        Warm-tier weight per algorithm (and ``new_items``); default ``hybrid.weights``.
+    conf : HybridConf, optional
+        The ``hybrid`` section; default ``ctx.conf.hybrid``.
+
+    Returns
+    -------
+    Candidates
+        ``recs`` under the generator contract; ``artifacts["tiers"]``; unless explanations are off,
+        ``artifacts["reasons"]`` ``(user_idx, item_idx, reason)`` with one non-null reason per row
+        of ``recs``.
+    """
+    hc = conf if conf is not None else ctx.conf.hybrid
+    warm = {str(k): float(v) for k, v in (weights if weights is not None else hc.weights).items()}
+    n = ctx.n
+    fresh = (
+        materialise(new_item_ids(ctx.interactions, ctx.items, int(hc.new_item_max_users)))
+        if _uses_new_items(warm, hc)
+        else None
+    )
+    tiers, contribs = _prepared(ctx, candidates, hc, max(n * int(hc.rerank_pool), n), fresh)
+    table = weight_table(ctx.spark, warm, hc.cold_weights)
+    scored = blend_scores(contribs, table).join(
+        ctx.seen.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti"
+    )
+    scored = materialise(
+        maturity_filter(scored, ctx.users, ctx.items, hc.restricted_age_bands, hc.restricted_ratings)
+    )
+    lam, cap = float(hc.mmr_lambda), int(hc.max_per_genre)
+    if lam < 1.0 or cap > 0:
+        recs = rerank_lists(scored.drop(_TOP), ctx.items, n, lam, cap, n * int(hc.rerank_pool))
+    else:
+        recs = rank_per_user(scored.drop(_TOP), n)
+    recs = materialise(recs)
+    params = {
+        **{k: v for k, v in to_mapping(hc).items() if k != "weights"},
+        "weights": warm,
+        "components": {name: cand.model_version for name, cand in sorted(candidates.items())},
+    }
+    version = model_version(ALGO_HYBRID, ctx.run_date, params)
+    artifacts: dict[str, DataFrame] = {"tiers": tiers}
+    if ctx.explain:
+        artifacts["reasons"] = _reasons(ctx, candidates, hc, recs, scored, tiers, fresh)
+    return Candidates(recs, version, artifacts)
+
+
+# --- the generator ------------------------------------------------------------------------------
+
+
+def generate_hybrid(
+    ctx: FitContext,
+    candidates: Mapping[str, Candidates] | None = None,
+    components: Sequence[str] | None = None,
+    choose_weights: WeightChooser | None = None,
+) -> Candidates:
+    """The hybrid as a generator: fit the components, optionally tune the weights, :func:`blend`.
+
+    Components already fitted on the same context can be passed as ``candidates`` (name ->
+    :class:`Candidates`, e.g. by the nightly recommend stage) and are not refitted; the others are
+    fitted here with lists of ``max(n, hybrid.pool_n)``. ``components``, when given (the nightly
+    passes ``models``), limits the components to those names: a weighted generator not among them is
+    left out with a warning rather than fitted behind the user's back.
+    With ``hybrid.tune_weights``, ``choose_weights`` (the evaluation layer's
+    :func:`vidrec.evaluation.blend_weights.choose_weights`) picks the warm weights.
+
+    Raises
+    ------
+    ValueError
+        When ``hybrid.tune_weights`` is on and no ``choose_weights`` is given.
+    """
+    hc = ctx.conf.hybrid
+    given: Mapping[str, Candidates] = candidates or {}
+    names = hc.components()
+    allowed = components
+    if allowed is not None:
+        left_out = [a for a in names if a not in allowed]
+        if left_out:
+            log.warning("hybrid: %s have a positive weight but are not in `models`: left out", left_out)
+        names = [a for a in names if a in allowed]
+    pool_ctx = dataclasses.replace(ctx, n=max(ctx.n, int(hc.pool_n)))
+    cands = {name: given[name] if name in given else registry.get(name)(pool_ctx) for name in names}
+    weights = hc.weights
+    if hc.tune_weights:
+        if choose_weights is None:
+            raise ValueError("hybrid.tune_weights is on but the caller gave no weight chooser")
+        k = ctx.conf.evaluation.k
+        names = [a for a in cands if a in hc.weights] + ([NEW_ITEMS] if NEW_ITEMS in hc.weights else [])
+        tuned, score = choose_weights(ctx, names, k=k, conf=hc)
+        weights = {**weights, **tuned}
+        log.info("hybrid: tuned weights %s (validation ndcg@%d=%.4f)", tuned, k, score)
+    return blend(ctx, cands, weights, hc)
