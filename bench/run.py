@@ -1,4 +1,4 @@
-"""vidrec benchmarks: writes ``bench/results.json`` and ``BENCHMARKS.md``'s performance sections.
+"""vidrec benchmarks: writes ``bench/results.json`` and ``BENCHMARKS.md``, generated from it.
 
 For each size (generated data at 1M, 5M and 20M events; ``--sizes`` or ``BENCH_SIZES`` to choose),
 side by side in one run, medians of repeated runs where affordable:
@@ -6,12 +6,12 @@ side by side in one run, medians of repeated runs where affordable:
 - the sample generator's wall time (data is cached under ``--data-dir`` and reused);
 - the nightly pipeline (``jobs/nightly.py``, bench model set ``BENCH_MODELS``) wall and CPU time by
   stage: ingest throughput (events/s), bytes on disk per event, matrix build time;
-- ALS at rank 64: Spark MLlib (``vidrec.als.fit_als``, the project's settings) seconds per iteration
+- ALS at rank 64: Spark MLlib (``vidrec.models.als.fit_als``, the project's settings) seconds per iteration
   against the ``implicit`` library's CPU ALS on the same pairs, and NDCG@10 of both on a held-out
   per-user 20% of the pairs;
-- top-N for all users (N=50) on the Spark ALS factors: ``vidrec.topn`` against Spark's
+- top-N for all users (N=50) on the Spark ALS factors: ``vidrec.models.topn`` against Spark's
   ``recommendForAllUsers`` and against the GEMM + top-k floor measured on this machine, peak memory;
-- feature shard write, and the Petastorm loader (``vidrec.deep.loader.iter_batches``) against plain
+- feature shard write, and the Petastorm loader (``vidrec.models.deep.loader.iter_batches``) against plain
   pyarrow into tensors;
 - deep model training throughput (rows/s per process), at the smallest size of the run.
 
@@ -42,9 +42,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("vidrec.bench")
-#: Sections of BENCHMARKS.md written by hand or by other tools: from the first of these on, the file
-#: is kept verbatim across bench runs (the bench rewrites what comes before).
-KEPT_HEADERS = ("## Fast paths: what each change gained", "## Recommendation quality")
+#: BENCHMARKS.md is generated whole from ``results.json``; hand-written measurements and their history
+#: live in docs/performance.md, recommendation quality in docs/evaluation.md (the report's last line).
+DOCS_LINE = (
+    "Hand-written measurements (what each fast path gained, memory at 20M, earlier runs) are in "
+    "[docs/performance.md](docs/performance.md); recommendation quality (MovieLens-100k, the demo "
+    "sample) is in [docs/evaluation.md](docs/evaluation.md)."
+)
 RUN_DATE = "2026-03-31"
 #: Generated data per size: ~143 events per user (as MovieLens-20M), 90 days.
 SIZES: dict[str, dict[str, int]] = {
@@ -64,7 +68,7 @@ BENCH_SECTIONS = ("generate", "nightly", "session", "als", "topn", "loader", "de
 ALS_RANK = 64
 TOP_N = 50
 #: ``recommendForAllUsers(N + p95 seen)`` then the seen pairs filtered out (the like-for-like output of
-#: ``vidrec.topn``) is timed only up to this many users: at 20M (124k users) it alone took 171 s of the
+#: ``vidrec.models.topn``) is timed only up to this many users: at 20M (124k users) it alone took 171 s of the
 #: hour, and the headline ratio is against the plain ``recommendForAllUsers(N)``, which does less work.
 TOPN_FILTERED_MAX_USERS = 50_000
 
@@ -276,7 +280,7 @@ def split_pairs(spark: Any, warehouse: str, seed: int = 42) -> tuple[Any, Any]:
     from pyspark.sql import functions as F
 
     from vidrec import constants as C
-    from vidrec import tables
+    from vidrec.data import tables
 
     pos = tables.read(spark, warehouse, C.T_INTERACTIONS).where(F.col(C.COL_CONFIDENCE) > 0)
     bucket = F.pmod(F.xxhash64(C.COL_USER_IDX, C.COL_ITEM_IDX, F.lit(seed)), F.lit(5))
@@ -331,7 +335,7 @@ def bench_als(spark: Any, conf: dict[str, Any], warehouse: str, iters: int) -> t
     from implicit.cpu.als import AlternatingLeastSquares
 
     from vidrec import constants as C
-    from vidrec.als import fit_als, netlib_implementations
+    from vidrec.models.als import fit_als, netlib_implementations
 
     train, test = split_pairs(spark, warehouse)
     train = train.cache()
@@ -431,14 +435,14 @@ def gemm_floor(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int) -> float:
 
 
 def bench_topn(spark: Any, conf: dict[str, Any], warehouse: str, model: Any, repeats: int) -> dict[str, Any]:
-    """vidrec.topn vs recommendForAllUsers vs the GEMM floor, on the Spark ALS factors."""
+    """vidrec.models.topn vs recommendForAllUsers vs the GEMM floor, on the Spark ALS factors."""
     import psutil
     from pyspark.sql import functions as F
 
     from vidrec import constants as C
-    from vidrec import evaluate as ev
-    from vidrec import tables
-    from vidrec.topn import top_n_from_factors
+    from vidrec.data import tables
+    from vidrec.evaluation import evaluate as ev
+    from vidrec.models.topn import top_n_from_factors
 
     uf = model.userFactors.select(F.col("id").alias(C.COL_USER_IDX), "features").cache()
     itf = model.itemFactors.select(F.col("id").alias(C.COL_ITEM_IDX), "features").cache()
@@ -510,9 +514,9 @@ def bench_loader(spark: Any, warehouse: str, work: Path, repeats: int) -> dict[s
     from pyspark.sql import functions as F
 
     from vidrec import constants as C
-    from vidrec import tables
-    from vidrec.deep.loader import iter_batches
-    from vidrec.deep.shards import write_shards
+    from vidrec.data import tables
+    from vidrec.models.deep.loader import iter_batches
+    from vidrec.models.deep.shards import write_shards
 
     cols = [C.COL_USER_IDX, C.COL_ITEM_IDX, "label"]
     df = tables.read(spark, warehouse, C.T_INTERACTIONS).select(
@@ -556,8 +560,8 @@ def bench_loader(spark: Any, warehouse: str, work: Path, repeats: int) -> dict[s
 
 def bench_deep(spark: Any, conf: dict[str, Any], models: list[str], epochs: int) -> dict[str, Any]:
     """Rows/s per process of each deep model, trained ``epochs`` epochs with the nightly's launcher."""
-    import vidrec.deep.generators  # noqa: F401  (registers the deep generators)
-    from vidrec.deep.launch import fit
+    import vidrec.models.deep.generators  # noqa: F401  (registers the deep generators)
+    from vidrec.models.deep.launch import fit
     from vidrec.pipeline import build_fit_context
 
     ctx = build_fit_context(spark, conf, dt.date.fromisoformat(RUN_DATE))
@@ -577,9 +581,9 @@ def bench_deep(spark: Any, conf: dict[str, Any], models: list[str], epochs: int)
 
 def bench_size(size: str, args: argparse.Namespace, skip: set[str], deep: bool) -> dict[str, Any]:
     from vidrec import constants as C
-    from vidrec import tables
     from vidrec.config import load_config
-    from vidrec.session import build_spark
+    from vidrec.data import tables
+    from vidrec.pipeline.session import build_spark
 
     repeats = args.repeats or SIZES[size]["repeats"]
     work = Path(args.work_dir) / size
@@ -801,8 +805,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "",
         f"The seen-filtered variant is timed up to {TOPN_FILTERED_MAX_USERS:,} users ('–' above).",
         "",
-        "| size | users x items | vidrec.topn s | recommendForAllUsers(N) s | …(N + p95 seen) then seen "
-        "filtered s | GEMM+top-k floor s (GFLOP/s) | speed-up vs plain | vs filtered | vidrec / floor "
+        "| size | users x items | vidrec.models.topn s | recommendForAllUsers(N) s "
+        "| …(N + p95 seen) then seen filtered s | GEMM+top-k floor s (GFLOP/s) | speed-up vs plain "
+        "| vs filtered | vidrec / floor "
         "| peak RSS GiB (vidrec / Spark) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -821,7 +826,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
             )
     lines += [
         "",
-        "## Feature shards and the loader (Petastorm via `vidrec.deep.loader` vs plain pyarrow)",
+        "## Feature shards and the loader (Petastorm via `vidrec.models.deep.loader` vs plain pyarrow)",
         "",
         "| size | rows | row groups | shard write s | Petastorm rows/s | pyarrow rows/s | ratio |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -848,7 +853,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 for m, d in deep[1].items()
             ],
         ]
-    return lines + [""]
+    return lines + ["", DOCS_LINE, ""]
 
 
 def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
@@ -890,13 +895,16 @@ def _section_run(results: dict[str, Any], size: str, section: str) -> str | None
     return r.get(section, {}).get("run") or r.get("run")
 
 
+def render_report(results: dict[str, Any]) -> str:
+    """The whole of ``BENCHMARKS.md`` for ``results`` (as in ``results.json``): nothing is kept from the
+    file it replaces."""
+    return "\n".join(markdown(results))
+
+
 def write_report(results: dict[str, Any], out_json: Path, out_md: Path) -> None:
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    old = out_md.read_text() if out_md.exists() else ""
-    starts = [old.index(h) for h in KEPT_HEADERS if h in old]
-    kept = old[min(starts) :] if starts else ""
-    out_md.write_text("\n".join(markdown(results)) + ("\n" + kept if kept else ""))
+    out_md.write_text(render_report(results))
 
 
 def main(argv: list[str] | None = None) -> int:

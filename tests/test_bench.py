@@ -1,4 +1,4 @@
-"""bench/run.py's pure parts: stage-time parsing, NDCG@10, the headline keys, and the kept sections.
+"""bench/run.py's pure parts: stage-time parsing, NDCG@10, the headline keys, and the generated report.
 
 The timed parts are never asserted on; `make bench-quick` runs the whole suite at a tiny size.
 """
@@ -41,7 +41,7 @@ def test_ndcg_at_k_by_hand(bench):
     assert got == pytest.approx((u0 + 0.0) / 2)
 
 
-def test_headline_and_kept_sections(bench, tmp_path):
+def test_headline_and_a_report_generated_whole(bench, tmp_path):
     def size(wall):
         return {"nightly": {"wall_seconds": wall}}
 
@@ -81,14 +81,14 @@ def test_headline_and_kept_sections(bench, tmp_path):
         "date": "d",
     }
     spec = {"users": 1, "items": 1}
-    bench.write_report(
-        {"machine": machine, "headline": {"largest_size": "1m"}, "sizes": {"1m": {"spec": spec}}},
-        tmp_path / "results.json",
-        md,
-    )
+    report = {"machine": machine, "headline": {"largest_size": "1m"}, "sizes": {"1m": {"spec": spec}}}
+    bench.write_report(report, tmp_path / "results.json", md)
     text = md.read_text()
     assert "old numbers" not in text
-    assert text.endswith(hand)
+    # generated whole from the results: no hand-written section of the old file survives
+    assert "notes" not in text and "## Fast paths" not in text and "## Recommendation quality" not in text
+    assert text == bench.render_report(report)
+    assert text.rstrip("\n").endswith(bench.DOCS_LINE)
     assert (tmp_path / "results.json").exists()
 
 
