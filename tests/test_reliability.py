@@ -678,14 +678,14 @@ def orders(spark, ref, rerun) -> dict[str, Any]:
     in_order = ref["conf"].replace(warehouse=str(root / "in_order"))
     backfill = pipeline.run_backfill(spark, in_order, D_EARLY, RUN_DATE, ref["raw"], ORDER_STAGES)
     reverse = ref["conf"].replace(warehouse=str(root / "reverse"))
-    shutil.copytree(ref["conf"].warehouse, reverse["warehouse"])
+    shutil.copytree(ref["conf"].warehouse, reverse.warehouse)
     early_after = pipeline.run_nightly(spark, reverse, D_EARLY, ref["raw"], ORDER_STAGES)
     return {
         "backfill": backfill,
         "early_after": early_after,
-        "in_order": snapshot(spark, in_order["warehouse"], ORDER_TABLES, ORDER_ARTIFACTS),
-        "reverse": snapshot(spark, reverse["warehouse"], ORDER_TABLES, ORDER_ARTIFACTS),
-        "wh": reverse["warehouse"],
+        "in_order": snapshot(spark, in_order.warehouse, ORDER_TABLES, ORDER_ARTIFACTS),
+        "reverse": snapshot(spark, reverse.warehouse, ORDER_TABLES, ORDER_ARTIFACTS),
+        "wh": reverse.warehouse,
     }
 
 
