@@ -95,8 +95,9 @@ def submitted_settings(conf: Config) -> tuple[str, dict[str, str]]:
     ``spark.master`` (default ``local[*]``) and ``spark.extra``.
     """
     if under_spark_submit():
-        from pyspark import SparkConf
+        from pyspark import SparkConf, SparkContext
 
+        SparkContext._ensure_initialized()  # connects to spark-submit's JVM: its SparkConf, no context
         given = dict(SparkConf().getAll())
         master = given.get("spark.master", "")
     else:
