@@ -7,12 +7,15 @@ shipped as a wheel (README "On a cluster", "Scheduling"). The command line is bu
 dependency of the project, and this file only defines the DAG where Airflow is importable.
 
 Schedule and catch-up. A run for data interval D (``{{ ds }}`` = D) starts once D has ended, at 02:30
-UTC the next day, so late events of D have landed. ``catchup=True`` with ``max_active_runs=1`` and
+UTC the next day, so late events of D have landed. The schedule is a ``CronDataIntervalTimetable``, not a
+plain cron string: Airflow 3 reads a cron string as a trigger timetable, whose ``{{ ds }}`` would be the
+day the run starts (the nightly of a day 2.5 hours old). ``catchup=True`` with ``max_active_runs=1`` and
 ``depends_on_past=True``: after an outage, or when the DAG is switched on with a ``start_date`` in the
 past, Airflow runs every missed day, oldest first, one at a time, and stops at the first failed day
 (the nightly of D builds on D-1's indexes and tables, so order matters). A failed night is rolled back
 by the job itself (README "Reliability"); clearing it in Airflow reruns it, and the following days
-follow. An explicit range: ``airflow dags backfill -s 2026-03-01 -e 2026-03-31 vidrec_nightly``, or
+follow. An explicit range: ``airflow backfill create --dag-id vidrec_nightly --from-date 2026-03-01
+--to-date 2026-03-31`` (Airflow 2: ``airflow dags backfill -s ... -e ... vidrec_nightly``), or
 without Airflow ``pipelines/backfill.py`` over the same range (one ``spark-submit`` for all dates).
 
 Retries: 2, 20 minutes apart (a lost executor, a throttled object store); a retry reruns the whole
@@ -228,6 +231,7 @@ def build_dag(env: Mapping[str, str] | None = None) -> Any:
     from airflow import DAG
     from airflow.exceptions import AirflowFailException
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
     env = os.environ if env is None else env
     settings = settings_from_env(env)
@@ -242,7 +246,9 @@ def build_dag(env: Mapping[str, str] | None = None) -> Any:
     with DAG(
         dag_id=DAG_ID,
         description="vidrec nightly: ingest, matrix, evaluate, recommend, popular, analytics",
-        schedule=SCHEDULE,
+        # Explicitly data intervals: Airflow 3 turns a plain cron string into a trigger timetable whose
+        # {{ ds }} is the day the run starts, not the day that just ended.
+        schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         catchup=True,
         max_active_runs=1,

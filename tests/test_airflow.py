@@ -5,8 +5,9 @@ Airflow an operator installs builds the same command from the DAG. In the Airflo
 ``pipelines/airflow-venv.sh`` (every package pinned in ``pipelines/airflow-requirements.txt``, apart
 from the project's ``.venv`` and lock), a probe:
 
-- loads ``pipelines/`` with ``DagBag``: no import error, the DAG ``vidrec_nightly`` with its schedule,
-  catch-up, one run at a time, retries and ``depends_on_past``;
+- loads ``pipelines/`` with ``DagBag``: no import error, the DAG ``vidrec_nightly`` with its catch-up,
+  one run at a time, retries and ``depends_on_past``, and a schedule whose ``{{ ds }}`` is the day that
+  ended (Airflow 3 reads a plain cron string otherwise: ``{{ ds }}`` would be the day the run starts);
 - renders the task for a date and runs the operator's ``execute`` with a ``spark-submit`` on ``PATH``
   that records its arguments: the command the provider's ``SparkSubmitHook`` builds and starts must be
   ``spark-submit --master <connection> `` followed by exactly :func:`spark_submit_args` for that date;
@@ -53,8 +54,17 @@ out = {"airflow": airflow.__version__, "provider": provider_version,
        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dags)}
 dag = bag.dags["vidrec_nightly"]
 task = dag.get_task("nightly")
+import pendulum
+from airflow.timetables.base import DataInterval, TimeRestriction
+
+day = pendulum.parse(run_date, tz="UTC")
+last = DataInterval(day.subtract(days=1).add(hours=2, minutes=30), day.add(hours=2, minutes=30))
+info = dag.timetable.next_dagrun_info(
+    last_automated_data_interval=last, restriction=TimeRestriction(earliest=None, latest=None, catchup=True)
+)
+out["next_run"] = {"ds": info.logical_date.strftime("%Y-%m-%d"), "run_after": info.run_after.isoformat()}
 out["dag"] = {
-    "schedule": str(getattr(dag, "schedule", None)), "catchup": dag.catchup,
+    "timetable": type(dag.timetable).__name__, "catchup": dag.catchup,
     "max_active_runs": dag.max_active_runs, "tasks": [t.task_id for t in dag.tasks],
     "operator": type(task).__name__, "retries": task.retries, "depends_on_past": task.depends_on_past,
 }
@@ -173,8 +183,10 @@ def test_real_airflow_loads_the_dag_and_submits_what_spark_submit_args_builds(
 
     assert (out["airflow"], out["provider"]) == (AIRFLOW_VERSION, SPARK_PROVIDER_VERSION)
     assert out["import_errors"] == {} and dag.DAG_ID in out["dags"]
+    # after the run of the day before RUN_DATE: the next one is RUN_DATE's, starting once it has ended
+    assert out["next_run"] == {"ds": RUN_DATE, "run_after": "2026-04-01T02:30:00+00:00"}
     assert out["dag"] == {
-        "schedule": dag.SCHEDULE,
+        "timetable": "CronDataIntervalTimetable",
         "catchup": True,
         "max_active_runs": 1,
         "tasks": ["nightly"],

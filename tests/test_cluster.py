@@ -227,7 +227,10 @@ def test_dag_schedule_retries_and_catchup() -> None:
     kwargs = {k.arg: k.value for k in calls[0].keywords}
     assert ast.literal_eval(kwargs["catchup"]) is True
     assert ast.literal_eval(kwargs["max_active_runs"]) == 1
-    assert isinstance(kwargs["schedule"], ast.Name) and kwargs["schedule"].id == "SCHEDULE"
+    # a data-interval timetable over SCHEDULE ({{ ds }} = the day that ended; tests/test_airflow.py runs it)
+    schedule = kwargs["schedule"]
+    assert isinstance(schedule, ast.Call) and getattr(schedule.func, "id", "") == "CronDataIntervalTimetable"
+    assert isinstance(schedule.args[0], ast.Name) and schedule.args[0].id == "SCHEDULE"
     operators = [
         n
         for n in ast.walk(tree)
