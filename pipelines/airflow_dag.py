@@ -31,6 +31,8 @@ on any cluster; ``conf/cluster.yaml`` where the executors have GPUs). The Spark 
 come from the Airflow connection ``VIDREC_SPARK_CONN_ID`` (default ``spark_default``). Before
 ``spark-submit`` starts, the task checks that the release holds every file the command names
 (:func:`check_release`); a missing one fails the try at once, without retries, naming its absolute path.
+Exit code 2 of the nightly (bad flags, configuration or paths; nothing written) also fails without
+retries; exit code 1 (a stage failed, rolled back) is retried.
 Tested with a real Airflow 3.1.8 and apache-airflow-providers-apache-spark 6.3.4 (``tests/test_airflow.py``).
 """
 
@@ -225,6 +227,20 @@ def default_args(airflow_major: int) -> dict[str, Any]:
     return args
 
 
+#: The nightly's exit code for bad flags, configuration or paths (found before anything is written).
+CONFIG_EXIT_CODE = 2
+CONFIG_EXIT_MESSAGE = (
+    "vidrec nightly exited with code 2: it refused its flags, configuration or paths before writing "
+    "anything (its 'configuration error' line above says which); not retried: fix it, then clear the task"
+)
+
+
+def submit_exit_code(operator: Any) -> int | None:
+    """The exit code of the operator's last ``spark-submit`` (``None`` before one ran)."""
+    process = getattr(getattr(operator, "_hook", None), "_submit_sp", None)
+    return getattr(process, "returncode", None)
+
+
 def build_dag(env: Mapping[str, str] | None = None) -> Any:
     """The DAG (imports Airflow and its Spark provider; only called where they are installed)."""
     import airflow
@@ -243,6 +259,19 @@ def build_dag(env: Mapping[str, str] | None = None) -> Any:
         except ReleaseError as exc:
             raise AirflowFailException(str(exc)) from exc
 
+    class NightlySubmitOperator(SparkSubmitOperator):
+        """``SparkSubmitOperator`` whose exit code 2 fails the task without retries: the nightly refused
+        its flags, configuration or paths before writing anything, and a retry would refuse them again
+        (exit code 1, a stage failed and was rolled back, is retried)."""
+
+        def execute(self, context: Any) -> Any:
+            try:
+                return super().execute(context)
+            except Exception as exc:
+                if submit_exit_code(self) == CONFIG_EXIT_CODE:
+                    raise AirflowFailException(CONFIG_EXIT_MESSAGE) from exc
+                raise
+
     with DAG(
         dag_id=DAG_ID,
         description="vidrec nightly: ingest, matrix, evaluate, recommend, popular, analytics",
@@ -255,7 +284,7 @@ def build_dag(env: Mapping[str, str] | None = None) -> Any:
         default_args=default_args(int(airflow.__version__.split(".")[0])),
         tags=["vidrec", "spark"],
     ) as dag:
-        SparkSubmitOperator(
+        NightlySubmitOperator(
             task_id="nightly",
             conn_id=env.get("VIDREC_SPARK_CONN_ID", "spark_default"),
             execution_timeout=dt.timedelta(hours=6),

@@ -11,6 +11,7 @@ from the project's ``.venv`` and lock), a probe:
 - renders the task for a date and runs the operator's ``execute`` with a ``spark-submit`` on ``PATH``
   that records its arguments: the command the provider's ``SparkSubmitHook`` builds and starts must be
   ``spark-submit --master <connection> `` followed by exactly :func:`spark_submit_args` for that date;
+  when ``spark-submit`` exits 1 the task fails to be retried, when it exits 2 it fails without retries;
 - runs the task's pre-execute check on a complete release (passes) and on one without its wheel (fails
   without retries, naming the wheel's absolute path).
 
@@ -45,8 +46,10 @@ import json, os, sys
 from pathlib import Path
 
 import airflow
+from airflow.exceptions import AirflowFailException
 from airflow.models.dagbag import DagBag
 from airflow.providers.apache.spark import __version__ as provider_version
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 run_date, wheel = sys.argv[1], Path(sys.argv[2])
 bag = DagBag(dag_folder=os.environ["PIPELINES"], include_examples=False)
@@ -66,7 +69,8 @@ out["next_run"] = {"ds": info.logical_date.strftime("%Y-%m-%d"), "run_after": in
 out["dag"] = {
     "timetable": type(dag.timetable).__name__, "catchup": dag.catchup,
     "max_active_runs": dag.max_active_runs, "tasks": [t.task_id for t in dag.tasks],
-    "operator": type(task).__name__, "retries": task.retries, "depends_on_past": task.depends_on_past,
+    "operator": type(task).__name__, "spark_submit_operator": isinstance(task, SparkSubmitOperator),
+    "retries": task.retries, "depends_on_past": task.depends_on_past,
 }
 context = {"ds": run_date}
 task.render_template_fields(context)
@@ -74,6 +78,15 @@ out["built"] = task._get_hook()._build_spark_submit_command(task.application)
 task._pre_execute_hook(context)  # a complete release: passes
 task.execute(context)  # the provider's own path: hook, command, Popen of spark-submit (a recorder)
 out["submitted"] = json.loads(Path(os.environ["RECORD"]).read_text())
+out["exit_codes"] = {}
+for code in (1, 2):  # spark-submit fails: a stage failed (retried) / refused its configuration (not)
+    os.environ["RECORD_EXIT"] = str(code)
+    try:
+        task.execute(context)
+        out["exit_codes"][code] = None
+    except Exception as exc:
+        out["exit_codes"][code] = [type(exc).__name__, isinstance(exc, AirflowFailException), str(exc)]
+os.environ["RECORD_EXIT"] = "0"
 hidden = wheel.with_name(wheel.name + ".away")
 wheel.rename(hidden)
 try:
@@ -147,7 +160,8 @@ def test_real_airflow_loads_the_dag_and_submits_what_spark_submit_args_builds(
     record = tmp_path / "argv.json"
     recorder = bin_dir / "spark-submit"
     recorder.write_text(
-        f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n"
+        f"#!{sys.executable}\nimport json, os, sys\njson.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n"
+        "sys.exit(int(os.environ.get('RECORD_EXIT', '0')))\n"
     )
     recorder.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDREC_", "AIRFLOW", "PYTHON"))}
@@ -190,7 +204,8 @@ def test_real_airflow_loads_the_dag_and_submits_what_spark_submit_args_builds(
         "catchup": True,
         "max_active_runs": 1,
         "tasks": ["nightly"],
-        "operator": "SparkSubmitOperator",
+        "operator": "NightlySubmitOperator",
+        "spark_submit_operator": True,
         "retries": dag.RETRIES,
         "depends_on_past": True,
     }
@@ -204,6 +219,9 @@ def test_real_airflow_loads_the_dag_and_submits_what_spark_submit_args_builds(
     expected = ["--master", MASTER, *dag.spark_submit_args(settings, RUN_DATE)]
     assert out["built"] == ["spark-submit", *expected]
     assert out["submitted"] == expected
+    stage_failed, refused = out["exit_codes"]["1"], out["exit_codes"]["2"]
+    assert stage_failed[:2] == ["AirflowException", False] and "Error code is: 1" in stage_failed[2]
+    assert refused[:2] == ["AirflowFailException", True] and refused[2] == dag.CONFIG_EXIT_MESSAGE
     name, message = out["missing_wheel"]
     assert name == "AirflowFailException"  # fails the try without retries: a release is not transient
     assert f"no file at {wheel}" in message and "\n" not in message

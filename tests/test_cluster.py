@@ -231,10 +231,13 @@ def test_dag_schedule_retries_and_catchup() -> None:
     schedule = kwargs["schedule"]
     assert isinstance(schedule, ast.Call) and getattr(schedule.func, "id", "") == "CronDataIntervalTimetable"
     assert isinstance(schedule.args[0], ast.Name) and schedule.args[0].id == "SCHEDULE"
+    # one task, of a SparkSubmitOperator subclass that does not retry exit code 2
+    (cls,) = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "NightlySubmitOperator"]
+    assert [getattr(b, "id", "") for b in cls.bases] == ["SparkSubmitOperator"]
     operators = [
         n
         for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "SparkSubmitOperator"
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") in ("SparkSubmitOperator", cls.name)
     ]
     assert len(operators) == 1
 
