@@ -185,7 +185,7 @@ def watch_first_job(
     sc = spark.sparkContext
     tracker = sc.statusTracker()
     before = set(tracker.getActiveStageIds())
-    master = sc.master
+    master = sc.master or "?"
     settings = {str(k): str(v) for k, v in sc.getConf().getAll()}
     handler = on_stuck or _exit_stuck
 

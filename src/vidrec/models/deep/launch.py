@@ -168,7 +168,7 @@ def build_spec(
     }
 
 
-def run_locally(master: str, local_mode: bool) -> bool:
+def run_locally(master: str | None, local_mode: bool) -> bool:
     """TorchDistributor's ``local_mode`` for ``deep.launch.local_mode`` on ``master``.
 
     A local master's only executor is the driver, so its processes run there (local mode) whatever
