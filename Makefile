@@ -69,8 +69,10 @@ test-fast: setup
 
 # A Spark standalone master and two workers on loopback run the nightly from the wheel via spark-submit
 # (TorchDistributor across both executors); tests/test_cluster.py stops every process it started.
+# tests/test_airflow.py loads the DAG in a real Airflow, installed once (~3 min) into .cache/airflow-venv
+# by pipelines/airflow-venv.sh (pinned in pipelines/airflow-requirements.txt; not the project's venv).
 test-cluster: setup
-	VIDREC_TEST_CLUSTER=1 $(PY) -m pytest -m cluster tests/test_cluster.py $(PYTEST_ARGS)
+	VIDREC_TEST_CLUSTER=1 $(PY) -m pytest -m cluster tests/test_cluster.py tests/test_airflow.py $(PYTEST_ARGS)
 
 # Benchmarks (BENCHMARKS.md, bench/results.json): `make bench BENCH_SIZES=1m` for one size; the default
 # runs 1m, 5m and 20m (generated data cached in data/bench/). implicit is a bench-only dependency.

@@ -7,12 +7,15 @@ shipped as a wheel (README "On a cluster", "Scheduling"). The command line is bu
 dependency of the project, and this file only defines the DAG where Airflow is importable.
 
 Schedule and catch-up. A run for data interval D (``{{ ds }}`` = D) starts once D has ended, at 02:30
-UTC the next day, so late events of D have landed. ``catchup=True`` with ``max_active_runs=1`` and
+UTC the next day, so late events of D have landed. The schedule is a ``CronDataIntervalTimetable``, not a
+plain cron string: Airflow 3 reads a cron string as a trigger timetable, whose ``{{ ds }}`` would be the
+day the run starts (the nightly of a day 2.5 hours old). ``catchup=True`` with ``max_active_runs=1`` and
 ``depends_on_past=True``: after an outage, or when the DAG is switched on with a ``start_date`` in the
 past, Airflow runs every missed day, oldest first, one at a time, and stops at the first failed day
 (the nightly of D builds on D-1's indexes and tables, so order matters). A failed night is rolled back
 by the job itself (README "Reliability"); clearing it in Airflow reruns it, and the following days
-follow. An explicit range: ``airflow dags backfill -s 2026-03-01 -e 2026-03-31 vidrec_nightly``, or
+follow. An explicit range: ``airflow backfill create --dag-id vidrec_nightly --from-date 2026-03-01
+--to-date 2026-03-31`` (Airflow 2: ``airflow dags backfill -s ... -e ... vidrec_nightly``), or
 without Airflow ``pipelines/backfill.py`` over the same range (one ``spark-submit`` for all dates).
 
 Retries: 2, 20 minutes apart (a lost executor, a throttled object store); a retry reruns the whole
@@ -23,8 +26,14 @@ DAG sets none there).
 
 Deployment settings come from the environment of the Airflow workers (``VIDREC_*`` below): where the
 release is unpacked (wheel, jobs, conf), the raw landing folder (``{run_date}`` is replaced by the
-run's date) and the warehouse. The Spark master and deploy mode come from the Airflow connection
-``VIDREC_SPARK_CONN_ID`` (default ``spark_default``).
+run's date), the warehouse and the environment file (``conf/cluster-cpu.yaml`` by default, which runs
+on any cluster; ``conf/cluster.yaml`` where the executors have GPUs). The Spark master and deploy mode
+come from the Airflow connection ``VIDREC_SPARK_CONN_ID`` (default ``spark_default``). Before
+``spark-submit`` starts, the task checks that the release holds every file the command names
+(:func:`check_release`); a missing one fails the try at once, without retries, naming its absolute path.
+Exit code 2 of the nightly (bad flags, configuration or paths; nothing written) also fails without
+retries; exit code 1 (a stage failed, rolled back) is retried.
+Tested with a real Airflow 3.1.8 and apache-airflow-providers-apache-spark 6.3.4 (``tests/test_airflow.py``).
 """
 
 from __future__ import annotations
@@ -58,7 +67,7 @@ class SubmitSettings:
     warehouse : str or None
         Warehouse root; None: the ``warehouse`` of the environment file.
     conf_file : str
-        Environment file, relative to ``home`` (``conf/cluster.yaml``).
+        Environment file, relative to ``home`` (``conf/cluster-cpu.yaml``; ``conf/cluster.yaml`` for GPUs).
     driver_memory : str
     spark_conf : mapping
         Extra ``--conf`` settings (the rest lives in the environment file's ``spark.extra``).
@@ -67,13 +76,16 @@ class SubmitSettings:
     home: str = "/opt/vidrec"
     raw: str = "s3a://my-bucket/vidrec/raw/{run_date}"
     warehouse: str | None = None
-    conf_file: str = "conf/cluster.yaml"
+    conf_file: str = "conf/cluster-cpu.yaml"
     driver_memory: str = "8g"
     spark_conf: Mapping[str, str] = field(default_factory=dict)
 
     def path(self, relative: str) -> str:
-        """``relative`` under :attr:`home` (unchanged when ``home`` is empty: the caller's folder)."""
-        return f"{self.home.rstrip('/')}/{relative}" if self.home else relative
+        """``relative`` under :attr:`home` (unchanged when absolute, or when ``home`` is empty: the
+        caller's folder, as in ``pipelines/vidrec.cron``, which runs from the release home)."""
+        if not self.home or relative.startswith("/"):
+            return relative
+        return f"{self.home.rstrip('/')}/{relative}"
 
     @property
     def jars(self) -> list[str]:
@@ -106,29 +118,72 @@ def spark_submit_args(settings: SubmitSettings, run_date: str) -> list[str]:
     """The ``spark-submit`` flags, application and arguments of the nightly for ``run_date``.
 
     Without ``--master``/``--deploy-mode``: those come from the Airflow connection, or the caller adds
-    them (``pipelines/vidrec.cron``, the README).
+    them (``pipelines/vidrec.cron``, the README). The flags are in the order the Spark provider's
+    ``SparkSubmitHook`` writes them, so its command is ``spark-submit --master <connection>`` followed
+    by exactly this list (``tests/test_airflow.py`` checks it against a real Airflow).
 
     Returns
     -------
     list of str
-        ``--name ... --driver-memory ... --jars ... --py-files ... --files ... [--conf k=v ...]
+        ``[--conf k=v ...] --files ... --py-files ... --jars ... --driver-memory ... --name ...
         <home>/jobs/nightly.py <application args>``.
     """
-    args = [
-        "--name",
-        f"vidrec-nightly-{run_date}",
-        "--driver-memory",
-        settings.driver_memory,
-        "--jars",
-        ",".join(settings.jars),
-        "--py-files",
-        ",".join(settings.py_files),
-        "--files",
-        ",".join(settings.files),
-    ]
+    args: list[str] = []
     for key, value in sorted(settings.spark_conf.items()):
         args += ["--conf", f"{key}={value}"]
+    args += [
+        "--files",
+        ",".join(settings.files),
+        "--py-files",
+        ",".join(settings.py_files),
+        "--jars",
+        ",".join(settings.jars),
+        "--driver-memory",
+        settings.driver_memory,
+        "--name",
+        f"vidrec-nightly-{run_date}",
+    ]
     return [*args, settings.path("jobs/nightly.py"), *nightly_application_args(settings, run_date)]
+
+
+class ReleaseError(ValueError):
+    """The release folder lacks a file the submission names (one line, absolute paths)."""
+
+
+def release_problems(settings: SubmitSettings) -> list[str]:
+    """What the nightly's ``spark-submit`` needs from the release and does not find there.
+
+    Returns
+    -------
+    list of str
+        One entry per problem, each naming an absolute path: ``VIDREC_HOME`` without ``conf/``, a
+        missing wheel, Delta jar, job script, discovery script or environment file. Empty: all there.
+    """
+    if "://" in settings.home:
+        return []  # a remote release (e.g. an HDFS path): spark-submit fetches it
+    home = os.path.abspath(settings.home or ".")
+    if not os.path.isdir(os.path.join(home, "conf")):
+        return [f"VIDREC_HOME={settings.home or '.'}: {home} holds no conf/ folder (not a release home)"]
+    wanted = [
+        ("the wheel (pip wheel --no-deps -w dist .)", settings.py_files),
+        ("a Delta jar", settings.jars),
+        ("the job", [settings.path("jobs/nightly.py")]),
+        ("the GPU discovery script", settings.files),
+        ("the environment file (VIDREC_CONF)", [settings.path(settings.conf_file)]),
+    ]
+    return [
+        f"{what}: no file at {os.path.abspath(os.path.join(home, path))}"
+        for what, files in wanted
+        for path in files
+        if not os.path.isfile(os.path.join(home, path))
+    ]
+
+
+def check_release(settings: SubmitSettings) -> None:
+    """Raise :class:`ReleaseError` (one line) when :func:`release_problems` finds any."""
+    problems = release_problems(settings)
+    if problems:
+        raise ReleaseError("vidrec release incomplete: " + "; ".join(problems))
 
 
 def operator_kwargs(settings: SubmitSettings, run_date: str = "{{ ds }}") -> dict[str, Any]:
@@ -141,7 +196,7 @@ def operator_kwargs(settings: SubmitSettings, run_date: str = "{{ ds }}") -> dic
         "jars": ",".join(settings.jars),
         "py_files": ",".join(settings.py_files),
         "files": ",".join(settings.files),
-        "conf": dict(settings.spark_conf),
+        "conf": dict(sorted(settings.spark_conf.items())),
     }
 
 
@@ -172,28 +227,68 @@ def default_args(airflow_major: int) -> dict[str, Any]:
     return args
 
 
+#: The nightly's exit code for bad flags, configuration or paths (found before anything is written).
+CONFIG_EXIT_CODE = 2
+CONFIG_EXIT_MESSAGE = (
+    "vidrec nightly exited with code 2: it refused its flags, configuration or paths before writing "
+    "anything (its 'configuration error' line above says which); not retried: fix it, then clear the task"
+)
+
+
+def submit_exit_code(operator: Any) -> int | None:
+    """The exit code of the operator's last ``spark-submit`` (``None`` before one ran)."""
+    process = getattr(getattr(operator, "_hook", None), "_submit_sp", None)
+    return getattr(process, "returncode", None)
+
+
 def build_dag(env: Mapping[str, str] | None = None) -> Any:
     """The DAG (imports Airflow and its Spark provider; only called where they are installed)."""
     import airflow
     from airflow import DAG
+    from airflow.exceptions import AirflowFailException
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
     env = os.environ if env is None else env
     settings = settings_from_env(env)
+
+    def release_ready(context: Any) -> None:
+        """Before spark-submit: a release missing a file fails the try at once and without retries."""
+        try:
+            check_release(settings)
+        except ReleaseError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    class NightlySubmitOperator(SparkSubmitOperator):
+        """``SparkSubmitOperator`` whose exit code 2 fails the task without retries: the nightly refused
+        its flags, configuration or paths before writing anything, and a retry would refuse them again
+        (exit code 1, a stage failed and was rolled back, is retried)."""
+
+        def execute(self, context: Any) -> Any:
+            try:
+                return super().execute(context)
+            except Exception as exc:
+                if submit_exit_code(self) == CONFIG_EXIT_CODE:
+                    raise AirflowFailException(CONFIG_EXIT_MESSAGE) from exc
+                raise
+
     with DAG(
         dag_id=DAG_ID,
         description="vidrec nightly: ingest, matrix, evaluate, recommend, popular, analytics",
-        schedule=SCHEDULE,
+        # Explicitly data intervals: Airflow 3 turns a plain cron string into a trigger timetable whose
+        # {{ ds }} is the day the run starts, not the day that just ended.
+        schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         catchup=True,
         max_active_runs=1,
         default_args=default_args(int(airflow.__version__.split(".")[0])),
         tags=["vidrec", "spark"],
     ) as dag:
-        SparkSubmitOperator(
+        NightlySubmitOperator(
             task_id="nightly",
             conn_id=env.get("VIDREC_SPARK_CONN_ID", "spark_default"),
             execution_timeout=dt.timedelta(hours=6),
+            pre_execute=release_ready,
             **operator_kwargs(settings),
         )
     return dag

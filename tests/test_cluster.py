@@ -1,16 +1,18 @@
 """The project on a real multi-process Spark cluster, and the deployment files around it.
 
-Cheap checks (the normal suite): ``conf/cluster.yaml`` loads, ``conf/gpu_discovery.sh`` prints the JSON
-Spark expects (under a stand-in ``nvidia-smi`` that prints what the real one prints), and the Airflow DAG
-and the cron line submit the same command.
+Cheap checks (the normal suite): ``conf/cluster-cpu.yaml`` and its GPU layer ``conf/cluster.yaml`` load,
+``conf/gpu_discovery.sh`` prints the JSON Spark expects (under a stand-in ``nvidia-smi`` that prints what
+the real one prints), and the Airflow DAG and the cron line submit the same command (the real Airflow's
+command: ``tests/test_airflow.py``).
 
 The cluster run (``make test-cluster``; marked ``cluster``, skipped unless ``VIDREC_TEST_CLUSTER=1``):
 a Spark standalone master and two workers (one core each) on loopback, started from the pyspark
 installation's ``bin/spark-class``; the workers offer one "GPU" each through ``conf/gpu_discovery.sh``,
 so ``conf/cluster.yaml``'s GPU scheduling settings are used as on a GPU cluster. A release folder
 outside the source tree holds what a deployment holds (the wheel, a copy of ``jobs/nightly.py``,
-``conf/cluster.yaml`` plus a ``cluster.local.yaml`` layer sizing it for this machine, Delta's jars),
-and ``spark-submit`` runs the command ``pipelines/airflow_dag.py`` builds. Driver and executors run an
+``conf/cluster.yaml`` and the ``conf/cluster-cpu.yaml`` it extends, plus a ``cluster.local.yaml`` layer
+sizing it for this machine, Delta's jars and the native BLAS), and ``spark-submit`` runs the command
+``pipelines/airflow_dag.py`` builds. Driver and executors run an
 interpreter that sees the pinned stack but not the project (a venv whose only entry is the shared
 site-packages, without its ``.pth`` files, so the editable install is invisible): vidrec can only come
 from the shipped wheel. The nightly trains ``ncf`` with TorchDistributor in non-local mode, one gloo
@@ -47,9 +49,10 @@ import pytest
 import yaml
 
 from vidrec import constants as C
-from vidrec.config import CONF_DIR, load_config
+from vidrec.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
 DISCOVERY = REPO / "conf" / "gpu_discovery.sh"
 CRON_FILE = REPO / "pipelines" / "vidrec.cron"
 RUN_DATE = dt.date(2026, 3, 31)
@@ -78,6 +81,31 @@ def _dag_module() -> ModuleType:
 def test_every_conf_file_loads(path: str) -> None:
     conf = load_config(CONF_DIR / path)
     assert conf.warehouse
+
+
+def test_cluster_cpu_yaml_asks_for_no_gpu() -> None:
+    conf = load_config(CONF_DIR / "cluster-cpu.yaml")
+    assert conf.deep.launch.use_gpu is False and conf.deep.launch.local_mode is False
+    assert not any(".resource." in key for key in conf.spark.extra)
+    assert conf.spark.master is None and conf.spark.jars_dir == ""
+    assert conf.spark.extra["spark.executorEnv.PYTHONPATH"] == _dag_module().WHEEL
+    assert conf.spark.extra["spark.dynamicAllocation.enabled"] == "false"
+
+
+def test_cluster_yaml_is_the_cpu_layer_plus_gpus() -> None:
+    """conf/cluster.yaml extends conf/cluster-cpu.yaml: everything but the GPU settings is shared."""
+    assert yaml.safe_load((CONF_DIR / "cluster.yaml").read_text())["extends"] == "cluster-cpu.yaml"
+    cpu = load_config(CONF_DIR / "cluster-cpu.yaml").to_dict()
+    gpu = load_config(CONF_DIR / "cluster.yaml").to_dict()
+    gpu_only = {k: v for k, v in gpu["spark"]["extra"].items() if ".resource.gpu." in k}
+    assert {k: v for k, v in gpu["spark"]["extra"].items() if k not in gpu_only} == cpu["spark"]["extra"]
+    assert sorted(gpu_only) == [
+        "spark.executor.resource.gpu.amount",
+        "spark.executor.resource.gpu.discoveryScript",
+        "spark.task.resource.gpu.amount",
+    ]
+    for section in ("warehouse", "als", "recommend", "models", "hybrid"):
+        assert gpu[section] == cpu[section], section
 
 
 def test_cluster_yaml_runs_training_on_executor_gpus() -> None:
@@ -147,16 +175,16 @@ def test_dag_builds_the_documented_spark_submit() -> None:
     dag = _dag_module()
     settings = dag.SubmitSettings(home="/opt/vidrec", raw="s3a://b/raw/{run_date}", warehouse="s3a://b/wh")
     assert dag.spark_submit_args(settings, "{{ ds }}") == [
-        "--name",
-        "vidrec-nightly-{{ ds }}",
-        "--driver-memory",
-        "8g",
-        "--jars",
-        "/opt/vidrec/.cache/jars/delta-spark_2.13-4.0.1.jar,/opt/vidrec/.cache/jars/delta-storage-4.0.1.jar",
-        "--py-files",
-        "/opt/vidrec/dist/vidrec-0.1.0-py3-none-any.whl",
         "--files",
         "/opt/vidrec/conf/gpu_discovery.sh",
+        "--py-files",
+        "/opt/vidrec/dist/vidrec-0.1.0-py3-none-any.whl",
+        "--jars",
+        "/opt/vidrec/.cache/jars/delta-spark_2.13-4.0.1.jar,/opt/vidrec/.cache/jars/delta-storage-4.0.1.jar",
+        "--driver-memory",
+        "8g",
+        "--name",
+        "vidrec-nightly-{{ ds }}",
         "/opt/vidrec/jobs/nightly.py",
         "--raw",
         "s3a://b/raw/{{ ds }}",
@@ -165,8 +193,12 @@ def test_dag_builds_the_documented_spark_submit() -> None:
         "--warehouse",
         "s3a://b/wh",
         "--conf",
-        "/opt/vidrec/conf/cluster.yaml",
+        "/opt/vidrec/conf/cluster-cpu.yaml",
     ]
+    gpu = dag.SubmitSettings(home="/opt/vidrec", conf_file="conf/cluster.yaml")
+    assert dag.spark_submit_args(gpu, "2026-03-31")[-2:] == ["--conf", "/opt/vidrec/conf/cluster.yaml"]
+    absolute = dag.SubmitSettings(home="/opt/vidrec", conf_file="/etc/vidrec/site.yaml")
+    assert dag.spark_submit_args(absolute, "2026-03-31")[-2:] == ["--conf", "/etc/vidrec/site.yaml"]
 
 
 def test_dag_operator_arguments_equal_the_command_line() -> None:
@@ -174,10 +206,9 @@ def test_dag_operator_arguments_equal_the_command_line() -> None:
     dag = _dag_module()
     settings = dag.SubmitSettings(spark_conf={"spark.eventLog.enabled": "true"})
     kw = dag.operator_kwargs(settings, "2026-03-31")
-    rebuilt = ["--name", kw["name"], "--driver-memory", kw["driver_memory"], "--jars", kw["jars"]]
-    rebuilt += ["--py-files", kw["py_files"], "--files", kw["files"]]
-    for key, value in kw["conf"].items():
-        rebuilt += ["--conf", f"{key}={value}"]
+    rebuilt = [item for key, value in kw["conf"].items() for item in ("--conf", f"{key}={value}")]
+    rebuilt += ["--files", kw["files"], "--py-files", kw["py_files"], "--jars", kw["jars"]]
+    rebuilt += ["--driver-memory", kw["driver_memory"], "--name", kw["name"]]
     rebuilt += [kw["application"], *kw["application_args"]]
     assert rebuilt == dag.spark_submit_args(settings, "2026-03-31")
 
@@ -196,11 +227,17 @@ def test_dag_schedule_retries_and_catchup() -> None:
     kwargs = {k.arg: k.value for k in calls[0].keywords}
     assert ast.literal_eval(kwargs["catchup"]) is True
     assert ast.literal_eval(kwargs["max_active_runs"]) == 1
-    assert isinstance(kwargs["schedule"], ast.Name) and kwargs["schedule"].id == "SCHEDULE"
+    # a data-interval timetable over SCHEDULE ({{ ds }} = the day that ended; tests/test_airflow.py runs it)
+    schedule = kwargs["schedule"]
+    assert isinstance(schedule, ast.Call) and getattr(schedule.func, "id", "") == "CronDataIntervalTimetable"
+    assert isinstance(schedule.args[0], ast.Name) and schedule.args[0].id == "SCHEDULE"
+    # one task, of a SparkSubmitOperator subclass that does not retry exit code 2
+    (cls,) = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "NightlySubmitOperator"]
+    assert [getattr(b, "id", "") for b in cls.bases] == ["SparkSubmitOperator"]
     operators = [
         n
         for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "SparkSubmitOperator"
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") in ("SparkSubmitOperator", cls.name)
     ]
     assert len(operators) == 1
 
@@ -280,7 +317,7 @@ def test_cron_line_submits_what_the_dag_builds(tmp_path: Path) -> None:
         "--raw",
         env["RAW"],
         "--conf",
-        "conf/cluster.yaml",
+        "conf/cluster-cpu.yaml",
     ]
 
 
@@ -563,13 +600,16 @@ def cluster_run(
     # The release: what a deployment unpacks, outside the source tree.
     home = root / "release"
     wheel = _build_wheel(home / "dist", root / "build")
-    for sub in ("jobs", "conf", ".cache/jars"):
+    for sub in ("jobs", "conf", ".cache/jars", ".cache/native"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "jobs" / "nightly.py", home / "jobs" / "nightly.py")
-    shutil.copy2(REPO / "conf" / "cluster.yaml", home / "conf" / "cluster.yaml")
+    for name in ("cluster.yaml", "cluster-cpu.yaml"):  # the GPU layer and the CPU layer it extends
+        shutil.copy2(REPO / "conf" / name, home / "conf" / name)
     shutil.copy2(DISCOVERY, home / "conf" / "gpu_discovery.sh")
     for jar in jars:
         (home / ".cache" / "jars" / jar.name).symlink_to(jar)
+    for lib in (REPO / ".cache" / "native").glob("lib*"):  # als.native_blas, read from the release home
+        (home / ".cache" / "native" / lib.name).symlink_to(lib.resolve())
     events_dir = root / "events"
     events_dir.mkdir()
     local_layer = {
@@ -652,7 +692,14 @@ def cluster_run(
         timings["cluster_ready_s"] = time.perf_counter() - t1
 
         warehouse = root / "warehouse"
-        settings = dag.SubmitSettings(home=str(home), raw=raw, warehouse=str(warehouse), driver_memory="1g")
+        settings = dag.SubmitSettings(
+            home=str(home),
+            raw=raw,
+            warehouse=str(warehouse),
+            conf_file="conf/cluster.yaml",
+            driver_memory="1g",
+        )
+        result["release_problems"] = dag.release_problems(settings)
         argv = [
             str(Path(env["SPARK_HOME"]) / "bin" / "spark-submit"),
             "--master",
@@ -728,8 +775,12 @@ def test_nightly_ran_on_the_cluster_from_the_wheel(spark: Any, cluster_run: dict
     assert cluster_run["wheel"].name == _dag_module().WHEEL
     state = cluster_run["master_state"]
     assert sum(w["state"] == "ALIVE" for w in state["workers"]) == 2
+    assert cluster_run.get("release_problems") == []
     _require_success(cluster_run)
     assert "PYTHONPATH" not in cluster_run["env"]
+    log = cluster_run["log"].read_text(errors="replace")
+    if (REPO / ".cache" / "native" / "libopenblas.so.0").is_file():  # linked into the release home
+        assert "als.native_blas: no file" not in log and "make setup" not in log
     runs = tables.read(spark, cluster_run["warehouse"], C.T_RUNS).collect()
     assert sorted(r.stage for r in runs) == sorted(pipeline.STAGE_NAMES)
     assert {r.status for r in runs} == {"succeeded"}

@@ -176,6 +176,23 @@ def test_write_tuned_conf_is_a_loadable_layer(tmp_path: Path) -> None:
     assert not (tmp_path / "bad.yaml").exists()
 
 
+def test_tuned_conf_of_an_extending_layer_stands_alone(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text("warehouse: /tmp/wh-parent\nals:\n  rank: 16\n")
+    env = tmp_path / "env.yaml"
+    env.write_text("extends: parent.yaml\nals:\n  alpha: 3\n")
+    out = write_tuned_conf(
+        tmp_path / "elsewhere" / "ml.yaml", env, _result({"ease": {"lambda": 500.0}}), dt.date(1998, 4, 30)
+    )
+    assert "extends" not in out.read_text()  # the parent's values are written in: no path to break
+    conf = load_config(out)
+    assert (conf.warehouse, conf.als.rank, conf.als.alpha, conf.ease.lambda_) == (
+        "/tmp/wh-parent",
+        16,
+        3.0,
+        500.0,
+    )
+
+
 # --- tracking -----------------------------------------------------------------------------------
 
 

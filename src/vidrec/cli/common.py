@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 
 log = logging.getLogger("vidrec")
@@ -15,6 +16,19 @@ def parse_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--run-date must be YYYY-MM-DD, got '{text}'") from exc
+
+
+def flag_path(value: str) -> str:
+    """A path given as a flag (``--warehouse``), absolute from the current folder as a shell user means
+    it; URIs unchanged. Paths in configuration files are read from the release home instead."""
+    if "://" in value or value.startswith("file:"):
+        return value
+    return os.path.abspath(os.path.expanduser(value))
+
+
+def warehouse_override(warehouse: str | None) -> list[str]:
+    """``--warehouse`` as a ``--set`` style override (none when the flag is not given)."""
+    return [f"warehouse={flag_path(warehouse)}"] if warehouse else []
 
 
 def add_common(parser: argparse.ArgumentParser, raw_required: bool = False, run_date: bool = True) -> None:

@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from vidrec.cli.common import setup_logging
+    from vidrec.cli.common import setup_logging, warehouse_override
     from vidrec.config import ConfigError, load_config
 
     parser = argparse.ArgumentParser(
@@ -55,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.vacuum_retention_hours is not None and args.vacuum_retention_hours < 0:
         print("vidrec forget_user: --vacuum-retention-hours must be >= 0", file=sys.stderr)
         return 2
-    overrides = list(args.set)
-    if args.warehouse:
-        overrides.append(f"warehouse={args.warehouse}")
+    overrides = [*args.set, *warehouse_override(args.warehouse)]
     try:
         conf = load_config(args.conf, overrides)
     except ConfigError as exc:

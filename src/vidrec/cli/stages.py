@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vidrec.cli.common import add_common, log, parse_date, setup_logging
+from vidrec.cli.common import add_common, log, parse_date, setup_logging, warehouse_override
 from vidrec.config import ConfigError, load_config
 
 #: command -> pipeline stages it runs (None: a command of its own).
@@ -53,9 +53,7 @@ def run_stages(command: str, argv: Sequence[str]) -> int:
 
 def execute(command: str, args: argparse.Namespace) -> int:
     """Load conf, check paths, build the session and run ``command`` for ``args`` (see :func:`run_stages`)."""
-    overrides = list(args.set)
-    if args.warehouse:
-        overrides.append(f"warehouse={args.warehouse}")
+    overrides = [*args.set, *warehouse_override(args.warehouse)]
     if command == "train_als":
         overrides.append("models=[als]")
     if getattr(args, "protocol", None):

@@ -42,10 +42,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; returns the exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from vidrec.cli.common import warehouse_override
     from vidrec.config import ConfigError, load_config
 
     try:
-        conf = load_config(args.conf, [*args.set, f"warehouse={args.warehouse}"])
+        conf = load_config(args.conf, [*args.set, *warehouse_override(args.warehouse)])
     except ConfigError as exc:
         print(f"train_deep: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -56,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vidrec.pipeline import build_fit_context  # the lead's context builder (imported lazily)
     from vidrec.pipeline.session import build_spark
 
-    spark = build_spark(conf)
+    try:
+        spark = build_spark(conf)
+    except ConfigError as exc:
+        print(f"train_deep: configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         ctx = build_fit_context(spark, conf, args.run_date)
         result = fit(

@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from vidrec.cli.common import add_common, setup_logging
+    from vidrec.cli.common import add_common, setup_logging, warehouse_override
     from vidrec.config import ConfigError, load_config
 
     parser = argparse.ArgumentParser(
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", help="write the tuned configuration layer here (e.g. conf/tuned/ml100k-random.yaml)"
     )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    overrides = [*args.set, *([f"warehouse={args.warehouse}"] if args.warehouse else [])]
+    overrides = [*args.set, *warehouse_override(args.warehouse)]
     try:
         conf = load_config(args.conf, overrides)
     except (ConfigError, ValueError) as exc:
@@ -45,7 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(conf.logging.level)
     from vidrec.pipeline.session import build_spark
 
-    spark = build_spark(conf)
+    try:
+        spark = build_spark(conf)
+    except ConfigError as exc:
+        print(f"vidrec tune: configuration error: {exc}", file=sys.stderr)
+        return 2
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
     try:
         result = run(spark, conf, args.run_date, args.protocol, algorithms, args.out, args.conf)

@@ -1,4 +1,5 @@
-"""Configuration: layered YAML (:mod:`.loader`, :mod:`.layers`) read into typed sections (:mod:`.sections`).
+"""Configuration: layered YAML (:mod:`.loader`, :mod:`.layers`) read into typed sections (:mod:`.sections`);
+relative paths resolved from the release home (:mod:`.paths`).
 
 ``conf/base.yaml`` is the one source of defaults; :func:`load_config` returns a frozen
 :class:`Config` whose sections (``conf.als``, ``conf.hybrid``, ``conf.deep.launch``...) are typed
@@ -9,15 +10,17 @@ from __future__ import annotations
 
 from vidrec.config.errors import ConfigError
 from vidrec.config.layers import parse_override
-from vidrec.config.loader import CONF_DIR, DEFAULT_ENV_FILE, env_file_path, load_config, read_defaults
+from vidrec.config.loader import DEFAULT_ENV_FILE, env_file_path, env_layer, load_config, read_defaults
+from vidrec.config.paths import find_home
 from vidrec.config.sections import Config, override
 
 __all__ = [
-    "CONF_DIR",
     "DEFAULT_ENV_FILE",
     "Config",
     "ConfigError",
     "env_file_path",
+    "env_layer",
+    "find_home",
     "load_config",
     "override",
     "parse_override",

@@ -44,10 +44,12 @@ class SparkConf:
     shuffle_partitions: int
     driver_memory: str
     checkpoint_dir: str | None
+    schedule_timeout_s: int
     extra: dict[str, str]
 
     def __post_init__(self) -> None:
         _check(self.shuffle_partitions >= 1, "spark.shuffle_partitions", ">= 1", self.shuffle_partitions)
+        _check(self.schedule_timeout_s >= 0, "spark.schedule_timeout_s", ">= 0", self.schedule_timeout_s)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ What a trial logs: its parameters, its validation metrics, the per-epoch history
 of its model (a deep model's ``model.pt`` and ``metrics.json``, the saved ALS model). The parent run
 logs the job's settings, the chosen values and the tuned configuration file.
 
-Where it goes: ``tracking.uri`` from the configuration; ``null`` is a local file store in
-``./mlruns`` (git-ignored), the usual choice on one machine; a cluster sets a tracking server
-(``http://…``) or ``databricks``. MLflow 3.13+ refuses a file store unless
-``MLFLOW_ALLOW_FILE_STORE=true``: :func:`tracking_uri` sets that variable (only when it is unset and
-only for a file store), because the file store is what a single machine without a database needs.
+Where it goes: ``tracking.uri`` from the configuration; ``null`` is a local file store in ``mlruns/``
+of the release home (git-ignored; :func:`vidrec.config.load_config` fills it in), the usual choice on
+one machine; a cluster sets a tracking server (``http://…``) or ``databricks``. MLflow 3.13+ refuses
+a file store unless ``MLFLOW_ALLOW_FILE_STORE=true``: :func:`tracking_uri` sets that variable (only
+when it is unset and only for a file store), because the file store is what a single machine without
+a database needs.
 
 MLflow is imported lazily (it takes seconds), so modules that only define trials stay cheap to import.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from vidrec.config.paths import TRACKING_NAMES
 from vidrec.config.sections import TrackingConf
 
 log = logging.getLogger(__name__)
@@ -37,13 +39,16 @@ MAX_PARAM_CHARS = 6000
 
 
 def is_file_store(uri: str) -> bool:
-    """True for a local path or a ``file:`` URI (MLflow's file store)."""
+    """True for a local path or a ``file:`` URI (MLflow's file store); ``databricks`` is not one."""
+    if uri.split(":")[0] in TRACKING_NAMES:
+        return False
     scheme = urlparse(uri).scheme
     return scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":")  # C:\\ on Windows
 
 
 def tracking_uri(uri: str | None) -> str:
-    """The URI to log to: ``uri``, or ``file:<cwd>/mlruns`` when it is ``None``.
+    """The URI to log to: ``uri``, or ``file:<cwd>/mlruns`` when it is ``None`` (a configuration built
+    without :func:`vidrec.config.load_config`, which fills in ``<release home>/mlruns``).
 
     For a file store the folder is made absolute (MLflow resolves relative paths against the
     process's working directory, which differs between a driver and ``spark-submit``) and

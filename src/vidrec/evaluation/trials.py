@@ -26,7 +26,7 @@ from pyspark.sql.types import (
 )
 
 from vidrec import constants as C
-from vidrec.config import env_file_path
+from vidrec.config import env_file_path, env_layer
 from vidrec.data import tables
 from vidrec.evaluation.search import params_key
 from vidrec.models.deep.params import MODEL_NAMES as DEEP_MODELS
@@ -163,7 +163,7 @@ def write_tuned_conf(
     from vidrec.config import load_config
 
     env = env_file_path(env_file)
-    base = yaml.safe_load(env.read_text(encoding="utf-8")) or {}
+    base = env_layer(env)  # with the files it extends: the tuned file stands alone
     merged = deep_merge(base, result.layer)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ Speed: Spark's ALS spends its time in BLAS ``dspr`` (one packed rank-1 update pe
 ``dppsv`` (one solve per user and item). Spark 4 calls them through ``dev.ludovic.netlib``, which
 falls back to Java (the Vector API for BLAS, F2J for LAPACK) when no native library is found.
 ``als.native_blas`` names a native OpenBLAS (``make setup`` extracts one from Maven Central's
-``org.bytedeco:openblas`` jar into ``.cache/native``: no root, no apt); :func:`use_native_blas`
+``org.bytedeco:openblas`` jar into ``.cache/native``: no root, no apt; a relative path is read from
+the release home, :mod:`vidrec.config.paths`); :func:`use_native_blas`
 points the driver JVM at it before its first BLAS call, which in local mode is also the executor.
 Measured here: about 3.5x less CPU per iteration at rank 64 (see ``BENCHMARKS.md``). On a cluster,
 set ``-Ddev.ludovic.netlib.blas.nativeLibPath=...`` (and ``lapack``) in
@@ -29,24 +30,27 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
+from vidrec.config import paths as release
 from vidrec.config.sections import AlsConf
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.topn import COL_FEATURES, top_n_from_factors
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: JVM system properties naming the native libraries ``dev.ludovic.netlib`` loads (read at first use).
 NETLIB_PROPERTIES = ("dev.ludovic.netlib.blas.nativeLibPath", "dev.ludovic.netlib.lapack.nativeLibPath")
 
 
+def native_blas_file(setting: str) -> Path:
+    """The absolute file ``als.native_blas`` names (a relative path from the release home)."""
+    return Path(release.resolve(setting, release.find_home(), "als.native_blas"))
+
+
 def native_blas_path(setting: str | None) -> Path | None:
-    """The library file ``als.native_blas`` names (relative paths from the project root), if it exists."""
+    """The library file ``als.native_blas`` names (relative paths from the release home), if it exists."""
     if not setting:
         return None
-    path = Path(setting)
-    if not path.is_absolute():
-        path = PROJECT_ROOT / path
+    path = native_blas_file(setting)
     return path if path.is_file() else None
 
 
@@ -69,7 +73,13 @@ def use_native_blas(spark: SparkSession, setting: str | None) -> str:
             if jvm.System.getProperty(prop) is None:
                 jvm.System.setProperty(prop, str(path))
     elif setting:
-        log.warning("als.native_blas: no file at %s (run `make setup`); Spark uses its Java BLAS", setting)
+        advice = release.setup_advice(release.find_home(), "libopenblas.so.0 and the libraries beside it")
+        log.warning(
+            "als.native_blas: no file at %s (%s, or set als.native_blas to '' for Java BLAS); "
+            "Spark uses its Java BLAS (about 3.5x the CPU)",
+            native_blas_file(setting),
+            advice.replace("into it", "into its folder"),
+        )
     return netlib_implementations(spark)
 
 

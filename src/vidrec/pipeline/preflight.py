@@ -8,6 +8,10 @@ such mistakes into an immediate :class:`vidrec.config.ConfigError` that names th
 - ``warehouse``, ``spark.checkpoint_dir``, ``deep.launch.shard_root``, ``deep.launch.artifact_root``
   (local): a folder, or creatable under a writable folder; nothing is created here;
 - ``--stages``: known stage names;
+- ``deep.launch.shard_root``/``artifact_root`` (when a deep model runs): not an object store;
+- GPU requests on a local master (:func:`check_schedulable`, called by
+  :func:`vidrec.pipeline.session.build_spark` just before the session starts): tasks that ask for a
+  GPU never start there, and Spark would wait forever without a word;
 - ``warehouse`` (any URI, once Spark is up: :func:`check_warehouse_reachable`): its file system
   answers.
 
@@ -18,11 +22,12 @@ Paths with a scheme (``s3a://``, ``abfss://``...) are checked only by
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidrec.config import Config, ConfigError
+from vidrec import constants as C
+from vidrec.config import Config, ConfigError, scheduling
 
 #: Conf keys that name local folders the pipeline writes into (``None``/empty: derived default).
 WRITABLE_KEYS = (
@@ -106,6 +111,34 @@ def check_stages(stages: Sequence[str] | None, known: Sequence[str]) -> None:
         raise ConfigError(f"--stages: unknown stage(s) {', '.join(unknown)} (stages: {', '.join(known)})")
 
 
+def check_schedulable(master: str, settings: Mapping[str, str]) -> None:
+    """Refuse tasks that ask for a resource (a GPU) on a local master, which offers none.
+
+    Parameters
+    ----------
+    master : str
+        The master the session will get (``local[2]``, ``yarn``, ``spark://...``).
+    settings : mapping
+        The Spark settings it will get (``spark-submit --conf`` and ``spark.extra``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting, the master and the configuration layer to use instead.
+    """
+    if scheduling.local_task_slots(master) is None:
+        return  # a cluster: the first-job watchdog (vidrec.pipeline.session) covers it
+    requests = scheduling.task_resource_requests(settings)
+    if requests:
+        key, value = next(iter(requests.items()))
+        name = scheduling.resource_name(key)
+        raise ConfigError(
+            f"'{key}: {value}' (spark.extra or spark-submit --conf) asks every task for a {name}, and the "
+            f"local master {master} offers none: the first Spark job would wait forever; "
+            f"{scheduling.CPU_LAYER_ADVICE}"
+        )
+
+
 def _get(conf: Config, keys: tuple[str, ...]) -> Any:
     node: Any = conf
     for k in keys:
@@ -142,8 +175,38 @@ def check_run(
         value = _get(conf, keys)
         if value:
             check_writable_dir(".".join(keys), str(value))
+    check_deep_roots(conf)
     for raw in raw_dirs:
         check_raw_dir(raw)
+
+
+def check_deep_roots(conf: Config) -> None:
+    """Refuse object-store folders for the deep models' shards and artifacts: the training processes
+    read and write them with plain file I/O (a shared POSIX mount on a cluster).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``deep.launch.shard_root`` or ``artifact_root`` (their default follows the warehouse).
+    """
+    from vidrec.models.deep.params import MODEL_NAMES
+
+    if not set(conf.models) & set(MODEL_NAMES):
+        return
+    wh = str(conf.warehouse).rstrip("/")
+    launch = conf.deep.launch
+    for key, value, default in (
+        ("shard_root", launch.shard_root, f"{wh}/features"),
+        ("artifact_root", launch.artifact_root, f"{wh}/{C.MODELS}"),
+    ):
+        root = value or default
+        if _is_uri(root) and not root.startswith("file:"):
+            given = "" if value else f" (null: under the warehouse {wh})"
+            raise ConfigError(
+                f"'deep.launch.{key}': {root}{given} is not a local path, and the deep models' training "
+                "processes read and write it with file I/O: set deep.launch.shard_root and artifact_root "
+                "to a shared POSIX mount on every node (NFS, Lustre, a FUSE-mounted bucket)"
+            )
 
 
 def check_warehouse_reachable(spark: Any, warehouse: str) -> None:

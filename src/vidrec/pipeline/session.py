@@ -2,7 +2,13 @@
 
 ``configure_builder`` composes like ``delta.configure_spark_with_delta_pip``: it takes a builder and
 returns it, so tests and jobs add their own settings around it. Delta's jars come from the folder
-``make setup`` fills from Maven Central (``spark.jars_dir``), so no session touches the network.
+``make setup`` fills from Maven Central (``spark.jars_dir``, read from the release home), so no
+session touches the network.
+
+No silent hang: before the session starts, :func:`build_spark` refuses tasks that ask for a GPU on a
+local master (:func:`vidrec.pipeline.preflight.check_schedulable`); once it runs, a watchdog
+(:func:`watch_first_job`) ends the process with exit code 2 when no task of the first Spark job has
+started within ``spark.schedule_timeout_s`` (a cluster that cannot offer what the tasks ask for).
 """
 
 from __future__ import annotations
@@ -10,35 +16,38 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from vidrec.config import Config, ConfigError
+from vidrec.config import Config, ConfigError, find_home, scheduling
+from vidrec.config import paths as release
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DELTA_JAR_PREFIXES = ("delta-spark_", "delta-storage-")
 
 
 def delta_jars(jars_dir: str | Path) -> list[str]:
-    """Return the Delta jar files in ``jars_dir`` (relative paths are from the project root).
+    """Return the Delta jar files in ``jars_dir`` (relative paths are from the release home).
 
     Raises
     ------
     ConfigError
-        When the folder or one of the two jars is missing (run ``make setup``).
+        When the folder or one of the two jars is missing, naming the absolute folder and what to do.
     """
-    folder = Path(jars_dir)
-    if not folder.is_absolute():
-        folder = PROJECT_ROOT / folder
+    home = find_home()
+    folder = Path(release.resolve(str(jars_dir), home, "spark.jars_dir"))
     jars = sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
     for prefix in DELTA_JAR_PREFIXES:
         if not any(Path(j).name.startswith(prefix) for j in jars):
+            advice = release.setup_advice(home, "Delta's jars (delta-spark_*.jar, delta-storage-*.jar)")
             raise ConfigError(
-                f"spark.jars_dir: no {prefix}*.jar in {folder}; run `make setup` to resolve Delta's jars "
-                "from Maven Central, or set spark.jars_dir to '' when the cluster provides them"
+                f"spark.jars_dir: no {prefix}*.jar in {folder}; {advice}, or set spark.jars_dir to '' "
+                "when spark-submit (--jars/--packages) or the cluster provides them"
             )
     return jars
 
@@ -78,10 +87,41 @@ def configure_builder(builder: SparkSession.Builder, conf: Config) -> SparkSessi
     return builder
 
 
+def submitted_settings(conf: Config) -> tuple[str, dict[str, str]]:
+    """The master and Spark settings a session for ``conf`` will get, known before it starts.
+
+    Under ``spark-submit``: its ``--master`` and ``--conf`` (read from the launcher's JVM, no context
+    is started), then ``spark.extra`` over them as :func:`configure_builder` applies it. Otherwise:
+    ``spark.master`` (default ``local[*]``) and ``spark.extra``.
+    """
+    if under_spark_submit():
+        from pyspark import SparkConf, SparkContext
+
+        SparkContext._ensure_initialized()  # connects to spark-submit's JVM: its SparkConf, no context
+        given = dict(SparkConf().getAll())
+        master = given.get("spark.master", "")
+    else:
+        given = {}
+        master = conf.spark.master or "local[*]"
+    return master, {**given, **conf.spark.extra}
+
+
 def build_spark(conf: Config) -> SparkSession:
-    """Build (or get) the SparkSession for ``conf`` and set its checkpoint folder."""
+    """Build (or get) the SparkSession for ``conf``, set its checkpoint folder and watch its first job.
+
+    Raises
+    ------
+    ConfigError
+        Before the session starts, when its tasks could never be scheduled (GPU requests on a local
+        master); after, when the checkpoint folder or warehouse cannot be reached.
+    """
+    from vidrec.pipeline.preflight import check_schedulable
+
+    master, settings = submitted_settings(conf)
+    check_schedulable(master, settings)
     spark = configure_builder(SparkSession.builder, conf).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    watch_first_job(spark, conf.spark.schedule_timeout_s)
     checkpoint = conf.spark.checkpoint_dir or f"{conf.warehouse}/_checkpoints"
     try:
         spark.sparkContext.setCheckpointDir(checkpoint)
@@ -95,3 +135,86 @@ def build_spark(conf: Config) -> SparkSession:
         ) from exc
     log.info("spark %s master=%s warehouse=%s", spark.version, spark.sparkContext.master, conf.warehouse)
     return spark
+
+
+def _exit_stuck(message: str) -> None:
+    """The watchdog's default: say why on stderr and in the log, then end the process with exit code 2
+    (nothing was written: no task ever ran)."""
+    log.error("%s", message)
+    print(f"vidrec: configuration error: {message}", file=sys.stderr, flush=True)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(2)
+
+
+def stuck_message(timeout_s: float, master: str, settings: dict[str, str]) -> str:
+    """Why the first job's tasks never started, naming the setting at fault and what to use instead."""
+    head = (
+        f"no task of the first Spark job started within {timeout_s:g} s (spark.schedule_timeout_s) on "
+        f"master {master}"
+    )
+    requests = scheduling.task_resource_requests(settings)
+    if requests:
+        asked = ", ".join(f"{k}={v}" for k, v in requests.items())
+        names = ", ".join(sorted({scheduling.resource_name(k) for k in requests}))
+        return (
+            f"{head}: every task asks for {asked} and no executor offers a {names}; "
+            f"{scheduling.CPU_LAYER_ADVICE}"
+        )
+    return (
+        f"{head}: no executor could take a task (none registered, or none with the cores and memory "
+        "asked for: spark.executor.cores/memory, spark.task.cpus); if executors are only slow to come, "
+        "raise spark.schedule_timeout_s (0 turns the watchdog off)"
+    )
+
+
+def watch_first_job(
+    spark: SparkSession,
+    timeout_s: float,
+    on_stuck: Callable[[str], None] | None = None,
+    poll_s: float = 1.0,
+) -> threading.Thread | None:
+    """Start a daemon thread that calls ``on_stuck(message)`` (default: exit code 2) when the first
+    Spark job submitted after this call has a stage whose tasks have not started after ``timeout_s``.
+
+    The clock starts when the job's first stage is submitted; the thread ends as soon as any task
+    starts (or the stage goes away), so it costs nothing afterwards. ``timeout_s`` 0: no watchdog.
+    """
+    if timeout_s <= 0:
+        return None
+    sc = spark.sparkContext
+    tracker = sc.statusTracker()
+    before = set(tracker.getActiveStageIds())
+    master = sc.master or "?"
+    settings = {str(k): str(v) for k, v in sc.getConf().getAll()}
+    handler = on_stuck or _exit_stuck
+
+    def started(stage_ids: list[int]) -> bool:
+        for sid in stage_ids:
+            info = tracker.getStageInfo(sid)
+            if info is not None and info.numActiveTasks + info.numCompletedTasks + info.numFailedTasks > 0:
+                return True
+        return False
+
+    def watch() -> None:
+        first_seen: float | None = None
+        try:
+            while True:
+                stages = [s for s in tracker.getActiveStageIds() if s not in before]
+                now = time.monotonic()
+                if stages:
+                    if started(stages):
+                        return
+                    first_seen = now if first_seen is None else first_seen
+                    if now - first_seen >= timeout_s:
+                        handler(stuck_message(timeout_s, master, settings))
+                        return
+                elif first_seen is not None:  # the stage ended: its tasks ran (or it failed by itself)
+                    return
+                time.sleep(poll_s)
+        except Exception as exc:  # the context stopped: nothing left to watch
+            log.debug("first-job watchdog ended: %s", exc)
+
+    thread = threading.Thread(target=watch, name="vidrec-first-job-watchdog", daemon=True)
+    thread.start()
+    return thread

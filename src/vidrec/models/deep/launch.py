@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
+from vidrec.config.scheduling import local_task_slots
 from vidrec.config.sections import LaunchConf
 from vidrec.models.base import FitContext
 from vidrec.models.deep import features, shards
@@ -167,6 +168,19 @@ def build_spec(
     }
 
 
+def run_locally(master: str | None, local_mode: bool) -> bool:
+    """TorchDistributor's ``local_mode`` for ``deep.launch.local_mode`` on ``master``.
+
+    A local master's only executor is the driver, so its processes run there (local mode) whatever
+    the setting: as barrier tasks they would need as many task slots as processes (or wait for them),
+    and under ``spark-submit`` only the driver sees the wheel on its ``PYTHONPATH``.
+    """
+    if not local_mode and local_task_slots(master) is not None:
+        log.info("deep: master %s runs the training processes on the driver (local mode)", master)
+        return True
+    return local_mode
+
+
 def artifact_dir_for(ctx: FitContext, model_name: str, launch: LaunchConf) -> str:
     """``<artifact_root or ctx.work_dir>/<model_name>``, absolute when local."""
     root = launch.artifact_root or ctx.work_dir
@@ -287,6 +301,7 @@ def fit(
     if urlparse(artifact_dir).scheme in ("", "file"):
         Path(artifact_dir).mkdir(parents=True, exist_ok=True)
         (Path(artifact_dir) / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    local = run_locally(spark.sparkContext.master, bool(lp.local_mode))
     log.info(
         "deep %s: features and shards in %.1f s (%s); training with %d process(es), "
         "local_mode=%s, use_gpu=%s",
@@ -294,11 +309,11 @@ def fit(
         features_seconds,
         ", ".join(f"{k} {v.rows} rows / {v.row_groups} groups" for k, v in written.items()),
         procs,
-        lp.local_mode,
+        local,
         gpu,
     )
     t0 = time.perf_counter()
-    distributor = TorchDistributor(num_processes=procs, local_mode=bool(lp.local_mode), use_gpu=gpu)
+    distributor = TorchDistributor(num_processes=procs, local_mode=local, use_gpu=gpu)
     metrics = distributor.run(train_worker, spec)
     if not isinstance(metrics, dict):
         raise RuntimeError(
