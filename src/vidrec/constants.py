@@ -32,6 +32,9 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 #: Event types that may carry ``watch_seconds``.
 WATCH_EVENT_TYPES: tuple[str, ...] = ("play", "progress", "complete")
+#: Event types that are engagement of a user with an item, whatever the site logs: a play, a
+#: completion, a like, a favorite, a share or a rating (popularity and the analytics count these).
+ENGAGED_EVENT_TYPES: tuple[str, ...] = ("play", "complete", "like", "favorite", "share", "rate")
 RATING_MIN = 0.5
 RATING_MAX = 5.0
 
