@@ -118,6 +118,7 @@ ALGO_EASE = "ease"
 ALGO_NCF = "ncf"
 ALGO_MULTVAE = "multvae"
 ALGO_SEQUENCE = "sequence"
+ALGO_GRU = "gru"
 ALGO_TEXT = "text"
 ALGO_FUSION = "fusion"
 ALGO_HYBRID = "hybrid"
@@ -130,6 +131,7 @@ ALGORITHMS: tuple[str, ...] = (
     ALGO_NCF,
     ALGO_MULTVAE,
     ALGO_SEQUENCE,
+    ALGO_GRU,
     ALGO_TEXT,
     ALGO_FUSION,
     ALGO_HYBRID,

@@ -272,6 +272,7 @@ def item_performance(
         F.sum(COL_RATING_COUNT).cast("long").alias(COL_RATING_COUNT),
     )
     previous = Window.partitionBy(COL_ITEM).orderBy(_day_number(COL_EVENT_DATE)).rangeBetween(-TREND_DAYS, -1)
+
     def prev_mean(col: str) -> Column:
         return F.coalesce(F.sum(col).over(previous), F.lit(0)).cast("double") / TREND_DAYS
 
