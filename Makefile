@@ -120,7 +120,7 @@ nightly-ml100k: data-ml100k
 
 # Offline evaluation on MovieLens-100k: per-user random 75/25 (seed 42) and per-user chronological 80/20,
 # every generator and the hybrid, with the configurations chosen by `make tune-ml100k` (committed in conf/tuned/).
-ML_MODELS ?= popularity,itemknn,als,ease,content,ncf,multvae,sequence,text,fusion,hybrid
+ML_MODELS ?= popularity,itemknn,als,ease,content,ncf,multvae,sequence,gru,text,fusion,hybrid
 ML_RANDOM := --protocol random --set evaluation.test_fraction=0.25
 ML_CHRONO := --protocol chrono --set evaluation.test_fraction=0.2
 ML_MATRIX = $(PY) jobs/nightly.py --raw $(ML100K_RAW) --warehouse $(ML100K_WAREHOUSE) --run-date 1998-04-30 \
@@ -132,7 +132,7 @@ eval-ml100k: data-ml100k
 
 # Hyper-parameters chosen on validation splits carved from each protocol's training side (never its test side):
 # writes conf/tuned/ml100k-{random,chrono}.yaml, ops/tuning_trials in the warehouse and MLflow runs in ./mlruns.
-# Tuned: the generators below (about 12 min per protocol on 2 cores); ncf, sequence, text and fusion keep
+# Tuned: the generators below (about 12 min per protocol on 2 cores); ncf, sequence, gru, text and fusion keep
 # their defaults (minutes per trial here) and get weight 0 in the tuned blend.
 ML_TUNED ?= popularity,itemknn,als,ease,content,multvae,hybrid
 tune-ml100k: data-ml100k

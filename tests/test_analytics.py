@@ -185,6 +185,8 @@ ITEM_COLS = [
     "event_date",
     "item_id",
     "impressions",
+    "engagements",
+    "engaged_users",
     "plays",
     "unique_viewers",
     "completions",
@@ -194,6 +196,7 @@ ITEM_COLS = [
     "rating_mean",
     "rating_count",
     "plays_prev7_mean",
+    "engagements_prev7_mean",
     "trend",
 ]
 
@@ -204,13 +207,14 @@ def test_item_performance(spark: SparkSession) -> None:
     assert _rows(out, ITEM_COLS) == _sorted(
         [
             # u1 watched 110 s of a 100 s item: the ratio is capped at 1
-            (D1, "i1", 0, 1, 1, 1, 1.0, 1.0, 0, None, 0, 0.0, None),
-            # u1 only liked i2 on D1: a like, not a viewer
-            (D1, "i2", 0, 1, 1, 0, 0.0, 0.5, 1, None, 0, 0.0, None),
-            (D2, "i1", 0, 1, 1, 1, 1.0, 1.0, 0, 4.5, 2, 1 / 7, 7.0),
-            (D2, "i2", 0, 1, 1, 0, 0.0, 0.25, 0, None, 0, 1 / 7, 7.0),
-            # i3 has no duration: no watch ratio; no plays before: no trend
-            (D2, "i3", 1, 1, 1, 0, 0.0, None, 0, None, 0, 0.0, None),
+            (D1, "i1", 0, 2, 1, 1, 1, 1, 1.0, 1.0, 0, None, 0, 0.0, 0.0, None),
+            # u1 only liked i2 on D1: an engagement, not a viewer
+            (D1, "i2", 0, 2, 2, 1, 1, 0, 0.0, 0.5, 1, None, 0, 0.0, 0.0, None),
+            # a play, a completion and two ratings: 4 engagements against 2 the day before (2/7 a day)
+            (D2, "i1", 0, 4, 2, 1, 1, 1, 1.0, 1.0, 0, 4.5, 2, 1 / 7, 2 / 7, 14.0),
+            (D2, "i2", 0, 1, 1, 1, 1, 0, 0.0, 0.25, 0, None, 0, 1 / 7, 2 / 7, 3.5),
+            # i3 has no duration: no watch ratio; nothing before: no trend; an impression is no engagement
+            (D2, "i3", 1, 1, 1, 1, 1, 0, 0.0, None, 0, None, 0, 0.0, 0.0, None),
         ]
     )
 
@@ -230,9 +234,11 @@ GENRE_COLS = [
     "viewers",
     "new_viewers",
     "returning_viewers",
+    "engagements",
     "plays",
     "watch_hours",
     "watch_share",
+    "engagement_share",
     "growth_vs_prev_day",
     "growth_vs_prev_week",
 ]
@@ -241,14 +247,15 @@ GENRE_COLS = [
 @pytest.mark.spark
 def test_genre_trends(spark: SparkSession) -> None:
     out = A.genre_trends(_events(spark), _items(spark), RUN, days=2)
-    # i1 splits half to drama, half to comedy; i3 has no genres: 'unknown'
+    # i1 splits half to drama, half to comedy; i3 has no genres: 'unknown'; likes and ratings are
+    # engagement (u1 rated i1 on D2: a returning comedy viewer without a play)
     assert _rows(out, GENRE_COLS) == _sorted(
         [
-            (D1, "drama", 2, 2, 0, 1.5, _h(155), 155 / 210, None, None),
-            (D1, "comedy", 1, 1, 0, 0.5, _h(55), 55 / 210, None, None),
-            (D2, "drama", 2, 0, 2, 1.5, _h(100), 100 / 270, 100 / 155 - 1, None),
-            (D2, "comedy", 1, 1, 0, 0.5, _h(50), 50 / 270, 50 / 55 - 1, None),
-            (D2, "unknown", 1, 1, 0, 1.0, _h(120), 120 / 270, None, None),
+            (D1, "drama", 2, 2, 0, 3.0, 1.5, _h(155), 155 / 210, 3 / 4, None, None),
+            (D1, "comedy", 1, 1, 0, 1.0, 0.5, _h(55), 55 / 210, 1 / 4, None, None),
+            (D2, "drama", 2, 0, 2, 3.0, 1.5, _h(100), 100 / 270, 3 / 6, 0.0, None),
+            (D2, "comedy", 2, 1, 1, 2.0, 0.5, _h(50), 50 / 270, 2 / 6, 1.0, None),
+            (D2, "unknown", 1, 1, 0, 1.0, 1.0, _h(120), 120 / 270, 1 / 6, None, None),
         ]
     )
 
@@ -263,7 +270,39 @@ def test_genre_trends_growth_vs_prev_week(spark: SparkSession) -> None:
         ],
     )
     out = A.genre_trends(events, _items(spark), RUN, days=1)
-    assert _rows(out, GENRE_COLS) == _sorted([(D2, "drama", 1, 0, 1, 1.0, _h(150), 1.0, None, 0.5)])
+    assert _rows(out, GENRE_COLS) == _sorted([(D2, "drama", 1, 0, 1, 1.0, 1.0, _h(150), 1.0, 1.0, None, 0.0)])
+
+
+# --- ratings only (MovieLens-like: no plays, no watch time, no device) ---------------------------
+RATINGS_ONLY = [
+    _event("r1", "u1", "i1", "rate", D0, rating=4.0),
+    _event("r2", "u2", "i2", "rate", D1, rating=3.0),
+    _event("r3", "u1", "i2", "rate", D2, rating=5.0),
+    _event("r4", "u2", "i1", "rate", D2, rating=2.0),
+    _event("r5", "u3", "i1", "rate", D2, rating=4.0),
+]
+
+
+@pytest.mark.spark
+def test_genre_trends_and_item_performance_count_ratings_on_ratings_only_data(spark: SparkSession) -> None:
+    events = _events(spark, RATINGS_ONLY)
+    items = _items(spark, [(i, g, None) for i, g, _ in ITEMS])  # no durations either
+    trends = A.genre_trends(events, items, RUN, days=2)
+    assert _rows(trends, GENRE_COLS) == _sorted(
+        [
+            (D1, "drama", 1, 1, 0, 1.0, 0.0, 0.0, None, 1.0, None, None),
+            # D2: i2 (drama) and i1 twice (half drama, half comedy); u1 rated i1 a week before (D0)
+            (D2, "drama", 3, 1, 2, 2.0, 0.0, 0.0, None, 2 / 3, 1.0, 2.0 / 0.5 - 1),
+            (D2, "comedy", 2, 2, 0, 1.0, 0.0, 0.0, None, 1 / 3, None, 1.0 / 0.5 - 1),
+        ]
+    )
+    perf = A.item_performance(events, items, RUN, days=2)
+    assert _rows(
+        perf, ["event_date", "item_id", "engagements", "engaged_users", "rating_mean", "trend"]
+    ) == _sorted([(D1, "i2", 1, 1, 3.0, None), (D2, "i1", 2, 2, 3.0, 14.0), (D2, "i2", 1, 1, 5.0, 7.0)])
+    frames = A.build_all(events, items, _users(spark), None, RUN, days=2)
+    assert frames["genre_trends"].count() == 3
+    assert frames["item_performance"].where("engagements > 0").count() == 2  # the run date only
 
 
 # --- cohort retention -----------------------------------------------------------------------------

@@ -256,3 +256,28 @@ def test_generate_content(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     assert {i for u, i, _, _ in rows if u == 0} >= {6}  # the unwatched Horror item is in user 0's list
     assert_candidates(spark, rows, {tuple(r) for r in seen.collect()}, 3)
     assert set(out.artifacts) == {"item_vectors", "user_profiles"}
+
+
+@pytest.mark.spark
+def test_chinese_catalog_neighbours_share_genres_from_descriptions_alone(spark, base_conf: Config) -> None:
+    # generate_sample --lang zh: genres appear only in the Chinese descriptions here (the genre, cast
+    # and director columns are left out), so the neighbours come from the CJK unigrams and bigrams
+    import datetime as dt
+
+    from vidrec.devdata.sample import Span, make_catalog
+
+    cat = make_catalog(np.random.default_rng([5, 0]), 200, Span(dt.date(2026, 3, 31), 30), lang="zh")
+    assert cat["description"].str.contains("执导").all() and not cat["title"].str.contains("[a-z]").any()
+    items = spark.createDataFrame(
+        [(int(r.item_idx), r.description) for r in cat.itertuples()], "item_idx int, description string"
+    )
+    vectors = item_vectors(items, base_conf.content)
+    pairs = content_neighbours(spark, vectors, 10).select(COL_ITEM_IDX, COL_NEIGHBOUR_IDX).collect()
+    genres = {int(r.item_idx): set(r.genres) for r in cat.itertuples()}
+    assert len(pairs) == 200 * 10
+    shared = np.mean([bool(genres[a] & genres[b]) for a, b in pairs])
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 200, 5000), rng.integers(0, 200, 5000)
+    random_share = np.mean([bool(genres[i] & genres[j]) for i, j in zip(a, b, strict=True) if i != j])
+    # measured: 0.75 of the neighbours share a genre against 0.22 of random pairs (content.dim 256)
+    assert shared > 0.6 and shared > 2.5 * random_share, (shared, random_share)

@@ -148,6 +148,37 @@ def test_item_tokens_are_hashed_padded_and_metadata_first(spark: SparkSession) -
 
 
 @pytest.mark.spark
+def test_item_text_is_the_title_then_the_description_in_reading_order(spark: SparkSession) -> None:
+    items = spark.createDataFrame(
+        [(0, "Big Heist", "A big crew."), (1, "爱情", None), (2, None, None)],
+        f"{C.COL_ITEM_IDX} int, {C.COL_TITLE} string, {C.COL_DESCRIPTION} string",
+    )
+    out = {r[0]: r[1] for r in features.item_text(items, 1000, 6).collect()}
+    assert out[2] == [0] * 6
+    # "a" is too short; "big" repeats (the sequence keeps repeats, the bag would not)
+    big, heist, crew = out[0][:3], out[0][1], out[0][3]
+    assert out[0][0] == out[0][2] == big[0] and len({big[0], heist, crew}) == 3 and out[0][4:] == [0, 0]
+    assert out[1][:3].count(0) == 0 and out[1][3:] == [0, 0, 0]  # 爱, 爱情, 情
+    tokens = {r[0]: r[1] for r in features.item_tokens(items, 1000, 6, text_words=False).collect()}
+    assert tokens[0] == [0] * 6  # metadata only: these items have none
+
+
+@pytest.mark.spark
+def test_gru_trains_on_the_sequence_windows_with_each_items_target_count(spark: SparkSession) -> None:
+    from vidrec.config import load_config
+    from vidrec.models.deep.params import model_params
+
+    rows = [(0, 1, 1.0, 0), (0, 2, 1.0, 1), (0, 3, 1.0, 2), (1, 2, 1.0, 0), (1, 1, 1.0, 5)]
+    params = {**model_params(load_config().deep, "gru"), "max_len": 2, "val_fraction": 0.01}
+    frames = features.training_frames("gru", interactions(spark, rows), catalog(spark), params)
+    seq = features.training_frames("sequence", interactions(spark, rows), catalog(spark), params)
+    windows = sorted(tuple(r[S.COL_SEQ]) for r in frames[S.TRAIN].union(frames[S.VAL]).collect())
+    assert windows == sorted(tuple(r[S.COL_SEQ]) for r in seq[S.TRAIN].union(seq[S.VAL]).collect())
+    freq = {r[0]: r[1] for r in features.target_frequencies(frames[S.TRAIN].union(frames[S.VAL])).collect()}
+    assert freq == {2: 1, 3: 1, 1: 1}  # every item but each user's first is a target once
+
+
+@pytest.mark.spark
 @pytest.mark.parametrize("with_media", [True, False])
 def test_item_content_fills_missing_media_with_zeros_and_flags_known_items(
     spark: SparkSession, with_media: bool
@@ -178,14 +209,30 @@ def test_split_by_hash_is_disjoint_complete_and_keeps_users_together(spark: Spar
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("model_name", ["ncf", "multvae", "sequence", "text", "fusion"])
-def test_training_frames_have_the_columns_the_model_reads(spark: SparkSession, model_name: str) -> None:
+@pytest.mark.parametrize(
+    ("model_name", "encoder"),
+    [
+        ("ncf", None),
+        ("multvae", None),
+        ("sequence", None),
+        ("gru", None),
+        ("text", "cnn"),
+        ("text", "bag"),
+        ("fusion", "cnn"),
+        ("fusion", "bag"),
+    ],
+)
+def test_training_frames_have_the_columns_the_model_reads(
+    spark: SparkSession, model_name: str, encoder: str | None
+) -> None:
     from vidrec.config import load_config
     from vidrec.models.deep.networks import build_model, model_config
     from vidrec.models.deep.params import model_params
 
     rows = [(u, i, 1.0, 10 * u + i) for u in range(6) for i in range(u % 3, 3 + u % 3)]
     params = model_params(load_config().deep, model_name)
+    if encoder:
+        params["encoder"] = encoder
     frames = features.training_frames(
         model_name, interactions(spark, rows), catalog(spark), params, visual_dim=2
     )

@@ -13,14 +13,31 @@ from vidrec.models.deep import schema as S
 from vidrec.models.deep.networks import MODEL_CLASSES, build_model, load_model, model_config
 from vidrec.models.deep.params import model_params
 
-N_USERS, N_ITEMS, MAX_LEN, TOKENS = 12, 20, 5, 6
+N_USERS, N_ITEMS, MAX_LEN, TOKENS, TEXT_LEN = 12, 20, 5, 6, 7
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "ncf": dict(
         n_users=N_USERS, n_items=N_ITEMS, embedding_dim=8, mlp_dim=8, mlp_layers=[16, 8], dropout=0.1
     ),
     "multvae": dict(n_items=N_ITEMS, hidden_dim=16, latent_dim=4, dropout=0.5, beta_max=0.2, anneal_steps=10),
-    "sequence": dict(n_items=N_ITEMS, max_len=MAX_LEN, hidden_dim=16, num_blocks=2, num_heads=2, dropout=0.1),
+    "sequence": dict(
+        n_items=N_ITEMS,
+        max_len=MAX_LEN,
+        hidden_dim=16,
+        num_blocks=2,
+        num_heads=2,
+        dropout=0.1,
+        target_window=2,
+    ),
+    "gru": dict(
+        n_items=N_ITEMS,
+        max_len=MAX_LEN,
+        hidden_dim=16,
+        num_layers=2,
+        dropout=0.1,
+        target_window=2,
+        logq_correction=True,
+    ),
     "text": dict(
         n_items=N_ITEMS,
         num_buckets=64,
@@ -29,6 +46,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
         temperature=0.1,
         recent=3,
         logq_correction=True,
+        encoder="cnn",
+        max_text_len=TEXT_LEN,
+        kernel_sizes=[2, 3],
+        channels=4,
     ),
     "fusion": dict(
         n_users=N_USERS,
@@ -62,6 +83,7 @@ TRAIN_BATCHES: dict[str, dict[str, torch.Tensor]] = {
     "text": {S.COL_ITEM_A: i32([1, 2, 3, 1]), S.COL_ITEM_B: i32([2, 3, 4, 2])},
     "fusion": {S.COL_USER_IDX: i32([0, 1, 2, 3]), S.COL_ITEM_IDX: i32([1, 2, 3, 4])},
 }
+TRAIN_BATCHES["gru"] = TRAIN_BATCHES["sequence"]
 SCORE_BATCHES: dict[str, dict[str, torch.Tensor]] = {
     "ncf": {S.COL_USER_IDX: i32([0, 5, 7])},
     "multvae": {S.COL_BAG: i32([[1, 2, -1], [3, -1, -1], [-1, -1, -1]])},
@@ -69,6 +91,7 @@ SCORE_BATCHES: dict[str, dict[str, torch.Tensor]] = {
     "text": {S.COL_SEQ: i32([[-1, -1, 1, 2, 3], [-1, -1, -1, -1, 4], [0, 1, 2, 3, 4]])},
     "fusion": {S.COL_USER_IDX: i32([0, 5, 7])},
 }
+SCORE_BATCHES["gru"] = SCORE_BATCHES["sequence"]
 
 
 def side_table() -> dict[str, torch.Tensor]:
@@ -76,6 +99,9 @@ def side_table() -> dict[str, torch.Tensor]:
     return {
         S.COL_ITEM_IDX: torch.arange(N_ITEMS, dtype=torch.int32),
         S.COL_TOKENS: torch.randint(1, 64, (N_ITEMS, TOKENS), generator=g, dtype=torch.int32),
+        # right-padded text of 0..TEXT_LEN tokens (item 0 has none)
+        S.COL_TEXT: torch.randint(1, 64, (N_ITEMS, TEXT_LEN), generator=g, dtype=torch.int32)
+        * (torch.arange(TEXT_LEN)[None, :] < (torch.arange(N_ITEMS) % (TEXT_LEN + 1))[:, None]),
         S.COL_KNOWN: (torch.arange(N_ITEMS) < 15).int(),
         S.COL_FREQ: torch.arange(N_ITEMS, dtype=torch.int32) * 3,
         S.COL_VISUAL: torch.randn(N_ITEMS, 4, generator=g),
@@ -166,6 +192,49 @@ def test_sequence_predictions_do_not_look_ahead() -> None:
     assert not torch.allclose(ha[:, 4], hb[:, 4])
 
 
+def test_gru_reads_the_history_in_order_ignoring_the_padding() -> None:
+    # the state after the last item depends on the items' order, not on how much padding precedes them
+    model = make("gru").eval()
+    with torch.no_grad():
+        short = model.score({S.COL_SEQ: i32([[-1, -1, 1, 2, 3]])})
+        padded = model.score({S.COL_SEQ: i32([[-1, -1, -1, -1, -1, -1, 1, 2, 3]])[:, -5:]})
+        swapped = model.score({S.COL_SEQ: i32([[-1, -1, 2, 1, 3]])})
+        h, aligned = model.encode(i32([[-1, -1, 1, 2, 3]]))
+    assert torch.allclose(short, padded)
+    assert not torch.allclose(short, swapped)
+    assert aligned.tolist() == [[1, 2, 3, -1, -1]]
+    assert float(h[0, 3:].abs().sum()) == 0.0
+
+
+def test_next_items_loss_is_the_next_item_softmax_and_counts_every_target_of_the_window() -> None:
+    from vidrec.models.deep.networks.base import next_items_loss
+
+    g = torch.Generator().manual_seed(1)
+    weight = torch.randn(6, 4, generator=g)
+    seq = torch.tensor([[-1, 0, 1, 2], [3, 4, 5, 0]])
+    inp = seq[:, :-1]
+    h = torch.randn(2, 3, 4, generator=g)
+    ce = torch.nn.functional.cross_entropy
+    logits = h @ weight.T
+    # window 1: each real input predicts the next item; the padded position predicts nothing
+    pairs1 = [(0, 1, 1), (0, 2, 2), (1, 0, 4), (1, 1, 5), (1, 2, 0)]
+    want1 = torch.stack([ce(logits[b, t], torch.tensor(y)) for b, t, y in pairs1]).mean()
+    assert float(next_items_loss(h, inp, seq, weight, 1)) == pytest.approx(float(want1), rel=1e-5)
+    # window 2: also the item after next, where the window has one
+    pairs2 = pairs1 + [(0, 1, 2), (1, 0, 5), (1, 1, 0)]
+    want2 = torch.stack([ce(logits[b, t], torch.tensor(y)) for b, t, y in pairs2]).mean()
+    assert float(next_items_loss(h, inp, seq, weight, 2)) == pytest.approx(float(want2), rel=1e-5)
+    # in-batch negatives with the log-frequency correction: a softmax over the batch's distinct
+    # targets only, each lowered by the log chance that 5 draws hold it at least once
+    q = torch.tensor([0.1, 0.2, 0.3, 0.1, 0.2, 0.1])
+    log_q = torch.log(q)
+    cand = torch.tensor([0, 1, 2, 4, 5])
+    sub = logits[..., cand] - torch.log(1 - (1 - q[cand]) ** 5)
+    pos = {int(c): k for k, c in enumerate(cand)}
+    want3 = torch.stack([ce(sub[b, t], torch.tensor(pos[y])) for b, t, y in pairs1]).mean()
+    assert float(next_items_loss(h, inp, seq, weight, 1, log_q)) == pytest.approx(float(want3), rel=1e-5)
+
+
 def test_fusion_scores_items_without_interactions_from_content_alone() -> None:
     model = make("fusion").eval()
     cold = torch.tensor([17, 18])  # known == 0
@@ -185,6 +254,39 @@ def test_fusion_works_without_media_embeddings() -> None:
     assert S.COL_VISUAL not in model.side_columns
     model.attach_side_table(table)
     assert model.score(SCORE_BATCHES["fusion"]).shape == (3, N_ITEMS)
+
+
+def test_text_cnn_pools_over_the_text_only_and_gives_no_text_a_zero_vector() -> None:
+    from vidrec.models.deep.networks.text import TextCNN
+
+    torch.manual_seed(0)
+    cnn = TextCNN(num_buckets=50, dim=6, out_dim=5, kernel_sizes=(1, 2, 3), channels=4).eval()
+    text = torch.tensor([[3, 7, 9, 0, 0, 0], [0, 0, 0, 0, 0, 0], [9, 7, 3, 0, 0, 0]])
+    longer = torch.cat([text, torch.zeros(3, 4, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        out, out_longer = cnn(text), cnn(longer)
+    assert out.shape == (3, 5)
+    assert torch.allclose(out, out_longer, atol=1e-6)  # padding never changes the pooled features
+    assert float(out[1].abs().sum()) == 0.0  # an item without text
+    assert not torch.allclose(out[0], out[2])  # word order matters (widths 2 and 3)
+
+
+def test_fusion_can_use_the_text_cnn_as_its_item_tower() -> None:
+    config = {
+        **CONFIGS["fusion"],
+        "encoder": "cnn",
+        "max_text_len": TEXT_LEN,
+        "kernel_sizes": [2],
+        "channels": 4,
+    }
+    model = build_model("fusion", config)
+    assert S.COL_TEXT in model.side_columns
+    model.attach_side_table(side_table())
+    assert torch.equal(model.item_text, side_table()[S.COL_TEXT].long())
+    model.train()
+    model(TRAIN_BATCHES["fusion"]).backward()
+    assert model.content.text is not None and model.content.text.emb.weight.grad is not None
+    assert model.eval().score(SCORE_BATCHES["fusion"]).shape == (3, N_ITEMS)
 
 
 def test_text_encoder_gives_items_with_no_interactions_an_embedding() -> None:

@@ -32,6 +32,9 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 #: Event types that may carry ``watch_seconds``.
 WATCH_EVENT_TYPES: tuple[str, ...] = ("play", "progress", "complete")
+#: Event types that are engagement of a user with an item, whatever the site logs: a play, a
+#: completion, a like, a favorite, a share or a rating (popularity and the analytics count these).
+ENGAGED_EVENT_TYPES: tuple[str, ...] = ("play", "complete", "like", "favorite", "share", "rate")
 RATING_MIN = 0.5
 RATING_MAX = 5.0
 
@@ -115,6 +118,7 @@ ALGO_EASE = "ease"
 ALGO_NCF = "ncf"
 ALGO_MULTVAE = "multvae"
 ALGO_SEQUENCE = "sequence"
+ALGO_GRU = "gru"
 ALGO_TEXT = "text"
 ALGO_FUSION = "fusion"
 ALGO_HYBRID = "hybrid"
@@ -127,6 +131,7 @@ ALGORITHMS: tuple[str, ...] = (
     ALGO_NCF,
     ALGO_MULTVAE,
     ALGO_SEQUENCE,
+    ALGO_GRU,
     ALGO_TEXT,
     ALGO_FUSION,
     ALGO_HYBRID,

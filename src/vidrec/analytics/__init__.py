@@ -10,7 +10,11 @@ Conventions shared by the tables (``docs/analytics_tables.md`` documents them co
 - an *active* user did anything but an ``impression`` (being shown an item is not engagement);
 - a *play* is a ``play`` event, a *completion* a ``complete`` event, *watch time* the sum of
   ``watch_seconds`` of ``play``/``progress``/``complete`` events (each reports the seconds watched);
-- a *viewer* of an item or genre has a ``play``/``progress``/``complete`` event on it;
+- an *engagement* is an event of :data:`vidrec.constants.ENGAGED_EVENT_TYPES` (a play, completion,
+  like, favorite, share or rating), so the tables mean something on ratings-only data (MovieLens) as
+  well as on a video site's plays and watch time;
+- a *viewer* of an item has a ``play``/``progress``/``complete`` event on it; a *viewer* of a genre
+  (``genre_trends``) has any engagement or watch event on it;
 - an item with several genres counts ``1/n`` of its watch time, plays and exposures toward each of
   its ``n`` genres (shares then sum to 1); an item without genres, or missing from the catalog,
   belongs to the genre ``'unknown'``; a null device or country is ``'unknown'``;

@@ -138,7 +138,8 @@ def write_all(
     for name, df in build_all(events, items, users, recommendations, run_day, days=days).items():
         table = ANALYTICS_TABLES[name]
         started = time.perf_counter()
-        tables.replace_partition(df, warehouse, table, run_day)
+        # merge_schema: a warehouse written before engagement columns were added takes them on
+        tables.replace_partition(df, warehouse, table, run_day, merge_schema=True)
         written[name] = _rows_written(spark, warehouse, table, run_day)
         log.info(
             "analytics %s: %s %d rows in %.1fs",

@@ -18,6 +18,7 @@ from vidrec.constants import (
     COL_RUN_DATE,
     COL_USER,
     COL_WATCH_SECONDS,
+    ENGAGED_EVENT_TYPES,
     GOLD,
     WATCH_EVENT_TYPES,
 )
@@ -75,6 +76,14 @@ COL_RATING_MEAN = "rating_mean"
 COL_RATING_COUNT = "rating_count"
 
 COL_PLAYS_PREV7_MEAN = "plays_prev7_mean"
+
+COL_ENGAGEMENTS = "engagements"
+
+COL_ENGAGED_USERS = "engaged_users"
+
+COL_ENGAGEMENTS_PREV7_MEAN = "engagements_prev7_mean"
+
+COL_ENGAGEMENT_SHARE = "engagement_share"
 
 COL_TREND = "trend"
 
@@ -212,6 +221,11 @@ def _is(event_type: str) -> Column:
 
 def _is_watch() -> Column:
     return F.col(COL_EVENT_TYPE).isin(*WATCH_EVENT_TYPES)
+
+
+def _is_engaged() -> Column:
+    """An engagement event of any kind (:data:`vidrec.constants.ENGAGED_EVENT_TYPES`)."""
+    return F.col(COL_EVENT_TYPE).isin(*ENGAGED_EVENT_TYPES)
 
 
 def _watch_seconds() -> Column:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from vidrec.analytics.common import (
@@ -16,6 +16,10 @@ from vidrec.analytics.common import (
     COL_AVG_WATCH_RATIO,
     COL_COMPLETION_RATE,
     COL_COMPLETIONS,
+    COL_ENGAGED_USERS,
+    COL_ENGAGEMENT_SHARE,
+    COL_ENGAGEMENTS,
+    COL_ENGAGEMENTS_PREV7_MEAN,
     COL_GENRE,
     COL_GROWTH_DAY,
     COL_GROWTH_WEEK,
@@ -45,6 +49,7 @@ from vidrec.analytics.common import (
     _day_number,
     _events_between,
     _is,
+    _is_engaged,
     _is_watch,
     _lit_date,
     _positive,
@@ -189,7 +194,8 @@ def item_performance(
     run_date: dt.date | str,
     days: int = 1,
 ) -> DataFrame:
-    """Per item per event date: plays, viewers, completion, watch ratio, likes, ratings, trend.
+    """Per item per event date: engagement of any kind, plays, viewers, completion, watch ratio, likes,
+    ratings, trend.
 
     Parameters
     ----------
@@ -206,12 +212,15 @@ def item_performance(
     Returns
     -------
     DataFrame
-        ``run_date, event_date, item_id, impressions, plays, unique_viewers, completions,
-        completion_rate, avg_watch_ratio, likes, rating_mean, rating_count, plays_prev7_mean,
-        trend``: one row per item with any event that day. ``avg_watch_ratio`` is the mean over the
-        day's viewers of ``min(1, watch seconds / duration)`` (null without a positive duration);
-        ``plays_prev7_mean`` the mean daily plays over the 7 days before (days without plays count
-        as 0); ``trend = plays / plays_prev7_mean`` (null when that mean is 0).
+        ``run_date, event_date, item_id, impressions, engagements, engaged_users, plays,
+        unique_viewers, completions, completion_rate, avg_watch_ratio, likes, rating_mean,
+        rating_count, plays_prev7_mean, engagements_prev7_mean, trend``: one row per item with any
+        event that day. ``engagements`` counts engagement events of every kind (plays, completions,
+        likes, favorites, shares, ratings) and ``engaged_users`` their distinct users, so ratings-only
+        data has them too. ``avg_watch_ratio`` is the mean over the day's viewers of
+        ``min(1, watch seconds / duration)`` (null without a positive duration); the ``_prev7_mean``
+        columns the mean daily plays / engagements over the 7 days before (days without any count as
+        0); ``trend = engagements / engagements_prev7_mean`` (null when that mean is 0).
 
     Raises
     ------
@@ -232,6 +241,7 @@ def item_performance(
         .groupBy(COL_ITEM, COL_EVENT_DATE, COL_USER)
         .agg(
             F.sum(_is(EVENT_IMPRESSION)).alias(COL_IMPRESSIONS),
+            F.sum(_is_engaged().cast("long")).alias(COL_ENGAGEMENTS),
             F.sum(_is(EVENT_PLAY)).alias(COL_PLAYS),
             F.sum(_is(EVENT_COMPLETE)).alias(COL_COMPLETIONS),
             F.sum(_is(EVENT_LIKE)).alias(COL_LIKES),
@@ -251,6 +261,8 @@ def item_performance(
     )
     daily = per_viewer.groupBy(COL_ITEM, COL_EVENT_DATE).agg(
         F.sum(COL_IMPRESSIONS).cast("long").alias(COL_IMPRESSIONS),
+        F.sum(COL_ENGAGEMENTS).cast("long").alias(COL_ENGAGEMENTS),
+        F.count(F.when(F.col(COL_ENGAGEMENTS) > 0, F.lit(1))).cast("long").alias(COL_ENGAGED_USERS),
         F.sum(COL_PLAYS).cast("long").alias(COL_PLAYS),
         F.count(F.when(F.col("_viewer"), F.lit(1))).cast("long").alias(COL_UNIQUE_VIEWERS),
         F.sum(COL_COMPLETIONS).cast("long").alias(COL_COMPLETIONS),
@@ -260,15 +272,21 @@ def item_performance(
         F.sum(COL_RATING_COUNT).cast("long").alias(COL_RATING_COUNT),
     )
     previous = Window.partitionBy(COL_ITEM).orderBy(_day_number(COL_EVENT_DATE)).rangeBetween(-TREND_DAYS, -1)
-    prev_mean = F.coalesce(F.sum(COL_PLAYS).over(previous), F.lit(0)).cast("double") / TREND_DAYS
+
+    def prev_mean(col: str) -> Column:
+        return F.coalesce(F.sum(col).over(previous), F.lit(0)).cast("double") / TREND_DAYS
+
     return (
-        daily.withColumn(COL_PLAYS_PREV7_MEAN, prev_mean)
+        daily.withColumn(COL_PLAYS_PREV7_MEAN, prev_mean(COL_PLAYS))
+        .withColumn(COL_ENGAGEMENTS_PREV7_MEAN, prev_mean(COL_ENGAGEMENTS))
         .where(F.col(COL_EVENT_DATE) >= _lit_date(start))
         .select(
             _lit_date(run_day).alias(COL_RUN_DATE),
             COL_EVENT_DATE,
             COL_ITEM,
             COL_IMPRESSIONS,
+            COL_ENGAGEMENTS,
+            COL_ENGAGED_USERS,
             COL_PLAYS,
             COL_UNIQUE_VIEWERS,
             COL_COMPLETIONS,
@@ -278,7 +296,8 @@ def item_performance(
             _ratio(F.col("_rating_sum"), F.col(COL_RATING_COUNT)).alias(COL_RATING_MEAN),
             COL_RATING_COUNT,
             COL_PLAYS_PREV7_MEAN,
-            _ratio(F.col(COL_PLAYS), F.col(COL_PLAYS_PREV7_MEAN)).alias(COL_TREND),
+            COL_ENGAGEMENTS_PREV7_MEAN,
+            _ratio(F.col(COL_ENGAGEMENTS), F.col(COL_ENGAGEMENTS_PREV7_MEAN)).alias(COL_TREND),
         )
     )
 
@@ -290,7 +309,7 @@ def genre_trends(
     run_date: dt.date | str,
     days: int = DEFAULT_DAYS,
 ) -> DataFrame:
-    """Per genre per event date: watch-time share, growth, new and returning viewers.
+    """Per genre per event date: engagement of any kind, watch-time share, growth, new and returning viewers.
 
     Parameters
     ----------
@@ -307,13 +326,17 @@ def genre_trends(
     Returns
     -------
     DataFrame
-        ``run_date, event_date, genre, viewers, new_viewers, returning_viewers, plays, watch_hours,
-        watch_share, growth_vs_prev_day, growth_vs_prev_week``: one row per genre watched that day.
-        A viewer is *new* to a genre on the first day (over all events up to ``run_date``) they
-        watch it. ``watch_share`` is the genre's share of the day's watch time; the growths are
-        ``watch_hours / watch_hours(day - 1) - 1`` and ``watch_hours / watch_hours(day - 7) - 1``
-        (null when the earlier day had no watch time in the genre). Multi-genre items split their
-        plays and watch time evenly across their genres.
+        ``run_date, event_date, genre, viewers, new_viewers, returning_viewers, engagements, plays,
+        watch_hours, watch_share, engagement_share, growth_vs_prev_day, growth_vs_prev_week``: one
+        row per genre engaged with that day. A *viewer* of a genre has an engagement event of any
+        kind (play, completion, like, favorite, share, rating) or a watch event on it, so ratings-only
+        data has viewers too; a viewer is *new* to a genre on the first day (over all events up to
+        ``run_date``) they engage with it. ``engagements`` counts engagement events;
+        ``watch_share`` is the genre's share of the day's watch time (null on a day without watch
+        time), ``engagement_share`` its share of the day's engagements; the growths are
+        ``engagements / engagements(day - 1) - 1`` and ``engagements / engagements(day - 7) - 1``
+        (null when the earlier day had no engagement in the genre). Multi-genre items split their
+        engagements, plays and watch time evenly across their genres.
 
     Raises
     ------
@@ -330,11 +353,12 @@ def genre_trends(
 
     watched = _with_genres(
         _events_between(events, None, run_day)
-        .where(_is_watch())
+        .where(_is_watch() | _is_engaged())
         .select(
             COL_USER,
             COL_ITEM,
             COL_EVENT_DATE,
+            _is_engaged().cast("long").alias("_engaged"),
             _is(EVENT_PLAY).alias("_play"),
             _watch_seconds().alias(_WATCH_S),
         ),
@@ -345,6 +369,7 @@ def genre_trends(
         watched.where(F.col(COL_EVENT_DATE) >= _lit_date(history_start))
         .groupBy(COL_GENRE, COL_EVENT_DATE, COL_USER)
         .agg(
+            F.sum(F.col("_engaged") * F.col(_WEIGHT)).alias(COL_ENGAGEMENTS),
             F.sum(F.col("_play") * F.col(_WEIGHT)).alias(COL_PLAYS),
             F.sum(F.col(_WATCH_S) * F.col(_WEIGHT)).alias(_WATCH_S),
         )
@@ -353,17 +378,19 @@ def genre_trends(
     daily = per_viewer.groupBy(COL_GENRE, COL_EVENT_DATE).agg(
         F.count(F.lit(1)).alias(COL_VIEWERS),
         F.sum((F.col(COL_EVENT_DATE) == F.col(_FIRST_DATE)).cast("long")).alias(COL_NEW_VIEWERS),
+        F.sum(COL_ENGAGEMENTS).alias(COL_ENGAGEMENTS),
         F.sum(COL_PLAYS).alias(COL_PLAYS),
         F.sum(_WATCH_S).alias(_WATCH_S),
     )
     by_day = Window.partitionBy(COL_EVENT_DATE)
     ordered = Window.partitionBy(COL_GENRE).orderBy(_day_number(COL_EVENT_DATE))
-    prev_day = F.sum(_WATCH_S).over(ordered.rangeBetween(-1, -1))
-    prev_week = F.sum(_WATCH_S).over(ordered.rangeBetween(-7, -7))
+    prev_day = F.sum(COL_ENGAGEMENTS).over(ordered.rangeBetween(-1, -1))
+    prev_week = F.sum(COL_ENGAGEMENTS).over(ordered.rangeBetween(-7, -7))
     return (
         daily.select(
             "*",
             F.sum(_WATCH_S).over(by_day).alias("_day_watch"),
+            F.sum(COL_ENGAGEMENTS).over(by_day).alias("_day_engagements"),
             prev_day.alias("_prev_day"),
             prev_week.alias("_prev_week"),
         )
@@ -375,10 +402,12 @@ def genre_trends(
             F.col(COL_VIEWERS).cast("long").alias(COL_VIEWERS),
             F.col(COL_NEW_VIEWERS).cast("long").alias(COL_NEW_VIEWERS),
             (F.col(COL_VIEWERS) - F.col(COL_NEW_VIEWERS)).cast("long").alias(COL_RETURNING_VIEWERS),
+            F.col(COL_ENGAGEMENTS).cast("double").alias(COL_ENGAGEMENTS),
             F.col(COL_PLAYS).cast("double").alias(COL_PLAYS),
             (F.col(_WATCH_S) / SECONDS_PER_HOUR).cast("double").alias(COL_WATCH_HOURS),
             _ratio(F.col(_WATCH_S), F.col("_day_watch")).alias(COL_WATCH_SHARE),
-            (_ratio(F.col(_WATCH_S), F.col("_prev_day")) - 1.0).alias(COL_GROWTH_DAY),
-            (_ratio(F.col(_WATCH_S), F.col("_prev_week")) - 1.0).alias(COL_GROWTH_WEEK),
+            _ratio(F.col(COL_ENGAGEMENTS), F.col("_day_engagements")).alias(COL_ENGAGEMENT_SHARE),
+            (_ratio(F.col(COL_ENGAGEMENTS), F.col("_prev_day")) - 1.0).alias(COL_GROWTH_DAY),
+            (_ratio(F.col(COL_ENGAGEMENTS), F.col("_prev_week")) - 1.0).alias(COL_GROWTH_WEEK),
         )
     )

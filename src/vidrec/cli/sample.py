@@ -4,7 +4,7 @@ Usage::
 
     python jobs/generate_sample.py --out data/sample --users 2000 --items 600 --days 60 \\
         --end-date 2026-03-31 [--seed 42] [--bad-fraction 0.0] [--events-per-user-mean 40] \\
-        [--master local[2]] [--conf FILE]
+        [--lang en|zh] [--media-taste 0.0] [--master local[2]] [--conf FILE]
 
 Events are simulated on Spark (see :mod:`vidrec.devdata.sample`); the same flags give the same rows.
 """
@@ -43,6 +43,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bad-fraction", type=float, default=0.0, help="share of garbage event lines")
     parser.add_argument("--events-per-user-mean", type=float, default=40.0)
     parser.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="en",
+        help="catalog language: zh writes Chinese titles, genres, descriptions and names",
+    )
+    parser.add_argument(
+        "--media-taste",
+        type=float,
+        default=0.0,
+        help="strength of a latent taste factor beyond genre that media embeddings carry (0: none)",
+    )
+    parser.add_argument(
         "--partitions", type=int, default=None, help="Spark partitions (default: from --users)"
     )
     parser.add_argument("--master", default=None, help="Spark master (default: conf spark.master)")
@@ -78,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             bad_fraction=args.bad_fraction,
             events_per_user_mean=args.events_per_user_mean,
             num_partitions=args.partitions,
+            lang=args.lang,
+            media_taste=args.media_taste,
         )
     except ValueError as exc:
         log.error("generate_sample: %s", exc)

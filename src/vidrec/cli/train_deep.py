@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-MODELS = ("ncf", "multvae", "sequence", "text", "fusion")
+MODELS = ("ncf", "multvae", "sequence", "gru", "text", "fusion")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -421,9 +421,47 @@ class SequenceConf(_ModelConf):
     num_blocks: int
     num_heads: int
     dropout: float
+    target_window: int
     batch_size: int
     max_epochs: int
     lr: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.target_window >= 1, "deep.sequence.target_window", ">= 1", self.target_window)
+
+
+@dataclass(frozen=True)
+class GruConf(_ModelConf):
+    SECTION: typing.ClassVar[str] = C.ALGO_GRU
+    max_len: int
+    hidden_dim: int
+    num_layers: int
+    dropout: float
+    target_window: int
+    logq_correction: bool
+    batch_size: int
+    max_epochs: int
+    lr: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("max_len", "hidden_dim", "num_layers", "target_window"):
+            _check(getattr(self, key) >= 1, f"deep.gru.{key}", ">= 1", getattr(self, key))
+        _check(0.0 <= self.dropout < 1.0, "deep.gru.dropout", "in [0, 1)", self.dropout)
+
+
+#: ``deep.text.encoder`` / ``deep.fusion.encoder``: a bag of tokens, or a bag of metadata plus a TextCNN.
+TEXT_ENCODERS = ("bag", "cnn")
+
+
+def _check_encoder(conf: Any, name: str) -> None:
+    _check(conf.encoder in TEXT_ENCODERS, f"deep.{name}.encoder", f"one of {TEXT_ENCODERS}", conf.encoder)
+    _check(conf.max_text_len >= 1, f"deep.{name}.max_text_len", ">= 1", conf.max_text_len)
+    _check(conf.channels >= 1, f"deep.{name}.channels", ">= 1", conf.channels)
+    ks = conf.kernel_sizes
+    ok = bool(ks) and all(1 <= k <= conf.max_text_len for k in ks)
+    _check(ok, f"deep.{name}.kernel_sizes", "non-empty widths in [1, max_text_len]", ks)
 
 
 @dataclass(frozen=True)
@@ -437,9 +475,17 @@ class TextConf(_ModelConf):
     recent: int
     logq_correction: bool
     history_len: int
+    encoder: str
+    max_text_len: int
+    kernel_sizes: tuple[int, ...]
+    channels: int
     batch_size: int
     max_epochs: int
     lr: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_encoder(self, "text")
 
 
 @dataclass(frozen=True)
@@ -450,9 +496,17 @@ class FusionConf(_ModelConf):
     max_tokens: int
     num_negatives: int
     id_dropout: float
+    encoder: str
+    max_text_len: int
+    kernel_sizes: tuple[int, ...]
+    channels: int
     batch_size: int
     max_epochs: int
     lr: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_encoder(self, "fusion")
 
 
 @dataclass(frozen=True)
@@ -462,6 +516,7 @@ class DeepConf:
     ncf: NcfConf
     multvae: MultVaeConf
     sequence: SequenceConf
+    gru: GruConf
     text: TextConf
     fusion: FusionConf
 

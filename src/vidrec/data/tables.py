@@ -166,12 +166,15 @@ def replace_partition(
     run_date: dt.date,
     partition_col: str = COL_RUN_DATE,
     extra_predicate: str | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Replace the rows of ``run_date`` in ``table`` with ``df`` in one commit (idempotent).
 
     ``df`` must hold ``partition_col`` equal to ``run_date`` on every row; the table is created,
     partitioned by ``partition_col``, on first write. ``extra_predicate`` (SQL) narrows what is
     replaced, e.g. ``"algorithm IN ('als')"`` to replace one algorithm's lists of that date.
+    ``merge_schema`` lets ``df`` add columns to an existing table (Delta's ``mergeSchema``; earlier
+    partitions read them as null), for tables that gain columns between releases.
 
     Raises
     ------
@@ -186,7 +189,10 @@ def replace_partition(
     predicate = f"{partition_col} = '{run_date.isoformat()}'"
     if extra_predicate:
         predicate = f"{predicate} AND ({extra_predicate})"
-    _writer(df, [partition_col]).mode("overwrite").option("replaceWhere", predicate).save(path)
+    writer = _writer(df, [partition_col]).mode("overwrite").option("replaceWhere", predicate)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(path)
     register(df.sparkSession, warehouse, table)
 
 

@@ -71,6 +71,7 @@ ORDER: tuple[str, ...] = (
     C.ALGO_MULTVAE,
     C.ALGO_NCF,
     C.ALGO_SEQUENCE,
+    C.ALGO_GRU,
     C.ALGO_TEXT,
     C.ALGO_FUSION,
     C.ALGO_HYBRID,

@@ -4,8 +4,9 @@ Item vectors (:func:`item_vectors`), all in Spark:
 
 1. tokens per item and field (:func:`item_tokens`): ``genres``, ``cast``, ``directors`` (one token per
    list entry), the release-year bucket (``release_year`` floored to ``year_bucket`` years), the
-   ``language`` and the words of the ``description`` (lower-cased, split on non-alphanumerics, stop
-   words and words shorter than ``min_token_length`` dropped);
+   ``language`` and the tokens of the ``description`` (:mod:`vidrec.data.text`: Latin words
+   lower-cased, Chinese/Japanese/Korean runs as character unigrams and bigrams; stop words and Latin
+   words shorter than ``min_token_length`` dropped);
 2. TF-IDF per token (:func:`tfidf`): ``tf`` = occurrences in the item, ``idf = ln((N + 1) / (df + 1))``
    with ``N`` the catalog size (Spark ML's ``IDF`` formula: a token every item has weighs 0); each
    field's sub-vector is L2-normalised and multiplied by its ``field_weights`` entry, so a field's
@@ -57,6 +58,7 @@ from vidrec.constants import (
     COL_USER_IDX,
     COL_VISUAL_EMB,
 )
+from vidrec.data.text import tokens_column
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.topn import COL_FEATURES, top_n_from_factors
 
@@ -68,6 +70,10 @@ STOP_WORDS: frozenset[str] = frozenset(
         "the", "and", "about", "with", "for", "from", "into", "over", "his", "her", "their", "its",
         "this", "that", "who", "when", "where", "what", "directed", "film", "series", "episode", "are",
         "was", "were", "has", "have", "not", "but", "all", "one", "out", "after", "before",
+        # Chinese function words and description boilerplate (as unigrams and bigrams)
+        "的", "了", "和", "与", "及", "是", "在", "也", "就", "都", "而", "被", "把", "让", "从",
+        "对", "这", "那", "一", "一部", "部", "个", "一个", "关于", "讲述",
+        "由", "执导", "电影", "剧集", "故事",
     }
 )  # fmt: skip
 #: Column of :func:`content_neighbours` and :func:`vidrec.models.itemknn.item_neighbours`: the similar item.
@@ -97,7 +103,7 @@ def item_tokens(items: DataFrame, year_bucket: int = 5, min_token_length: int = 
     year_bucket : int
         Years per release-year bucket.
     min_token_length : int
-        Shorter description words are dropped.
+        Shorter Latin description words are dropped (Chinese, Japanese and Korean tokens are kept).
     """
     parts = [
         p
@@ -116,11 +122,8 @@ def item_tokens(items: DataFrame, year_bucket: int = 5, min_token_length: int = 
             items.select(COL_ITEM_IDX, F.lit("language").alias(_FIELD), F.col(COL_LANGUAGE).alias(_TOKEN))
         )
     if COL_DESCRIPTION in items.columns:
-        words = F.explode(F.split(F.lower(F.col(COL_DESCRIPTION)), r"[^\p{L}\p{N}]+"))
-        desc = items.select(COL_ITEM_IDX, F.lit("description").alias(_FIELD), words.alias(_TOKEN)).where(
-            (F.length(_TOKEN) >= min_token_length) & ~F.col(_TOKEN).isin(*sorted(STOP_WORDS))
-        )
-        parts.append(desc)
+        words = F.explode(tokens_column(COL_DESCRIPTION, min_token_length, STOP_WORDS))
+        parts.append(items.select(COL_ITEM_IDX, F.lit("description").alias(_FIELD), words.alias(_TOKEN)))
     if not parts:
         spark = items.sparkSession
         return spark.createDataFrame([], f"{COL_ITEM_IDX} int, {_FIELD} string, {_TOKEN} string, {_TF} long")

@@ -17,7 +17,7 @@ from vidrec.config.sections import PopularityConf
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.topn import COL_FEATURES, top_n_from_factors
 
-ENGAGED_TYPES = ("play", "complete", "like", "favorite", "share", "rate")
+ENGAGED_TYPES = C.ENGAGED_EVENT_TYPES
 MIN_TRENDING_VIEWERS = 3
 
 

@@ -14,6 +14,7 @@ from vidrec.models.base import Generator
 from vidrec.models.content import generate_content
 from vidrec.models.deep.generators import (
     generate_fusion,
+    generate_gru,
     generate_multvae,
     generate_ncf,
     generate_sequence,
@@ -33,6 +34,7 @@ GENERATORS: dict[str, Generator] = {
     C.ALGO_NCF: generate_ncf,
     C.ALGO_MULTVAE: generate_multvae,
     C.ALGO_SEQUENCE: generate_sequence,
+    C.ALGO_GRU: generate_gru,
     C.ALGO_TEXT: generate_text,
     C.ALGO_FUSION: generate_fusion,
 }

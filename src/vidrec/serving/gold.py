@@ -19,6 +19,7 @@ REASONS = {
     C.ALGO_NCF: "people with similar taste watched this",
     C.ALGO_MULTVAE: "matches the mix of what you watch",
     C.ALGO_SEQUENCE: "what people watch next after your recent titles",
+    C.ALGO_GRU: "what people watch next after your recent titles",
     C.ALGO_TEXT: "similar in story, cast or genre to what you watched",
     C.ALGO_FUSION: "similar taste and similar content to what you watched",
     C.ALGO_ITEMKNN: "often watched together with what you watched",

@@ -16,6 +16,7 @@ from vidrec.devdata.sample.vocab import (
     COL_POPULARITY,
     COL_QUALITY,
     COL_RELEASE_DATE,
+    COL_STYLE,
     EMBEDDING_DIM,
     EMBEDDING_FRACTION,
     FIRST_NAMES,
@@ -26,10 +27,21 @@ from vidrec.devdata.sample.vocab import (
     LAST_NAMES,
     MATURITY_RATINGS,
     NEW_ITEM_FRACTION,
+    STYLE_DIM,
     TITLE_ADJECTIVES,
     ZIPF_EXPONENT,
     Span,
     item_id,
+)
+from vidrec.devdata.sample.vocab_zh import (
+    CATALOG_LANGUAGES,
+    GENRE_NAMES_ZH,
+    GENRE_WORDS_ZH,
+    LANGUAGE_WEIGHTS_ZH,
+    LANGUAGES_ZH,
+    description_zh,
+    person_name_zh,
+    title_zh,
 )
 
 
@@ -38,10 +50,13 @@ def _genre_prior(n_genres: int) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _person_names(rng: np.random.Generator, n: int) -> list[str]:
-    """``n`` distinct person names in a random order."""
+def _person_names(rng: np.random.Generator, n: int, lang: str = "en") -> list[str]:
+    """``n`` distinct person names in a random order (Chinese names for ``lang`` ``zh``)."""
     names: list[str] = []
     for k in rng.permutation(n):
+        if lang == "zh":
+            names.append(person_name_zh(int(k)))
+            continue
         first = FIRST_NAMES[k % len(FIRST_NAMES)]
         last = LAST_NAMES[(k // len(FIRST_NAMES)) % len(LAST_NAMES)]
         r = int(k) // (len(FIRST_NAMES) * len(LAST_NAMES))
@@ -60,12 +75,23 @@ def _embeddings(rng: np.random.Generator, genre_vec: np.ndarray, noise: float) -
     return np.round(emb, 5)
 
 
+def _with_style(rng: np.random.Generator, emb: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """``emb`` (unit rows) plus an equal-length random projection of ``style``, unit rows again."""
+    part = style @ rng.normal(size=(style.shape[1], emb.shape[1]))
+    part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-9)
+    out = emb + part
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+    return np.round(out, 5)
+
+
 def make_catalog(
     rng: np.random.Generator,
     n_items: int,
     span: Span,
     new_item_fraction: float = NEW_ITEM_FRACTION,
     embedding_fraction: float = EMBEDDING_FRACTION,
+    lang: str = "en",
+    media_taste: float = 0.0,
 ) -> pd.DataFrame:
     """Draw the item catalog.
 
@@ -82,17 +108,31 @@ def make_catalog(
         Share of items released during the span.
     embedding_fraction : float
         Share of items that carry ``visual_embedding`` and ``audio_embedding``.
+    lang : str
+        ``en``, or ``zh``: Chinese genre names, titles, descriptions (naming the genres) and person
+        names; the same draws, so the same world in the other language.
+    media_taste : float
+        Strength (>= 0) of a latent taste factor beyond genre: each item gets a ``style`` vector
+        (:data:`STYLE_DIM` standard normals) that its media embeddings carry (an equal share of their
+        direction) and users follow (:func:`vidrec.devdata.sample.simulate.simulate_user`). 0: media
+        embeddings carry genre only and users ignore style (the draws of every other field are the
+        same either way).
 
     Returns
     -------
     pandas.DataFrame
         One row per item: the contract columns :data:`ITEM_COLUMNS` (``genres``, ``directors``,
         ``cast`` and the embeddings as Python lists, embeddings ``None`` where absent) and the
-        internal columns ``item_idx``, ``release_date``, ``popularity``, ``quality`` and
-        ``genre_vec``.
+        internal columns ``item_idx``, ``release_date``, ``popularity``, ``quality``,
+        ``genre_vec`` and ``style`` (zeros without ``media_taste``).
     """
     if n_items < 1:
         raise ValueError(f"n_items must be >= 1, got {n_items}")
+    if lang not in CATALOG_LANGUAGES:
+        raise ValueError(f"lang must be one of {CATALOG_LANGUAGES}, got {lang!r}")
+    if media_taste < 0:
+        raise ValueError(f"media_taste must be >= 0, got {media_taste}")
+    zh = lang == "zh"
     n_genres = len(GENRES)
     prior = _genre_prior(n_genres)
 
@@ -131,8 +171,8 @@ def make_catalog(
 
     n_directors = max(5, n_items // 3)
     n_actors = max(20, 2 * n_items)
-    director_names = _person_names(rng, n_directors)
-    actor_names = _person_names(rng, n_actors)
+    director_names = _person_names(rng, n_directors, lang)
+    actor_names = _person_names(rng, n_actors, lang)
     director_home = rng.choice(n_genres, size=n_directors, p=prior)
     actor_home = rng.choice(n_genres, size=n_actors, p=prior)
     directors_by_genre = [np.flatnonzero(director_home == g) for g in range(n_genres)]
@@ -141,12 +181,14 @@ def make_catalog(
     visual = _embeddings(rng, genre_vec, noise=0.35)
     audio = _embeddings(rng, genre_vec, noise=0.5)
     has_embedding = rng.random(n_items) < embedding_fraction
-    language = rng.choice(len(LANGUAGES), size=n_items, p=LANGUAGE_WEIGHTS)
+    languages, weights = (LANGUAGES_ZH, LANGUAGE_WEIGHTS_ZH) if zh else (LANGUAGES, LANGUAGE_WEIGHTS)
+    language = rng.choice(len(languages), size=n_items, p=weights)
 
     rows: list[dict[str, Any]] = []
     for i in range(n_items):
         genres = [GENRES[g] for g in order[i, : n_per_item[i]]]
-        words = [w for g in genres for w in GENRE_WORDS[g]]
+        vocab = GENRE_WORDS_ZH if zh else GENRE_WORDS
+        words = [w for g in genres for w in vocab[g]]
         g0 = int(primary[i])
 
         pool = directors_by_genre[g0]
@@ -165,17 +207,24 @@ def make_catalog(
             if actor_names[a] not in cast:
                 cast.append(actor_names[a])
 
-        adjective = TITLE_ADJECTIVES[int(rng.integers(len(TITLE_ADJECTIVES)))]
-        noun = str(rng.choice(GENRE_WORDS[GENRES[g0]])).title()
-        title = f"The {adjective} {noun}" if rng.random() < 0.4 else f"{adjective} {noun}"
-        if rng.random() < 0.08:
-            title += f" {int(rng.integers(2, 4))}"
+        a_idx = int(rng.integers(len(TITLE_ADJECTIVES)))
+        adjective = TITLE_ADJECTIVES[a_idx]
+        noun = str(rng.choice(vocab[GENRES[g0]]))
+        the = rng.random() < 0.4
+        sequel = int(rng.integers(2, 4)) if rng.random() < 0.08 else None
         w1, w2 = rng.choice(words, size=2, replace=False)
-        form = "series episode" if episode[i] else "film"
-        description = (
-            f"A {adjective.lower()} {' and '.join(g.lower() for g in genres)} {form} about {w1} and {w2}, "
-            f"directed by {directors[0]}."
-        )
+        if zh:
+            title = title_zh(a_idx, noun, sequel)
+            description = description_zh(a_idx, genres, str(w1), str(w2), bool(episode[i]), directors[0])
+        else:
+            title = f"The {adjective} {noun.title()}" if the else f"{adjective} {noun.title()}"
+            if sequel:
+                title += f" {sequel}"
+            form = "series episode" if episode[i] else "film"
+            description = (
+                f"A {adjective.lower()} {' and '.join(g.lower() for g in genres)} {form} about {w1} and "
+                f"{w2}, directed by {directors[0]}."
+            )
 
         if set(genres) & CHILD_GENRES:
             maturity = MATURITY_RATINGS[int(rng.integers(0, 2))]
@@ -189,7 +238,7 @@ def make_catalog(
             {
                 C.COL_ITEM: item_id(i),
                 C.COL_TITLE: title,
-                C.COL_GENRES: genres,
+                C.COL_GENRES: [GENRE_NAMES_ZH[g] for g in genres] if zh else genres,
                 C.COL_DIRECTORS: directors,
                 C.COL_CAST: cast,
                 C.COL_RELEASE_YEAR: int(
@@ -197,7 +246,7 @@ def make_catalog(
                 ),
                 C.COL_DURATION: float(duration[i]),
                 C.COL_DESCRIPTION: description,
-                C.COL_LANGUAGE: LANGUAGES[int(language[i])],
+                C.COL_LANGUAGE: languages[int(language[i])],
                 C.COL_MATURITY: maturity,
                 C.COL_VISUAL_EMB: [float(x) for x in visual[i]] if has_embedding[i] else None,
                 C.COL_AUDIO_EMB: [float(x) for x in audio[i]] if has_embedding[i] else None,
@@ -208,4 +257,18 @@ def make_catalog(
                 COL_GENRE_VEC: genre_vec[i].tolist(),
             }
         )
-    return pd.DataFrame(rows)
+    catalog = pd.DataFrame(rows)
+    # drawn after every other field, so those are the same with or without the taste factor
+    style = (
+        media_taste * rng.normal(size=(n_items, STYLE_DIM))
+        if media_taste > 0
+        else np.zeros((n_items, STYLE_DIM))
+    )
+    if media_taste > 0:
+        for col, emb in ((C.COL_VISUAL_EMB, visual), (C.COL_AUDIO_EMB, audio)):
+            styled = _with_style(rng, emb, style)
+            catalog[col] = [
+                [float(x) for x in styled[i]] if has_embedding[i] else None for i in range(n_items)
+            ]
+    catalog[COL_STYLE] = list(style)
+    return catalog

@@ -30,18 +30,27 @@ from vidrec.devdata.sample.vocab import (
 
 
 def build_world(
-    seed: int, n_users: int, n_items: int, span: Span, events_per_user_mean: float = 40.0
+    seed: int,
+    n_users: int,
+    n_items: int,
+    span: Span,
+    events_per_user_mean: float = 40.0,
+    lang: str = "en",
+    media_taste: float = 0.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The catalog and users :func:`generate` writes for these arguments (with internal columns).
 
     Returns
     -------
     catalog : pandas.DataFrame
-        From :func:`make_catalog` with the generator ``default_rng([seed, 0])``.
+        From :func:`make_catalog` with the generator ``default_rng([seed, 0])``, ``lang`` and
+        ``media_taste``.
     users : pandas.DataFrame
         The blocks of :func:`user_block`, in order.
     """
-    catalog = make_catalog(np.random.default_rng([seed, 0]), n_items, span)
+    catalog = make_catalog(
+        np.random.default_rng([seed, 0]), n_items, span, lang=lang, media_taste=media_taste
+    )
     users = pd.concat(
         [user_block(seed, b, n_users, span, events_per_user_mean) for b in range(n_user_blocks(n_users))],
         ignore_index=True,
@@ -98,6 +107,8 @@ def generate(
     bad_fraction: float = 0.0,
     events_per_user_mean: float = 40.0,
     num_partitions: int | None = None,
+    lang: str = "en",
+    media_taste: float = 0.0,
 ) -> dict[str, int]:
     """Write a synthetic sample into ``out_dir``: ``items.jsonl``, ``users.csv``, ``events.jsonl/``.
 
@@ -127,6 +138,11 @@ def generate(
         Target mean events per user (> 0); the measured mean lands near it.
     num_partitions : int, optional
         Spark partitions of the simulation; default :func:`default_partitions`.
+    lang : str
+        ``en`` or ``zh``: the catalog's language (:func:`make_catalog`); users and events are the same.
+    media_taste : float
+        Strength of the latent taste factor beyond genre that media embeddings carry and users follow
+        (:func:`make_catalog`); 0 (default) leaves it out.
 
     Returns
     -------
@@ -152,7 +168,7 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    catalog, users = build_world(seed, n_users, n_items, span, events_per_user_mean)
+    catalog, users = build_world(seed, n_users, n_items, span, events_per_user_mean, lang, media_taste)
     _write_items(catalog, out / ITEMS_FILE)
     _write_users(users, out / USERS_FILE)
     n_new = int((catalog[COL_RELEASE_DATE] > span.start_date).sum())

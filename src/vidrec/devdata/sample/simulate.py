@@ -21,12 +21,15 @@ from vidrec.devdata.sample.vocab import (
     COL_RELEASE_DATE,
     COL_SESSIONS_PER_DAY,
     COL_SIGNUP_DAY,
+    COL_STYLE,
+    COL_STYLE_PREF,
     COL_TASTE,
     COL_USER_IDX,
     DEVICES,
     POP_DELTA,
     REWATCH_PROB,
     SECONDS_PER_DAY,
+    STYLE_DIM,
     TASTE_FLOOR,
     TASTE_GAMMA,
     USERS_PER_BLOCK,
@@ -66,6 +69,8 @@ class CatalogArrays:
         ``(n_items,)`` first watchable day relative to the span's first day.
     popularity_cdf : numpy.ndarray
         Cumulative popularity, for drawing what the site promotes.
+    style : numpy.ndarray
+        ``(n_items, STYLE_DIM)`` the latent taste factor (zeros without ``media_taste``).
     """
 
     item_ids: tuple[str, ...]
@@ -75,6 +80,7 @@ class CatalogArrays:
     duration: np.ndarray
     release_day: np.ndarray
     popularity_cdf: np.ndarray
+    style: np.ndarray
 
     @classmethod
     def from_catalog(cls, catalog: pd.DataFrame, span: Span) -> CatalogArrays:
@@ -91,6 +97,11 @@ class CatalogArrays:
                 [(d - span.start_date).days for d in catalog[COL_RELEASE_DATE]], dtype=np.int64
             ),
             popularity_cdf=cdf / cdf[-1],
+            style=(
+                np.stack(catalog[COL_STYLE].to_numpy()).astype(float)
+                if COL_STYLE in catalog.columns
+                else np.zeros((len(catalog), STYLE_DIM))
+            ),
         )
 
 
@@ -109,6 +120,8 @@ class UserParams:
         ``(n_genres,)`` taste over genres.
     device_idx : int
         Primary device (index into :data:`DEVICES`).
+    style_pref : numpy.ndarray
+        ``(STYLE_DIM,)`` how the user follows the items' latent style.
     """
 
     user_idx: int
@@ -117,6 +130,7 @@ class UserParams:
     sessions_per_day: float
     taste: np.ndarray
     device_idx: int
+    style_pref: np.ndarray
 
     @classmethod
     def from_row(cls, row: Any) -> UserParams:
@@ -129,6 +143,7 @@ class UserParams:
             sessions_per_day=float(get(COL_SESSIONS_PER_DAY)),
             taste=np.asarray(get(COL_TASTE), dtype=float),
             device_idx=int(get(COL_DEVICE_IDX)),
+            style_pref=np.asarray(get(COL_STYLE_PREF), dtype=float),
         )
 
 
@@ -193,6 +208,8 @@ def simulate_user(
     affinity = catalog.genre_vec @ user.taste
     match = affinity / max(float(affinity.max()), 1e-12)
     weights = (match + TASTE_FLOOR) ** TASTE_GAMMA * catalog.popularity**POP_DELTA
+    if catalog.style.any():  # the latent taste factor beyond genre (``media_taste``)
+        weights = weights * np.exp(catalog.style @ user.style_pref / np.sqrt(STYLE_DIM))
     taste_cdf = np.cumsum(weights)
     taste_cdf /= taste_cdf[-1]
 

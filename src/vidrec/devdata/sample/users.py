@@ -21,6 +21,7 @@ from vidrec.devdata.sample.vocab import (
     COL_LAST_DAY,
     COL_SESSIONS_PER_DAY,
     COL_SIGNUP_DAY,
+    COL_STYLE_PREF,
     COL_TASTE,
     COL_USER_IDX,
     COUNTRIES,
@@ -31,6 +32,7 @@ from vidrec.devdata.sample.vocab import (
     GENDERS,
     GENRES,
     SIGNUP_IN_SPAN_FRACTION,
+    STYLE_DIM,
     Span,
     user_id,
 )
@@ -83,7 +85,9 @@ def make_users(
     pandas.DataFrame
         One row per user: the contract columns :data:`USER_COLUMNS` (``signup_date`` a
         ``datetime.date``) and the internal columns ``user_idx``, ``signup_day``, ``last_day``,
-        ``sessions_per_day``, ``taste`` (array over :data:`GENRES`) and ``device_idx``.
+        ``sessions_per_day``, ``taste`` (array over :data:`GENRES`), ``device_idx`` and
+        ``style_pref`` (array of :data:`STYLE_DIM`: how the user follows the items' latent style,
+        which matters only in a catalog made with ``media_taste > 0``).
     """
     if n_users < 1:
         raise ValueError(f"n_users must be >= 1, got {n_users}")
@@ -115,6 +119,7 @@ def make_users(
     device_cdf = np.cumsum(np.array([AGE_DEVICE_WEIGHTS[b] for b in AGE_BANDS]), axis=1)[age]
     device = np.minimum((rng.random(n_users)[:, None] > device_cdf).sum(axis=1), len(DEVICES) - 1)
 
+    style_pref = rng.normal(size=(n_users, STYLE_DIM))  # drawn last: every other column is unchanged by it
     idx = np.arange(first_idx, first_idx + n_users, dtype=np.int64)
     return pd.DataFrame(
         {
@@ -129,5 +134,6 @@ def make_users(
             COL_SESSIONS_PER_DAY: activity * base_rate,
             COL_TASTE: list(taste),
             COL_DEVICE_IDX: device.astype(np.int64),
+            COL_STYLE_PREF: list(style_pref),
         }
     )

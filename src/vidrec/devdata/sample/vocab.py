@@ -153,6 +153,10 @@ COL_TASTE = "taste"  #: latent taste over genres, sums to 1
 
 COL_DEVICE_IDX = "device_idx"  #: index of the user's primary device in :data:`DEVICES`
 
+COL_STYLE = "style"  #: an item's latent taste factor beyond genre (``media_taste`` times standard normals)
+
+COL_STYLE_PREF = "style_pref"  #: a user's preference over the style factor (standard normals)
+
 ITEM_COLUMNS: tuple[str, ...] = (
     C.COL_ITEM, C.COL_TITLE, C.COL_GENRES, C.COL_DIRECTORS, C.COL_CAST, C.COL_RELEASE_YEAR,
     C.COL_DURATION, C.COL_DESCRIPTION, C.COL_LANGUAGE, C.COL_MATURITY, C.COL_VISUAL_EMB, C.COL_AUDIO_EMB,
@@ -181,6 +185,8 @@ UNKNOWN_EVENT_TYPES: tuple[str, ...] = ("pause", "seek", "buffering", "click", "
 
 # --- model constants --------------------------------------------------------------------------
 EMBEDDING_DIM = 16
+
+STYLE_DIM = 4  #: dimensions of the latent taste factor beyond genre (``media_taste``)
 
 ZIPF_EXPONENT = 1.0  #: item popularity ~ 1 / rank ** ZIPF_EXPONENT
 

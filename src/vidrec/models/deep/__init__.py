@@ -7,7 +7,7 @@ Modules, one idea each:
 - :mod:`~vidrec.models.deep.shards`: writing those rows as Parquet shards under the warehouse, and retention;
 - :mod:`~vidrec.models.deep.loader`: the one seam between Parquet and PyTorch (Petastorm today);
 - :mod:`~vidrec.models.deep.networks`: the PyTorch networks, one file each (NeuMF, Mult-VAE, SASRec,
-  content encoder, fusion);
+  GRU4Rec, the content encoder with its TextCNN, fusion);
 - :mod:`~vidrec.models.deep.train`: the one DDP training loop (``train_worker``), also for ``torchrun``;
 - :mod:`~vidrec.models.deep.launch`: ``fit``: features -> shards -> ``TorchDistributor``;
 - :mod:`~vidrec.models.deep.score`: batch top-N scoring of users in Spark with a trained model;

@@ -7,10 +7,13 @@ interaction with ``confidence > 0``. Item arrays are padded with :data:`~vidrec.
 - :func:`ncf_examples`: (user, item, label) with sampled negatives that are never positives;
 - :func:`user_bags`: per-user bag of positive items (Mult-VAE);
 - :func:`user_sequences`: per-user time-ordered items, truncated and left-padded (scoring SASRec, text);
-- :func:`user_windows`: every user's whole history cut into such windows (training SASRec);
+- :func:`user_windows`: every user's whole history cut into such windows (training SASRec and GRU4Rec),
+  and :func:`target_frequencies`: how often each item is a target in them (GRU4Rec's sampling-bias
+  correction);
 - :func:`cowatch_pairs`: items watched close together by a user (content encoder), and
   :func:`pair_frequencies`: how often each item occurs in them (its sampling-bias correction);
-- :func:`item_tokens` / :func:`item_content`: hashed metadata and text tokens (and media embeddings);
+- :func:`item_tokens` / :func:`item_text` / :func:`item_content`: hashed metadata and text tokens, the
+  title and description as a token sequence (the TextCNN's input), and media embeddings;
 - :func:`training_frames` / :func:`scoring_frame`: what each model trains on and is scored with.
 """
 
@@ -23,6 +26,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
+from vidrec.data.text import tokens_column
 from vidrec.models.deep import schema as S
 
 _HASH_SCALE = 1_000_000
@@ -219,6 +223,23 @@ def user_windows(pos: DataFrame, length: int, min_length: int = 2) -> DataFrame:
     return _time_ordered(rows, [C.COL_USER_IDX, "_w"], length, min_length).drop(S.COL_LENGTH)
 
 
+def target_frequencies(windows: DataFrame) -> DataFrame:
+    """``(item_idx int, freq int)``: how often each item is a next-item target in ``windows``.
+
+    An item is a target where an item precedes it in the window (consecutive windows of a user share
+    one item, the first of the later one), so this counts each training transition once.
+    """
+    seq = F.col(S.COL_SEQ)
+    after_an_item = F.transform(
+        F.sequence(F.lit(2), F.greatest(F.size(seq), F.lit(2))),
+        lambda i: F.when(F.element_at(seq, i - 1) != F.lit(S.PAD_ITEM), F.element_at(seq, i)),
+    )
+    targets = windows.select(F.explode(after_an_item).alias(C.COL_ITEM_IDX)).where(
+        F.col(C.COL_ITEM_IDX).isNotNull() & (F.col(C.COL_ITEM_IDX) != F.lit(S.PAD_ITEM))
+    )
+    return targets.groupBy(C.COL_ITEM_IDX).agg(F.count(F.lit(1)).cast("int").alias(S.COL_FREQ))
+
+
 def pair_frequencies(pairs: DataFrame) -> DataFrame:
     """``(item_idx int, freq int)``: how often each item occurs in co-watched ``pairs``, either side."""
     sides = pairs.select(F.col(S.COL_ITEM_A).alias(C.COL_ITEM_IDX)).unionAll(
@@ -260,19 +281,29 @@ def _prefixed(df: DataFrame, col: str, prefix: str, is_list: bool) -> Column:
     )
 
 
+#: Latin words shorter than this are left out of the deep text features (CJK tokens never are).
+MIN_WORD_LENGTH = 2
+
+
 def _words(df: DataFrame, col: str, prefix: str) -> Column:
+    """Tokens of a text column (:func:`vidrec.data.text.tokens_column`), each prefixed."""
     if col not in df.columns:
         return F.array().cast("array<string>")
-    words = F.split(F.lower(F.coalesce(F.col(col), F.lit(""))), "[^a-z0-9]+")
-    return F.transform(F.filter(words, lambda w: F.length(w) > 1), lambda w: F.concat(F.lit(prefix), w))
+    words = tokens_column(col, MIN_WORD_LENGTH)
+    return F.transform(words, lambda w: F.concat(F.lit(prefix), w))
 
 
-def item_tokens(items: DataFrame, num_buckets: int, max_tokens: int) -> DataFrame:
+def _hashed(strings: Column, num_buckets: int) -> Column:
+    return F.transform(strings, lambda t: (F.pmod(F.xxhash64(t), F.lit(num_buckets - 1)) + 1).cast("int"))
+
+
+def item_tokens(items: DataFrame, num_buckets: int, max_tokens: int, text_words: bool = True) -> DataFrame:
     """``(item_idx int, tokens array<int>[max_tokens])``: hashed metadata and text tokens of each item.
 
     Tokens, in this order (metadata first, so truncation keeps it): ``g:<genre>``, ``d:<director>``,
-    ``c:<cast>``, ``l:<language>``, ``m:<maturity>``, ``y:<decade>``, ``t:<title word>``,
-    ``w:<description word>``; duplicates dropped, hashed into ``[1, num_buckets)``, right-padded with
+    ``c:<cast>``, ``l:<language>``, ``m:<maturity>``, ``y:<decade>``, then, with ``text_words``,
+    ``t:<title token>`` and ``w:<description token>`` (:mod:`vidrec.data.text`: Latin words, CJK
+    unigrams and bigrams); duplicates dropped, hashed into ``[1, num_buckets)``, right-padded with
     ``PAD_TOKEN``. Items with no metadata at all get only padding (the models handle it).
     """
     if num_buckets < 2 or max_tokens < 1:
@@ -286,22 +317,55 @@ def item_tokens(items: DataFrame, num_buckets: int, max_tokens: int) -> DataFram
         if C.COL_RELEASE_YEAR in items.columns
         else F.array().cast("array<string>")
     )
-    strings = F.array_distinct(
-        F.concat(
-            _prefixed(items, C.COL_GENRES, "g:", True),
-            _prefixed(items, C.COL_DIRECTORS, "d:", True),
-            _prefixed(items, C.COL_CAST, "c:", True),
-            _prefixed(items, C.COL_LANGUAGE, "l:", False),
-            _prefixed(items, C.COL_MATURITY, "m:", False),
-            decade,
-            _words(items, C.COL_TITLE, "t:"),
-            _words(items, C.COL_DESCRIPTION, "w:"),
-        )
-    )
-    hashed = F.transform(strings, lambda t: (F.pmod(F.xxhash64(t), F.lit(num_buckets - 1)) + 1).cast("int"))
+    parts = [
+        _prefixed(items, C.COL_GENRES, "g:", True),
+        _prefixed(items, C.COL_DIRECTORS, "d:", True),
+        _prefixed(items, C.COL_CAST, "c:", True),
+        _prefixed(items, C.COL_LANGUAGE, "l:", False),
+        _prefixed(items, C.COL_MATURITY, "m:", False),
+        decade,
+    ]
+    if text_words:
+        parts += [_words(items, C.COL_TITLE, "t:"), _words(items, C.COL_DESCRIPTION, "w:")]
+    hashed = _hashed(F.array_distinct(F.concat(*parts)), num_buckets)
     return items.select(
         F.col(C.COL_ITEM_IDX).cast("int").alias(C.COL_ITEM_IDX),
         _pad_right(hashed, max_tokens, F.lit(S.PAD_TOKEN)).cast("array<int>").alias(S.COL_TOKENS),
+    )
+
+
+def item_text(items: DataFrame, num_buckets: int, max_len: int) -> DataFrame:
+    """``(item_idx int, text array<int>[max_len])``: the title then the description as hashed tokens in
+    reading order (repeats kept), right-padded with ``PAD_TOKEN``: the input of the TextCNN encoder.
+
+    Tokens are :func:`vidrec.data.text.tokens_column`'s (a CJK run's characters interleaved with their
+    bigrams), hashed with the prefix ``x:`` into ``[1, num_buckets)``; text past ``max_len`` is cut.
+    """
+    if num_buckets < 2 or max_len < 1:
+        raise ValueError(f"num_buckets must be >= 2 and max_len >= 1, got {num_buckets}, {max_len}")
+    _require(items, "items", [C.COL_ITEM_IDX])
+    words = F.concat(_words(items, C.COL_TITLE, "x:"), _words(items, C.COL_DESCRIPTION, "x:"))
+    return items.select(
+        F.col(C.COL_ITEM_IDX).cast("int").alias(C.COL_ITEM_IDX),
+        _pad_right(_hashed(words, num_buckets), max_len, F.lit(S.PAD_TOKEN))
+        .cast("array<int>")
+        .alias(S.COL_TEXT),
+    )
+
+
+def content_side(items: DataFrame, params: Mapping[str, Any]) -> DataFrame:
+    """``(item_idx, tokens[, text])``: the content inputs of ``text`` / ``fusion`` per their ``encoder``.
+
+    ``encoder: bag``: every token (metadata and text words) in the bag ``tokens``; ``encoder: cnn``:
+    the metadata in ``tokens`` and the title and description as the sequence ``text``
+    (:func:`item_text`).
+    """
+    cnn = str(params.get("encoder", "bag")) == "cnn"
+    tokens = item_tokens(items, int(params["num_buckets"]), int(params["max_tokens"]), text_words=not cnn)
+    if not cnn:
+        return tokens
+    return tokens.join(
+        item_text(items, int(params["num_buckets"]), int(params["max_text_len"])), C.COL_ITEM_IDX
     )
 
 
@@ -320,15 +384,18 @@ def item_content(
     max_tokens: int,
     visual_dim: int = 0,
     audio_dim: int = 0,
+    params: Mapping[str, Any] | None = None,
 ) -> DataFrame:
     """Content side table of the fusion model: tokens, media embeddings and whether the item is known.
 
-    Returns ``(item_idx, tokens, known int[, visual_embedding array<float>[visual_dim]]
-    [, audio_embedding array<float>[audio_dim]])``: the embedding columns only when their dimension
-    is > 0; a missing or malformed vector becomes zeros. ``known`` is 1 for items of ``known_items``
-    (those with a positive training interaction).
+    Returns ``(item_idx, tokens[, text], known int[, visual_embedding array<float>[visual_dim]]
+    [, audio_embedding array<float>[audio_dim]])``: ``text`` with ``params["encoder"] == "cnn"``
+    (:func:`content_side`), the embedding columns only when their dimension is > 0; a missing or
+    malformed vector becomes zeros. ``known`` is 1 for items of ``known_items`` (those with a positive
+    training interaction).
     """
-    tokens = item_tokens(items, num_buckets, max_tokens)
+    side = {"num_buckets": num_buckets, "max_tokens": max_tokens, **dict(params or {})}
+    tokens = content_side(items, side)
     extra = [C.COL_ITEM_IDX]
     vectors = []
     for col, dim in ((S.COL_VISUAL, visual_dim), (S.COL_AUDIO, audio_dim)):
@@ -344,6 +411,7 @@ def item_content(
     return out.select(
         C.COL_ITEM_IDX,
         S.COL_TOKENS,
+        *([S.COL_TEXT] if S.COL_TEXT in tokens.columns else []),
         F.coalesce(F.col(S.COL_KNOWN), F.lit(0)).cast("int").alias(S.COL_KNOWN),
         *[c for c in (S.COL_VISUAL, S.COL_AUDIO) if c in media.columns],
     )
@@ -362,7 +430,7 @@ def training_frames(
     Parameters
     ----------
     model_name : str
-        ``ncf``, ``multvae``, ``sequence``, ``text`` or ``fusion``.
+        ``ncf``, ``multvae``, ``sequence``, ``gru``, ``text`` or ``fusion``.
     interactions : DataFrame
         ``silver/interactions`` rows of the training data.
     items : DataFrame
@@ -375,7 +443,7 @@ def training_frames(
     Returns
     -------
     dict of str to DataFrame
-        Keys ``train``, ``val`` and, for ``text`` and ``fusion``, ``items``.
+        Keys ``train``, ``val`` and, for ``gru``, ``text`` and ``fusion``, ``items``.
     """
     seed = int(params["seed"])
     frac = float(params["val_fraction"])
@@ -393,19 +461,19 @@ def training_frames(
         bags = user_bags(pos, int(params["max_items"])).drop(S.COL_LENGTH)
         train, val = split_by_hash(bags, [C.COL_USER_IDX], frac, seed)
         return {S.TRAIN: train, S.VAL: val}
-    if model_name == C.ALGO_SEQUENCE:
+    if model_name in (C.ALGO_SEQUENCE, C.ALGO_GRU):
         seqs = user_windows(pos, int(params["max_len"]) + 1, min_length=2)
         train, val = split_by_hash(seqs, [C.COL_USER_IDX], frac, seed)
-        return {S.TRAIN: train, S.VAL: val}
+        if model_name == C.ALGO_SEQUENCE:
+            return {S.TRAIN: train, S.VAL: val}
+        return {S.TRAIN: train, S.VAL: val, S.ITEMS: target_frequencies(train)}
     if model_name == C.ALGO_TEXT:
         train, val = split_by_hash(
             cowatch_pairs(pos, int(params["window"])), [S.COL_ITEM_A, S.COL_ITEM_B], frac, seed
         )
-        tokens = item_tokens(items, int(params["num_buckets"]), int(params["max_tokens"]))
+        tokens = content_side(items, params)
         freq = F.coalesce(F.col(S.COL_FREQ), F.lit(0)).cast("int").alias(S.COL_FREQ)
-        side = tokens.join(pair_frequencies(train), C.COL_ITEM_IDX, "left").select(
-            C.COL_ITEM_IDX, S.COL_TOKENS, freq
-        )
+        side = tokens.join(pair_frequencies(train), C.COL_ITEM_IDX, "left").select(*tokens.columns, freq)
         return {S.TRAIN: train, S.VAL: val, S.ITEMS: side}
     if model_name == C.ALGO_FUSION:
         train, val = split_by_hash(pairs, [C.COL_USER_IDX, C.COL_ITEM_IDX], frac, seed)
@@ -416,6 +484,7 @@ def training_frames(
             int(params["max_tokens"]),
             visual_dim,
             audio_dim,
+            params,
         )
         return {S.TRAIN: train, S.VAL: val, S.ITEMS: side}
     raise ValueError(f"unknown deep model '{model_name}'")
@@ -425,14 +494,14 @@ def scoring_frame(model_name: str, interactions: DataFrame, params: Mapping[str,
     """Per-user model inputs for scoring: ``user_idx`` plus the model's user features.
 
     ``ncf`` and ``fusion`` score users by id (users with a positive); ``multvae`` by their full bag;
-    ``sequence`` by their last ``max_len`` items; ``text`` by their last ``history_len`` items.
+    ``sequence`` and ``gru`` by their last ``max_len`` items; ``text`` by their last ``history_len`` items.
     """
     pos = positives(interactions)
     if model_name in (C.ALGO_NCF, C.ALGO_FUSION):
         return pos.select(C.COL_USER_IDX).distinct()
     if model_name == C.ALGO_MULTVAE:
         return user_bags(pos, int(params["max_items"])).drop(S.COL_LENGTH)
-    if model_name == C.ALGO_SEQUENCE:
+    if model_name in (C.ALGO_SEQUENCE, C.ALGO_GRU):
         return user_sequences(pos, int(params["max_len"])).drop(S.COL_LENGTH)
     if model_name == C.ALGO_TEXT:
         return user_sequences(pos, int(params["history_len"])).drop(S.COL_LENGTH)

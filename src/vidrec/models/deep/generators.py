@@ -1,12 +1,12 @@
 """The deep models as candidate generators (:mod:`vidrec.models.registry` protocol).
 
-Importing this module registers ``ncf``, ``multvae``, ``sequence``, ``text`` and ``fusion``. Each
+Importing this module registers ``ncf``, ``multvae``, ``sequence``, ``gru``, ``text`` and ``fusion``. Each
 generator fits its model with :func:`vidrec.models.deep.launch.fit` (Spark features -> shards -> DDP via
 TorchDistributor) and scores ``ctx.target_users`` with :func:`vidrec.models.deep.score.score_users`.
 
 Who gets a list: users with a positive training interaction (``ncf``, ``fusion``: those with an
-id embedding; ``multvae``: a bag; ``sequence``, ``text``: a history). Others get none here (the
-nightly gives them the cold-start list). Which items: ``ncf``, ``multvae`` and ``sequence`` rank
+id embedding; ``multvae``: a bag; ``sequence``, ``gru``, ``text``: a history). Others get none here (the
+nightly gives them the cold-start list). Which items: ``ncf``, ``multvae``, ``sequence`` and ``gru`` rank
 items with a positive training interaction (an id they learned); ``text`` and ``fusion`` rank
 every catalog item, including items with no interactions yet. ``multvae`` also returns the
 artifact ``user_embeddings``: ``(user_idx int, embedding array<float>)``.
@@ -28,7 +28,7 @@ from vidrec.models.deep.score import embed_users, score_users
 log = logging.getLogger(__name__)
 
 #: Models that rank only items they saw in training (id embeddings); the others rank the catalog.
-ID_ONLY_MODELS = (C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_SEQUENCE)
+ID_ONLY_MODELS = (C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_SEQUENCE, C.ALGO_GRU)
 #: Artifact name of Mult-VAE's user embeddings (the lead writes it to ``gold/user_embeddings``).
 USER_EMBEDDINGS = "user_embeddings"
 
@@ -87,6 +87,11 @@ def generate_multvae(ctx: FitContext) -> Candidates:
 def generate_sequence(ctx: FitContext) -> Candidates:
     """SASRec (Kang & McAuley 2018) next-item lists."""
     return generate_deep(ctx, C.ALGO_SEQUENCE)
+
+
+def generate_gru(ctx: FitContext) -> Candidates:
+    """GRU4Rec (Hidasi et al. 2016) next-item lists."""
+    return generate_deep(ctx, C.ALGO_GRU)
 
 
 def generate_text(ctx: FitContext) -> Candidates:

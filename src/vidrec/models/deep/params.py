@@ -15,7 +15,14 @@ from vidrec import constants as C
 from vidrec.config.sections import DeepConf, to_mapping
 
 #: Model names this package trains, in the order of the design's algorithm list.
-MODEL_NAMES: tuple[str, ...] = (C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_SEQUENCE, C.ALGO_TEXT, C.ALGO_FUSION)
+MODEL_NAMES: tuple[str, ...] = (
+    C.ALGO_NCF,
+    C.ALGO_MULTVAE,
+    C.ALGO_SEQUENCE,
+    C.ALGO_GRU,
+    C.ALGO_TEXT,
+    C.ALGO_FUSION,
+)
 
 
 def model_params(deep: DeepConf, model_name: str) -> dict[str, Any]:

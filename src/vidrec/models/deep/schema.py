@@ -15,6 +15,7 @@ COL_LENGTH = "length"  # int: real (unpadded) entries of COL_BAG / COL_SEQ
 COL_ITEM_A = "item_a"  # co-watched pair
 COL_ITEM_B = "item_b"
 COL_TOKENS = "tokens"  # array<int>: hashed metadata and text tokens, right-padded
+COL_TEXT = "text"  # array<int>: hashed title + description tokens in reading order, right-padded
 COL_KNOWN = "known"  # int 1 when the item has a positive training interaction
 COL_FREQ = "freq"  # int: occurrences of the item in the text model's training pairs (either side)
 COL_VISUAL = COL_VISUAL_EMB
@@ -41,6 +42,7 @@ __all__ = [
     "COL_LABEL",
     "COL_LENGTH",
     "COL_SEQ",
+    "COL_TEXT",
     "COL_TOKENS",
     "COL_USER_IDX",
     "COL_VISUAL",

@@ -1,4 +1,4 @@
-"""X"""
+"""The deep networks, one file each, and how the training loop and the scorer build them by name."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from vidrec.models.deep.networks.base import RecModel
 from vidrec.models.deep.networks.fusion import Fusion
+from vidrec.models.deep.networks.gru4rec import GRU4Rec
 from vidrec.models.deep.networks.multvae import MultVAE
 from vidrec.models.deep.networks.ncf import NeuMF
 from vidrec.models.deep.networks.sasrec import SASRec
@@ -18,6 +19,7 @@ MODEL_CLASSES: dict[str, type[RecModel]] = {
     "ncf": NeuMF,
     "multvae": MultVAE,
     "sequence": SASRec,
+    "gru": GRU4Rec,
     "text": TextEncoder,
     "fusion": Fusion,
 }

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Batch = dict[str, torch.Tensor]
@@ -59,3 +60,69 @@ def _normal_(emb: nn.Embedding | nn.EmbeddingBag, std: float) -> None:
     if emb.padding_idx is not None:
         with torch.no_grad():
             emb.weight[emb.padding_idx].zero_()
+
+
+def next_items_loss(
+    h: torch.Tensor,
+    inp: torch.Tensor,
+    seq: torch.Tensor,
+    item_weight: torch.Tensor,
+    window: int = 1,
+    log_q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Softmax loss of each position's next ``window`` items (``window`` 1: the classic next item).
+
+    Parameters
+    ----------
+    h : Tensor
+        ``(B, L, d)`` hidden states of ``inp``.
+    inp : Tensor
+        ``(B, L)`` input items, ``seq[:, :-1]`` (padding ``< 0``).
+    seq : Tensor
+        ``(B, L + 1)`` the whole windows; position ``t`` of ``inp`` predicts ``seq[t + 1 .. t + window]``.
+    item_weight : Tensor
+        ``(n_items, d)`` output item embeddings (row ``i`` is item ``i``).
+    window : int
+        Future items each position predicts (a "dense all-action" objective, Pancha et al. 2022, when
+        > 1: every item in the horizon is a target, so the state learns what a user watches over the
+        next ``window`` titles, not only the very next one).
+    log_q : Tensor, optional
+        ``(n_items,)`` log of each item's share ``q`` of the training targets. Given: the softmax runs
+        over the distinct items among the batch's ``n`` targets (in-batch negatives), each logit
+        lowered by the log of its item's chance to be among them, ``1 - (1 - q) ** n`` (the
+        log-frequency correction of Yi et al., RecSys 2019, for a deduplicated sample, as
+        TensorFlow's ``sampled_softmax_loss`` does), so the scores still estimate the full softmax:
+        an item every batch holds is not corrected, a rare one is raised; None: a full softmax over
+        every item.
+
+    Returns
+    -------
+    Tensor
+        The mean negative log-likelihood over (position, target) pairs; 0 (with a graph) when none.
+    """
+    b, length = inp.shape
+    pad = torch.full((b, max(window - 1, 0)), -1, dtype=seq.dtype, device=seq.device)
+    ext = torch.cat([seq[:, 1:], pad], dim=1)  # ext[:, t + w] = seq[:, t + 1 + w]
+    targets = torch.stack([ext[:, w : w + length] for w in range(window)], dim=-1)  # (B, L, W)
+    at = inp >= 0
+    hv, tv = h[at], targets[at].long()  # (M, d), (M, W)
+    ok = tv >= 0
+    if not bool(ok.any()):
+        return 0.0 * h.sum() + 0.0 * item_weight.sum()
+    if log_q is not None:
+        cand = torch.unique(tv[ok])
+        draws = ok.sum().double()
+        inclusion = -torch.expm1(draws * torch.log1p(-log_q[cand].double().exp().clamp(max=1 - 1e-12)))
+        logits = hv @ item_weight[cand].T - torch.log(inclusion).float()[None, :]
+        idx = torch.searchsorted(cand, tv.clamp(min=0)).clamp(max=cand.numel() - 1)
+    else:
+        logits = hv @ item_weight.T
+        idx = tv.clamp(min=0)
+    nll = -F.log_softmax(logits.float(), dim=-1).gather(1, idx)
+    return (nll * ok).sum() / ok.sum() + 0.0 * h.sum()
+
+
+def target_log_share(freq: torch.Tensor) -> torch.Tensor:
+    """``log((freq + 1) / sum(freq + 1))``: each item's log share of the training targets (+1: finite)."""
+    f = freq.double().clamp(min=0) + 1.0
+    return torch.log(f / f.sum()).float()

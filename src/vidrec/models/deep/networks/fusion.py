@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,7 @@ from torch import nn
 
 from vidrec.models.deep import schema as S
 from vidrec.models.deep.networks.base import Batch, RecModel, _normal_, _rows
-from vidrec.models.deep.networks.text import ContentTower
+from vidrec.models.deep.networks.text import ENCODERS, ContentTower
 
 # --- fusion -----------------------------------------------------------------------------------
 
@@ -19,20 +19,33 @@ class Fusion(RecModel):
     """Collaborative + content fusion: id embeddings plus a content tower, cold-start ready.
 
     An item's vector is its id embedding (for items with training interactions, ``known``) plus a
-    projection of its content: hashed tokens and, when present, the upstream visual and audio
-    embeddings. Items never seen in training use the content part alone (their id part is zero);
-    during training the id part of a known item is dropped with probability ``id_dropout`` so the
+    projection of its content (:class:`~vidrec.models.deep.networks.text.ContentTower`, the item tower
+    of the ``text`` model: hashed tokens, with ``encoder: cnn`` a TextCNN over the title and
+    description) and, when present, the upstream visual and audio embeddings. Items never seen in
+    training use the content part alone (their id part is zero); during training the id part of a
+    known item is dropped with probability ``id_dropout`` so the
     content part learns to stand alone (DropoutNet, Volkovs et al., NeurIPS 2017). A user is an id
     embedding; the score is the dot product. Trained with sampled softmax: each positive against
     ``num_negatives`` known items drawn uniformly and shared by the batch (Jean et al. 2015;
     Covington et al. 2016).
     """
 
-    HPARAMS = ("embedding_dim", "num_buckets", "max_tokens", "num_negatives", "id_dropout")
+    HPARAMS = (
+        "embedding_dim",
+        "num_buckets",
+        "max_tokens",
+        "num_negatives",
+        "id_dropout",
+        "encoder",
+        "max_text_len",
+        "kernel_sizes",
+        "channels",
+    )
     SIZES = ("n_users", "n_items", "visual_dim", "audio_dim")
     score_columns = (S.COL_USER_IDX,)
     # buffers registered in __init__ (plus media_<name>, read with getattr)
     item_tokens: torch.Tensor
+    item_text: torch.Tensor
     known: torch.Tensor
 
     def __init__(
@@ -46,8 +59,15 @@ class Fusion(RecModel):
         max_tokens: int = 48,
         num_negatives: int = 256,
         id_dropout: float = 0.3,
+        encoder: str = "bag",
+        max_text_len: int = 64,
+        kernel_sizes: Sequence[int] = (2, 3, 4),
+        channels: int = 64,
     ) -> None:
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        self.cnn = encoder == "cnn"
         self.n_users, self.n_items = int(n_users), int(n_items)
         self.num_negatives, self.id_dropout = int(num_negatives), float(id_dropout)
         self.extra_dims = {S.COL_VISUAL: int(visual_dim), S.COL_AUDIO: int(audio_dim)}
@@ -55,8 +75,17 @@ class Fusion(RecModel):
         self.item_emb = nn.Embedding(self.n_items, embedding_dim)
         _normal_(self.user_emb, 0.1)
         _normal_(self.item_emb, 0.01)
-        self.content = ContentTower(num_buckets, embedding_dim, embedding_dim, self.extra_dims)
+        self.content = ContentTower(
+            num_buckets,
+            embedding_dim,
+            embedding_dim,
+            self.extra_dims,
+            kernel_sizes=kernel_sizes if self.cnn else None,
+            channels=channels,
+        )
         self.register_buffer("item_tokens", torch.zeros(self.n_items, max_tokens, dtype=torch.long))
+        text_len = max_text_len if self.cnn else 0
+        self.register_buffer("item_text", torch.zeros(self.n_items, text_len, dtype=torch.long))
         self.register_buffer("known", torch.zeros(self.n_items))
         for name, dim in self.extra_dims.items():
             if dim > 0:
@@ -69,7 +98,8 @@ class Fusion(RecModel):
     @property
     def side_columns(self) -> tuple[str, ...]:
         media = tuple(k for k, v in self.extra_dims.items() if v > 0)
-        return (S.COL_ITEM_IDX, S.COL_TOKENS, S.COL_KNOWN, *media)
+        text = (S.COL_TEXT,) if self.cnn else ()
+        return (S.COL_ITEM_IDX, S.COL_TOKENS, *text, S.COL_KNOWN, *media)
 
     def attach_side_table(self, table: Mapping[str, torch.Tensor]) -> None:
         idx = table[S.COL_ITEM_IDX].long()
@@ -78,6 +108,9 @@ class Fusion(RecModel):
         with torch.no_grad():
             self.item_tokens.zero_()
             self.item_tokens[idx] = table[S.COL_TOKENS][keep].long()
+            if self.cnn:
+                self.item_text.zero_()
+                self.item_text[idx] = table[S.COL_TEXT][keep].long()
             self.known.zero_()
             self.known[idx] = table[S.COL_KNOWN][keep].float()
             for name, dim in self.extra_dims.items():
@@ -95,7 +128,8 @@ class Fusion(RecModel):
         gate = self.known[items]
         if drop_ids and self.id_dropout > 0:
             gate = gate * (torch.rand_like(gate) >= self.id_dropout).float()
-        return self.content(self.item_tokens[items], extras) + gate[:, None] * self.item_emb(items)
+        text = self.item_text[items] if self.cnn else None
+        return self.content(self.item_tokens[items], extras, text) + gate[:, None] * self.item_emb(items)
 
     def _negatives(self, device: torch.device) -> torch.Tensor:
         pool = torch.nonzero(self.known > 0).squeeze(1)

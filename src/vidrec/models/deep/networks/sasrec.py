@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidrec.models.deep import schema as S
-from vidrec.models.deep.networks.base import Batch, RecModel, _normal_
+from vidrec.models.deep.networks.base import Batch, RecModel, _normal_, next_items_loss
 
 # --- SASRec -----------------------------------------------------------------------------------
 
@@ -42,10 +42,11 @@ class SASRec(RecModel):
     Causal self-attention over a user's time-ordered items (item plus learned position embeddings);
     the hidden state at each position predicts the next item with a full softmax over the catalog
     (scores are dot products with the shared item embeddings). A user's scores are the predictions
-    after their last item.
+    after their last item. With ``target_window`` > 1 each position predicts each of the next
+    ``target_window`` items (:func:`~vidrec.models.deep.networks.base.next_items_loss`).
     """
 
-    HPARAMS = ("max_len", "hidden_dim", "num_blocks", "num_heads", "dropout")
+    HPARAMS = ("max_len", "hidden_dim", "num_blocks", "num_heads", "dropout", "target_window")
     SIZES = ("n_items",)
     score_columns = (S.COL_SEQ,)
 
@@ -57,8 +58,10 @@ class SASRec(RecModel):
         num_blocks: int = 2,
         num_heads: int = 2,
         dropout: float = 0.2,
+        target_window: int = 1,
     ) -> None:
         super().__init__()
+        self.target_window = max(int(target_window), 1)
         if hidden_dim % num_heads:
             raise ValueError(f"hidden_dim {hidden_dim} must be a multiple of num_heads {num_heads}")
         self.n_items, self.max_len, self.dim = int(n_items), int(max_len), int(hidden_dim)
@@ -90,12 +93,8 @@ class SASRec(RecModel):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         seq = batch[S.COL_SEQ].long()
-        inp, tgt = seq[:, :-1], seq[:, 1:]
-        h = self.encode(inp)
-        keep = (tgt >= 0) & (inp >= 0)
-        logits = h[keep] @ self.item_emb.weight[1:].T
-        loss = F.cross_entropy(logits, tgt[keep], reduction="sum") if logits.numel() else logits.sum()
-        return loss / max(int(keep.sum()), 1) + 0.0 * h.sum()
+        inp = seq[:, :-1]
+        return next_items_loss(self.encode(inp), inp, seq, self.item_emb.weight[1:], self.target_window)
 
     def score(self, batch: Batch) -> torch.Tensor:
         h = self.encode(batch[S.COL_SEQ][:, -self.max_len :])[:, -1]
