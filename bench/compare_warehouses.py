@@ -34,9 +34,7 @@ VOLATILE = {
 
 def delta_tables(root: Path) -> list[str]:
     """``layer/table`` of every Delta table under ``root``."""
-    return sorted(
-        str(p.parent.relative_to(root)) for p in root.glob("*/*/_delta_log") if p.is_dir()
-    )
+    return sorted(str(p.parent.relative_to(root)) for p in root.glob("*/*/_delta_log") if p.is_dir())
 
 
 def _round(value: Any, digits: int) -> Any:

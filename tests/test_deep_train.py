@@ -206,3 +206,32 @@ def test_a_checkpoint_of_other_data_is_not_resumed(data: dict[str, str], tmp_pat
     train.train_worker(spec_for(data, tmp_path / "art", 1, data_digest="night-1"))
     again = train.train_worker(spec_for(data, tmp_path / "art", 2, data_digest="night-2"))
     assert again["start_epoch"] == 0 and again["resumed_from"] is None and again["epochs_run"] == 2
+
+
+def test_warm_start_copies_known_rows_and_grows_tables_for_new_ids(tmp_path: Path) -> None:
+    from vidrec.models.deep.networks import build_model
+
+    small = {"n_users": 5, "n_items": 4, "embedding_dim": 3, "mlp_dim": 3, "mlp_layers": [4], "dropout": 0.0}
+    old = build_model("ncf", small)
+    torch.save({"model": "ncf", "config": small, "state_dict": old.state_dict()}, tmp_path / "model.pt")
+    new = build_model("ncf", {**small, "n_users": 7, "n_items": 6})  # two new users and items since
+    fresh_before = {k: v.clone() for k, v in new.state_dict().items()}
+    copied, grown, fresh = train.warm_start(new, str(tmp_path / "model.pt"))
+    assert grown > 0 and copied > 0 and fresh == 0
+    for name, param in new.named_parameters():
+        prev = old.state_dict()[name]
+        if prev.shape == param.shape:
+            assert torch.equal(param, prev), name
+        else:  # the known ids' rows are last night's, the new ids' rows keep their fresh values
+            assert torch.equal(param[: prev.shape[0]], prev), name
+            assert torch.equal(param[prev.shape[0] :], fresh_before[name][prev.shape[0] :]), name
+
+
+def test_a_warm_start_trains_from_the_saved_model(data: dict[str, str], tmp_path: Path) -> None:
+    first = train.train_worker(spec_for(data, tmp_path / "night1", 2))
+    warm = train.train_worker(spec_for(data, tmp_path / "night2", 1, warm_from=first["model_path"]))
+    cold = train.train_worker(spec_for(data, tmp_path / "cold", 1))
+    assert warm["warm_from"] == first["model_path"] and cold["warm_from"] is None
+    # one more epoch from last night's weights is further along than one epoch from scratch
+    assert warm["history"][0]["train_loss"] < cold["history"][0]["train_loss"]
+    assert "warm start from" in (tmp_path / "night2" / "logs" / "rank-0.log").read_text()

@@ -74,6 +74,10 @@ COL_LAST_TS = "last_ts"
 COL_FIRST_TS = "first_ts"
 COL_CONFIDENCE = "confidence"
 COL_TOTAL_WATCH = "total_watch_seconds"
+#: Longest single watch of a pair (the watch ratio is this over the duration).
+COL_MAX_WATCH = "max_watch_seconds"
+#: Time of the rating ``rating`` holds (the latest one).
+COL_RATING_TS = "rating_ts"
 #: ``n_<event_type>`` count columns of ``silver/interactions``.
 COUNT_COLS: dict[str, str] = {t: f"n_{t}" for t in EVENT_TYPES}
 

@@ -91,9 +91,12 @@ TABLE_DOCS: dict[Table, TableDoc] = {
     C.T_INTERACTIONS: TableDoc(
         grain="one row per (user, item) with any event in bronze: the latest state",
         partitioned_by=(),
-        written="`matrix`: overwritten whole, folded from every event in bronze",
-        notes="`n_<event_type>` counts, `total_watch_seconds`, `watch_ratio` = min(1, longest watch / "
-        "duration), `rating` (latest), `first_ts`, `last_ts`, and the implicit `confidence` "
+        written="`matrix`: the events ingested since the last build MERGEd into the stored pairs (one "
+        "commit, carrying the build's watermark as its `userMetadata`); overwritten whole by a full refold",
+        notes="`n_<event_type>` counts, `total_watch_seconds`, `max_watch_seconds` (the longest watch), "
+        "`watch_ratio` = min(1, longest watch / duration), `rating` (the latest, at `rating_ts`), "
+        "`first_ts`, "
+        "`last_ts`, and the implicit `confidence` "
         "(weights in `matrix.weights` of `conf/base.yaml`):\n\n"
         "    confidence = max(0,  2·watch_ratio + 1·ln(1+plays) + 2·[completed] + 3·[liked] + 4·[favorited]\n"
         "                        + 2·[shared] + 1·[commented] + 1·[rated] + 1·max(0, rating−3) "

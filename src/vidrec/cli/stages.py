@@ -42,6 +42,13 @@ def run_stages(command: str, argv: Sequence[str]) -> int:
             type=parse_date,
             help="backfill: run every date from --run-date to this one (inclusive), in order",
         )
+    if command in ("nightly", "build_matrix"):
+        parser.add_argument(
+            "--full-refresh",
+            action="store_true",
+            help="matrix: fold every event in bronze again (default: only the events ingested since the "
+            "last build; a rerun of an earlier date refolds by itself)",
+        )
     if command == "evaluate":
         parser.add_argument(
             "--protocol", choices=["time", "chrono", "random"], help="evaluation split protocol"
@@ -107,6 +114,7 @@ def execute(command: str, args: argparse.Namespace) -> int:
                 pipeline.raw_for_date(args.raw, args.run_date),
                 stages,
                 use_gpu=args.use_gpu,
+                full_refresh=getattr(args, "full_refresh", False),
             )
             print(pipeline.format_summary(spark, conf.warehouse, summary))
     except Exception as exc:  # the run log and roll-back already happened

@@ -261,8 +261,10 @@ class EvaluationConf:
     seed: int
     min_train_events: int
     slices: bool
+    every_days: int
 
     def __post_init__(self) -> None:
+        _check(self.every_days >= 0, "evaluation.every_days", ">= 0", self.every_days)
         _check(self.protocol in PROTOCOLS, "evaluation.protocol", f"one of {PROTOCOLS}", self.protocol)
         _check(self.k >= 1, "evaluation.k", ">= 1", self.k)
         _check(0.0 < self.test_fraction < 1.0, "evaluation.test_fraction", "in (0, 1)", self.test_fraction)
@@ -365,8 +367,11 @@ class TrainConf:
     amp: bool
     shuffle_buffer: int
     keep_checkpoints: int
+    warm_start: bool
+    warm_epochs: int
 
     def __post_init__(self) -> None:
+        _check(self.warm_epochs >= 1, "deep.train.warm_epochs", ">= 1", self.warm_epochs)
         _check(0.0 < self.val_fraction < 1.0, "deep.train.val_fraction", "in (0, 1)", self.val_fraction)
         _check(self.keep_checkpoints >= 1, "deep.train.keep_checkpoints", ">= 1", self.keep_checkpoints)
 

@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -89,6 +90,35 @@ def commit_infos(spark: SparkSession, warehouse: str, table: Table, versions: Se
     return out
 
 
+#: Session setting whose value Delta records as the ``userMetadata`` of the next commits.
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+@contextmanager
+def commit_metadata(spark: SparkSession, text: str) -> Iterator[None]:
+    """Delta commits made inside the block carry ``text`` as their ``userMetadata``.
+
+    What a stage must know about a table's content on a later night goes there: it is committed
+    atomically with the data it describes (a run killed between a data write and a separate
+    bookkeeping write could not leave them out of step).
+    """
+    previous = spark.conf.get(USER_METADATA, None)
+    spark.conf.set(USER_METADATA, text)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(USER_METADATA)
+        else:
+            spark.conf.set(USER_METADATA, previous)
+
+
+def latest_commit_info(spark: SparkSession, warehouse: str, table: Table) -> dict:
+    """The ``commitInfo`` of ``table``'s latest commit (``{}`` when it does not exist)."""
+    v = latest_version(spark, warehouse, table)
+    return commit_infos(spark, warehouse, table, [v])[0] if v is not None else {}
+
+
 def read(spark: SparkSession, warehouse: str, table: Table) -> DataFrame:
     """Read ``table``; raises ``FileNotFoundError`` naming it when it was never written."""
     path = table_path(warehouse, table)
@@ -155,7 +185,9 @@ def register_all(spark: SparkSession, warehouse: str) -> list[str]:
 def _writer(df: DataFrame, partition_by: Sequence[str]):
     writer = df.write.format("delta")
     if partition_by:
-        writer = writer.partitionBy(*partition_by)
+        # Delta's optimized write: one shuffle by partition value, files binned to a target size, so a
+        # first load of 60 days writes ~60 files, not (tasks x days) small ones
+        writer = writer.partitionBy(*partition_by).option("optimizeWrite", "true")
     return writer
 
 

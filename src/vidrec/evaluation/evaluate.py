@@ -32,6 +32,17 @@ from vidrec.serving.candidates import fit_all
 
 log = logging.getLogger(__name__)
 
+#: Column naming the evaluation slice of a relevant pair ("" for the main split, ":cold_users"...).
+_SLICE = "_slice"
+
+
+def union_all(frames: Sequence[DataFrame]) -> DataFrame:
+    """The rows of every frame of ``frames`` (same columns), in one DataFrame."""
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
+
 
 def metric_rows(
     run_date: dt.date, algorithm: str, version: str, values: Mapping[str, float], k: int | None, split: str
@@ -177,23 +188,46 @@ def evaluate(
     start = time.perf_counter()
     fitted = fit_all(ctx, algorithms, stage="evaluate", choose_weights=choose_weights)
     log.info("evaluate: %d generators fitted in %.1f s", len(fitted), time.perf_counter() - start)
+    start = time.perf_counter()
+    all_recs = union_all(
+        [
+            fitted[a].recs.select(F.lit(a).alias(C.COL_ALGORITHM), C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RANK)
+            for a in algorithms
+        ]
+    )
+    all_relevant = union_all(
+        [pairs.select(F.lit(s).alias(_SLICE), C.COL_USER_IDX, C.COL_ITEM_IDX) for s, pairs in slices.items()]
+    )
+    # every algorithm against every slice in one job, and the beyond-accuracy metrics in another
+    ranking = {
+        (r[C.COL_ALGORITHM], r[_SLICE]): r
+        for r in metrics.ranking_metrics_table(
+            all_recs, all_relevant, k, [C.COL_ALGORITHM], [_SLICE]
+        ).collect()
+    }
+    beyond = {
+        r[C.COL_ALGORITHM]: r
+        for r in metrics.beyond_accuracy_table(
+            all_recs, ctx.items, positive_train, n_catalog, k, [C.COL_ALGORITHM]
+        ).collect()
+    }
     for algo in algorithms:
-        cand = fitted[algo]
-        recs = cand.recs
-        for suffix, rel in slices.items():
-            values = metrics.ranking_metrics(recs, rel, k)
-            users_evaluated = values.pop("users")
-            if suffix and users_evaluated == 0:
-                continue
-            if not suffix:
-                values["coverage"] = metrics.catalog_coverage(recs, n_catalog, k)
-                values["diversity"] = metrics.intra_list_diversity(recs, ctx.items, k)
-                values["novelty"] = metrics.novelty(recs, positive_train, k)
-            split = split_name + suffix
-            rows += metric_rows(run_date, algo, cand.model_version, values, k, split)
-            rows += metric_rows(
-                run_date, algo, cand.model_version, {"users_evaluated": users_evaluated}, None, split
+        version = fitted[algo].model_version
+        for suffix in slices:
+            found = ranking.get((algo, suffix))
+            if found is None and suffix:
+                continue  # nobody in this slice
+            values = metrics.with_f1(
+                {m: float(found[m] or 0.0) if found else 0.0 for m in metrics.RANKING_AVERAGES}
             )
+            users_evaluated = int(found["users"]) if found else 0
+            if not suffix:
+                extra = beyond.get(algo)
+                for m in ("coverage", "diversity", "novelty"):
+                    values[m] = float(extra[m] or 0.0) if extra is not None else 0.0
+            split = split_name + suffix
+            rows += metric_rows(run_date, algo, version, values, k, split)
+            rows += metric_rows(run_date, algo, version, {"users_evaluated": users_evaluated}, None, split)
             log.info(
                 "evaluate: %-10s %-28s ndcg@%d=%.4f precision=%.4f recall=%.4f users=%d",
                 algo,
@@ -204,6 +238,12 @@ def evaluate(
                 values["recall"],
                 users_evaluated,
             )
+    log.info(
+        "evaluate: metrics of %d algorithms x %d slices in %.1f s",
+        len(algorithms),
+        len(slices),
+        time.perf_counter() - start,
+    )
     for cand in fitted.values():
         cand.recs.unpersist()
     for algo, errs in rating_metrics(train_i, h.held_out, conf.als).items():

@@ -15,6 +15,8 @@ the evaluated users — those with at least one relevant test item; a user with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -26,35 +28,60 @@ from vidrec.constants import COL_GENRES, COL_ITEM_IDX, COL_RANK, COL_USER_IDX
 RANKING_METRICS = ("precision", "recall", "f1", "ndcg", "map", "hit_rate", "mrr")
 
 
-def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:
-    """Mean ranking metrics at ``k`` over the users of ``relevant``.
+def ranking_metrics_table(
+    recs: DataFrame,
+    relevant: DataFrame,
+    k: int,
+    rec_groups: Sequence[str] = (),
+    rel_groups: Sequence[str] = (),
+    user: str = COL_USER_IDX,
+    item: str = COL_ITEM_IDX,
+) -> DataFrame:
+    """Mean ranking metrics at ``k`` per group, for every group at once (one Spark job when collected).
+
+    Every group of ``rec_groups`` (e.g. the algorithm) is scored against every group of
+    ``rel_groups`` (e.g. an evaluation slice): per (rec group, rel group), the users evaluated are
+    the users of that relevant set, and a user the rec group has no list for scores 0.
 
     Parameters
     ----------
     recs : DataFrame
-        ``(user_idx, item_idx, rank)``.
+        ``(*rec_groups, user, item, rank)``.
     relevant : DataFrame
-        ``(user_idx, item_idx)`` relevant held-out pairs.
+        ``(*rel_groups, user, item)`` relevant pairs.
     k : int
+    rec_groups, rel_groups : sequence of str
+        Grouping columns of each side (may be empty).
+    user, item : str
+        Id columns.
 
     Returns
     -------
-    dict
-        ``precision, recall, f1, ndcg, map, hit_rate, mrr`` and ``users`` (how many were evaluated).
+    DataFrame
+        ``(*rec_groups, *rel_groups, precision, recall, ndcg, map, hit_rate, mrr, users)``.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    rel = relevant.select(COL_USER_IDX, COL_ITEM_IDX).distinct()
-    rel_sets = rel.groupBy(COL_USER_IDX).agg(F.collect_set(COL_ITEM_IDX).alias("_rel"))
-    top = recs.where(F.col(COL_RANK) <= k).select(COL_USER_IDX, COL_ITEM_IDX, COL_RANK)
-    lists = top.groupBy(COL_USER_IDX).agg(
-        F.sort_array(F.collect_list(F.struct(COL_RANK, COL_ITEM_IDX))).alias("_l")
+    rec_groups, rel_groups = list(rec_groups), list(rel_groups)
+    rel_sets = (
+        relevant.select(*rel_groups, user, item)
+        .distinct()
+        .groupBy(*rel_groups, user)
+        .agg(F.collect_set(item).alias("_rel"))
     )
-    per_user = rel_sets.join(lists, COL_USER_IDX, "left").select(
-        "_rel", F.coalesce(F.col("_l"), F.array()).alias("_l")
+    top = recs.where(F.col(COL_RANK) <= k).select(*rec_groups, user, item, COL_RANK)
+    lists = top.groupBy(*rec_groups, user).agg(
+        F.sort_array(F.collect_list(F.struct(COL_RANK, item))).alias("_l")
     )
-    hits = F.transform("_l", lambda x: F.when(F.array_contains("_rel", x[COL_ITEM_IDX]), 1.0).otherwise(0.0))
+    if rec_groups:
+        rel_sets = rel_sets.crossJoin(F.broadcast(recs.select(*rec_groups).distinct()))
+    per_user = rel_sets.join(lists, [*rec_groups, user], "left").select(
+        *rec_groups, *rel_groups, "_rel", F.coalesce(F.col("_l"), F.array()).alias("_l")
+    )
+    hits = F.transform("_l", lambda x: F.when(F.array_contains("_rel", x[item]), 1.0).otherwise(0.0))
     per_user = per_user.select(
+        *rec_groups,
+        *rel_groups,
         F.size("_rel").alias("n_rel"),
         hits.alias("hits"),
         F.transform("_l", lambda x: x[COL_RANK]).alias("ranks"),
@@ -81,6 +108,8 @@ def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, f
     )
     first_hit = F.array_min(F.filter(F.arrays_zip("hits", "ranks"), lambda z: z["hits"] > 0)["ranks"])
     scored = per_user.select(
+        *rec_groups,
+        *rel_groups,
         (n_hit / k).alias("precision"),
         (n_hit / F.col("n_rel")).alias("recall"),
         (dcg / idcg).alias("ndcg"),
@@ -88,16 +117,92 @@ def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, f
         F.when(n_hit > 0, 1.0).otherwise(0.0).alias("hit_rate"),
         F.coalesce(1.0 / first_hit, F.lit(0.0)).alias("mrr"),
     )
-    row = scored.agg(
-        *[F.avg(c).alias(c) for c in ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")],
-        F.count(F.lit(1)).alias("users"),
-    ).first()
-    assert row is not None, "an aggregate without grouping returns one row"
-    out = {c: float(row[c] or 0.0) for c in ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")}
-    p, r = out["precision"], out["recall"]
-    out["f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    out["users"] = float(row["users"])
+    return scored.groupBy(*rec_groups, *rel_groups).agg(
+        *[F.avg(c).alias(c) for c in RANKING_AVERAGES], F.count(F.lit(1)).alias("users")
+    )
+
+
+#: The per-user ranking metrics that are averaged (F1 is computed from the mean precision and recall).
+RANKING_AVERAGES = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")
+
+
+def with_f1(values: dict[str, float]) -> dict[str, float]:
+    """``values`` with ``f1`` = 2PR / (P + R) of its mean precision and recall."""
+    p, r = values.get("precision", 0.0), values.get("recall", 0.0)
+    return {**values, "f1": 2 * p * r / (p + r) if p + r > 0 else 0.0}
+
+
+def ranking_metrics(recs: DataFrame, relevant: DataFrame, k: int) -> dict[str, float]:
+    """Mean ranking metrics at ``k`` over the users of ``relevant`` (one list set, one relevant set).
+
+    Parameters
+    ----------
+    recs : DataFrame
+        ``(user_idx, item_idx, rank)``.
+    relevant : DataFrame
+        ``(user_idx, item_idx)`` relevant held-out pairs.
+    k : int
+
+    Returns
+    -------
+    dict
+        ``precision, recall, f1, ndcg, map, hit_rate, mrr`` and ``users`` (how many were evaluated).
+    """
+    rows = ranking_metrics_table(recs, relevant, k).collect()
+    if not rows:
+        return {**{m: 0.0 for m in RANKING_METRICS}, "users": 0.0}
+    out = with_f1({c: float(rows[0][c] or 0.0) for c in RANKING_AVERAGES})
+    out["users"] = float(rows[0]["users"])
     return out
+
+
+def beyond_accuracy_table(
+    recs: DataFrame, items: DataFrame, train: DataFrame, n_catalog: int, k: int, groups: Sequence[str] = ()
+) -> DataFrame:
+    """Catalog coverage, intra-list diversity and novelty at ``k`` per group (one Spark job when collected).
+
+    - coverage: distinct items in the top-``k`` lists over the catalog size;
+    - diversity: mean over users of the mean pairwise genre Jaccard distance within the top-``k``
+      list (``items`` holds ``(item_idx, genres)``; lists with fewer than two items are skipped);
+    - novelty: mean self-information −log2(p_i) of recommended items, p_i = share of training users
+      (``train`` pairs) with item i; an item nobody had in training takes the share of one user.
+
+    Returns ``(*groups, coverage, diversity, novelty)``.
+    """
+    if n_catalog <= 0:
+        raise ValueError("n_catalog must be > 0")
+    groups = list(groups)
+    top = recs.where(F.col(COL_RANK) <= k).select(*groups, COL_USER_IDX, COL_ITEM_IDX, COL_RANK)
+    coverage = top.groupBy(*groups).agg(
+        (F.countDistinct(COL_ITEM_IDX) / F.lit(float(n_catalog))).alias("coverage")
+    )
+    genres = top.join(items.select(COL_ITEM_IDX, COL_GENRES), COL_ITEM_IDX)
+    a, b = genres.alias("a"), genres.alias("b")
+    same = [F.col(f"a.{g}") == F.col(f"b.{g}") for g in [*groups, COL_USER_IDX]]
+    cond = same[0]
+    for c in same[1:]:
+        cond = cond & c
+    pairs = a.join(b, cond & (F.col(f"a.{COL_RANK}") < F.col(f"b.{COL_RANK}")))
+    inter = F.size(F.array_intersect(f"a.{COL_GENRES}", f"b.{COL_GENRES}"))
+    union = F.size(F.array_union(f"a.{COL_GENRES}", f"b.{COL_GENRES}"))
+    dist = F.when(union > 0, 1.0 - inter / union).otherwise(0.0)
+    per_user = pairs.groupBy(*[F.col(f"a.{g}").alias(g) for g in groups], F.col(f"a.{COL_USER_IDX}")).agg(
+        F.avg(dist).alias("_d")
+    )
+    diversity = per_user.groupBy(*groups).agg(F.avg("_d").alias("diversity"))
+    n_users = train.select(COL_USER_IDX).distinct().agg(F.count(F.lit(1)).alias("_n"))
+    pop = train.groupBy(COL_ITEM_IDX).agg(F.countDistinct(COL_USER_IDX).alias("_u"))
+    info = -F.log2(F.coalesce(F.col("_u"), F.lit(1)) / F.col("_n"))
+    novelty = (
+        top.join(pop, COL_ITEM_IDX, "left")
+        .crossJoin(F.broadcast(n_users))
+        .where(F.col("_n") > 0)
+        .groupBy(*groups)
+        .agg(F.avg(info).alias("novelty"))
+    )
+    if not groups:
+        return coverage.crossJoin(diversity).crossJoin(novelty)  # global aggregates: one row each
+    return coverage.join(diversity, groups, "left").join(novelty, groups, "left")
 
 
 def catalog_coverage(recs: DataFrame, n_catalog: int, k: int) -> float:

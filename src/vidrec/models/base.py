@@ -56,6 +56,9 @@ class FitContext:
         Keep the fitted model under ``work_dir`` (the nightly, tuning trials); evaluation fits do not.
     explain : bool
         Give the hybrid's rows a reason (served lists); metrics need none.
+    warm_start : bool
+        Models that can start from the previous night's fit do (the deep models fine-tune it, see
+        ``deep.train.warm_start``); off for evaluation, tuning and a full retrain.
     """
 
     spark: SparkSession
@@ -72,6 +75,7 @@ class FitContext:
     use_gpu: bool = False
     save_model: bool = False
     explain: bool = True
+    warm_start: bool = False
 
     def replace(self, **changes: Any) -> FitContext:
         """A copy with ``changes`` (``ctx.replace(n=50)``)."""

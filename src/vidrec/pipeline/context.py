@@ -28,6 +28,8 @@ class RunContext:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     summary: dict[str, dict[str, Any]] = field(default_factory=dict)
     use_gpu: bool = False
+    #: Fold every event in bronze again instead of the ones ingested since the last build.
+    full_refresh: bool = False
 
     @property
     def warehouse(self) -> str:

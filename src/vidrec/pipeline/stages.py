@@ -15,6 +15,8 @@ from vidrec.data import contracts, ingest, matrix, tables
 from vidrec.evaluation import evaluate as ev
 from vidrec.evaluation.blend_weights import choose_weights
 from vidrec.evaluation.context import PROTOCOLS
+from vidrec.evaluation.served import SPLIT_SERVED, served_list_check
+from vidrec.evaluation.served import to_frame as served_frame
 from vidrec.models import popularity, registry
 from vidrec.models.base import Candidates
 from vidrec.pipeline.context import RunContext, build_fit_context
@@ -52,11 +54,24 @@ def stage_ingest(rc: RunContext) -> dict[str, Any]:
 
 
 def stage_matrix(rc: RunContext) -> dict[str, Any]:
-    return matrix.run(rc.spark, rc.conf, rc.run_date)
+    return matrix.run(rc.spark, rc.conf, rc.run_date, full_refresh=rc.full_refresh)
 
 
 def stage_evaluate(rc: RunContext) -> dict[str, Any]:
+    """The served-list check every night; the offline evaluation when it is due.
+
+    The check (:mod:`vidrec.evaluation.served`) scores the previous night's lists against the
+    engagement that arrived since: a join, no fit. The offline evaluation fits every model on a split
+    of the events (:func:`vidrec.evaluation.evaluate.evaluate`) when ``evaluation.every_days`` have
+    passed since the last one, on a warehouse's first night, and every night with ``every_days: 0``.
+    """
     spark, wh = rc.spark, rc.warehouse
+    details: dict[str, Any] = {"served_next_day": served_check(rc)}
+    due, why = offline_due(rc)
+    details["offline"] = {"ran": due, "why": why}
+    log.info("evaluate: offline evaluation %s (%s)", "runs" if due else "skipped", why)
+    if not due:
+        return details
     users = tables.read(spark, wh, C.T_USERS) if tables.exists(spark, wh, C.T_USERS) else None
     user_index = tables.read(spark, wh, C.T_USER_INDEX)
     if users is None:
@@ -93,11 +108,73 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
             name = r[C.COL_SPLIT].split(":", 1)[1]
             slices.setdefault(r[C.COL_ALGORITHM], {})[f"{name}:{key}"] = round(r[C.COL_VALUE], 4)
     rows.unpersist()
-    return {"split": split, "metrics": table, "slices": slices}
+    details.update({"split": split, "metrics": table, "slices": slices})
+    return details
+
+
+def served_check(rc: RunContext) -> dict[str, Any]:
+    """Run the served-list check and replace its rows of this run date in ``gold/model_metrics``."""
+    spark, wh = rc.spark, rc.warehouse
+    check = served_list_check(
+        spark, wh, matrix.interactions_as_of(spark, rc.conf, rc.run_date), rc.run_date, rc.conf.evaluation.k
+    )
+    log.info("evaluate: served-list check: %s", check.note)
+    if check.rows:
+        tables.replace_partition(
+            served_frame(spark, check.rows),
+            wh,
+            C.T_MODEL_METRICS,
+            rc.run_date,
+            extra_predicate=f"{C.COL_SPLIT} = '{SPLIT_SERVED}'",
+        )
+    out: dict[str, Any] = {
+        "served_on": check.served_on.isoformat() if check.served_on else None,
+        "note": check.note,
+    }
+    for r in check.rows:
+        if r[C.COL_METRIC] in ("ndcg", "users_evaluated"):
+            key = r[C.COL_METRIC] + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")
+            out.setdefault(r[C.COL_ALGORITHM], {})[key] = round(r[C.COL_VALUE], 4)
+    return out
+
+
+def offline_due(rc: RunContext) -> tuple[bool, str]:
+    """Whether the offline evaluation runs tonight, and why (see :func:`stage_evaluate`).
+
+    The last evaluation is the latest run date *before* this one with the protocol's split in
+    ``gold/model_metrics``, so a rerun of a date decides as its first run did.
+    """
+    every = rc.conf.evaluation.every_days
+    if every == 0:
+        return True, "evaluation.every_days is 0: every night"
+    spark, wh = rc.spark, rc.warehouse
+    split = PROTOCOLS[rc.conf.evaluation.protocol]
+    if not tables.exists(spark, wh, C.T_MODEL_METRICS):
+        return True, "the warehouse's first evaluation"
+    row = (
+        tables.read(spark, wh, C.T_MODEL_METRICS)
+        .where((F.col(C.COL_SPLIT) == split) & (F.col(C.COL_RUN_DATE) < F.lit(rc.run_date)))
+        .agg(F.max(C.COL_RUN_DATE))
+        .first()
+    )
+    last = row[0] if row is not None else None
+    if last is None:
+        return True, f"no earlier {split} evaluation"
+    days = (rc.run_date - last).days
+    if days >= every:
+        return True, f"{days} day(s) since the last one ({last}), evaluation.every_days {every}"
+    return False, f"{days} day(s) since the last one ({last}) < evaluation.every_days {every}"
 
 
 def stage_recommend(rc: RunContext) -> dict[str, Any]:
-    ctx = build_fit_context(rc.spark, rc.conf, rc.run_date, rc.use_gpu)
+    full_retrain, why = offline_due(rc)
+    warm = rc.conf.deep.train.warm_start and not full_retrain
+    log.info(
+        "recommend: %s (%s)",
+        "models that can start from last night's fit do" if warm else "every model is fitted from scratch",
+        why if full_retrain else "no offline evaluation tonight",
+    )
+    ctx = build_fit_context(rc.spark, rc.conf, rc.run_date, rc.use_gpu).replace(warm_start=warm)
     models = list(rc.conf.models)
     frames: list[DataFrame] = []
     embeddings: list[tuple[str, str, DataFrame]] = []
@@ -135,7 +212,10 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     for frame in frames[1:]:
         gold = gold.unionByName(frame)
     gold = gold.cache()
-    contracts.check_recommendations(gold, seen_ids(ctx), ctx.n)
+    contracts.check_recommendations(gold, seen_ids(ctx), ctx.n)  # computes the cached gold rows
+    for cand in fitted.values():  # every model's lists now live in the gold rows: release them
+        cand.recs.unpersist()
+    fallback_recs.unpersist()
     algos = ", ".join(f"'{a}'" for a in models)
     tables.replace_partition(
         gold,
@@ -144,20 +224,15 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         rc.run_date,
         extra_predicate=f"{C.COL_ALGORITHM} IN ({algos})",
     )
+    written = (
+        gold.groupBy(C.COL_ALGORITHM)
+        .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.COL_USER).alias("users"))
+        .collect()
+    )
     gold.unpersist()
     if embeddings:
         write_user_embeddings(ctx, embeddings, rc.run_date)
     similar = write_similar_items(ctx, fitted, rc.run_date)
-    written = (
-        tables.read(rc.spark, rc.warehouse, C.T_RECOMMENDATIONS)
-        .where(F.col(C.COL_RUN_DATE) == F.lit(rc.run_date))
-        .groupBy(C.COL_ALGORITHM)
-        .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.COL_USER).alias("users"))
-        .collect()
-    )
-    for cand in fitted.values():
-        cand.recs.unpersist()
-    fallback_recs.unpersist()
     details: dict[str, Any] = {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
     details["model_versions"] = {a: fitted[a].model_version for a in models}
     details["similar_items"] = similar
@@ -174,13 +249,8 @@ def stage_popular(rc: RunContext) -> dict[str, Any]:
     ).cache()
     contracts.check_popular_items(lists, rc.conf.popularity.top_n)
     tables.replace_partition(lists, wh, C.T_POPULAR_ITEMS, rc.run_date)
+    rows = lists.agg(F.count(F.lit(1)), F.countDistinct(C.COL_SEGMENT)).first()
     lists.unpersist()
-    rows = (
-        tables.read(spark, wh, C.T_POPULAR_ITEMS)
-        .where(F.col(C.COL_RUN_DATE) == F.lit(rc.run_date))
-        .agg(F.count(F.lit(1)), F.countDistinct(C.COL_SEGMENT))
-        .first()
-    )
     assert rows is not None, "an aggregate without grouping returns one row"
     return {"rows": rows[0], "segments": rows[1]}
 

@@ -10,6 +10,9 @@ from collections.abc import Mapping, Sequence
 from vidrec.constants import ALGO_HYBRID
 from vidrec.models import registry
 from vidrec.models.base import Candidates, FitContext
+from vidrec.models.deep.generators import fit_deep_models, generate_deep
+from vidrec.models.deep.launch import FitResult
+from vidrec.models.deep.params import MODEL_NAMES as DEEP_MODELS
 from vidrec.serving.hybrid import WeightChooser, generate_hybrid
 
 log = logging.getLogger(__name__)
@@ -34,11 +37,22 @@ def fit_all(
     out: dict[str, Candidates] = dict(fitted or {})
     blend = ALGO_HYBRID in algorithms
     pool_ctx = dataclasses.replace(ctx, n=max(ctx.n, ctx.conf.hybrid.pool_n)) if blend else ctx
+    deep = [a for a in algorithms if a in DEEP_MODELS and a not in out]
+    trained: dict[str, FitResult] = {}
+    if len(deep) > 1:  # one training launch for all of them (the processes start once)
+        start = time.perf_counter()
+        trained = fit_deep_models(pool_ctx, deep)
+        log.info(
+            "%s: %s trained in one launch in %.1f s", stage, ", ".join(deep), time.perf_counter() - start
+        )
     for algo in algorithms:
         if algo == ALGO_HYBRID or algo in out:
             continue
         start = time.perf_counter()
-        cand = registry.get(algo)(pool_ctx)
+        if algo in trained:
+            cand = generate_deep(pool_ctx, algo, trained[algo])
+        else:
+            cand = registry.get(algo)(pool_ctx)
         out[algo] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
         log.info("%s: %s fitted and listed in %.1f s", stage, algo, time.perf_counter() - start)
     if blend:

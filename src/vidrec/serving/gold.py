@@ -91,14 +91,8 @@ def write_similar_items(
     rows = rows.cache()
     contracts.check_similar_items(rows, ctx.conf.similar_items.top_n)
     tables.replace_partition(rows, ctx.conf.warehouse, C.T_SIMILAR_ITEMS, run_date)
+    counts = rows.groupBy(C.COL_ALGORITHM).count().collect()
     rows.unpersist()
-    counts = (
-        tables.read(ctx.spark, ctx.conf.warehouse, C.T_SIMILAR_ITEMS)
-        .where(F.col(C.COL_RUN_DATE) == F.lit(run_date))
-        .groupBy(C.COL_ALGORITHM)
-        .count()
-        .collect()
-    )
     return {r[C.COL_ALGORITHM]: r["count"] for r in counts}
 
 

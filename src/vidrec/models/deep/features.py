@@ -104,10 +104,13 @@ def sample_negatives(
     """
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+    # catalog-sized: numbered in one task on purpose (a constant key, so Spark does not warn about it)
     numbered = (
         candidates.select(F.col(C.COL_ITEM_IDX).cast("int").alias("_neg"))
         .distinct()
-        .withColumn("_pos", (F.row_number().over(Window.orderBy("_neg")) - 1).cast("long"))
+        .withColumn(
+            "_pos", (F.row_number().over(Window.partitionBy(F.lit(0)).orderBy("_neg")) - 1).cast("long")
+        )
     )
     size = numbered.agg(F.count(F.lit(1)).alias("_n"))
     draws = (

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from vidrec import constants as C
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.deep import features
-from vidrec.models.deep.launch import FitResult, fit
+from vidrec.models.deep.launch import FitResult, fit, fit_many
 from vidrec.models.deep.score import embed_users, score_users
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,13 @@ def scoring_users(model_name: str, ctx: FitContext, result: FitResult) -> DataFr
     return users
 
 
-def generate_deep(ctx: FitContext, model_name: str) -> Candidates:
-    """Fit ``model_name`` on ``ctx`` and return its top-``ctx.n`` lists for ``ctx.target_users``."""
+def generate_deep(ctx: FitContext, model_name: str, result: FitResult | None = None) -> Candidates:
+    """Fit ``model_name`` on ``ctx`` (unless ``result`` holds its fit, e.g. from :func:`fit_deep_models`)
+    and return its top-``ctx.n`` lists for ``ctx.target_users``."""
     lp = ctx.conf.deep.launch
-    use_gpu = bool(lp.use_gpu or ctx.use_gpu)
-    result = fit(ctx.spark, model_name, ctx, use_gpu=use_gpu)
+    use_gpu = use_gpu_for(ctx)
+    if result is None:
+        result = fit(ctx.spark, model_name, ctx, use_gpu=use_gpu)
     recs = score_users(
         ctx.spark,
         result.model_path,
@@ -72,6 +74,17 @@ def generate_deep(ctx: FitContext, model_name: str) -> Candidates:
         all_users = features.scoring_frame(model_name, ctx.interactions, result.params)
         artifacts[USER_EMBEDDINGS] = embed_users(ctx.spark, result.model_path, all_users)
     return Candidates(recs, version, artifacts)
+
+
+def use_gpu_for(ctx: FitContext) -> bool:
+    """Train and score on GPUs: ``deep.launch.use_gpu`` or the job's ``--use-gpu``."""
+    return bool(ctx.conf.deep.launch.use_gpu or ctx.use_gpu)
+
+
+def fit_deep_models(ctx: FitContext, model_names: list[str]) -> dict[str, FitResult]:
+    """Fit several deep models on ``ctx`` in one training launch (:func:`.launch.fit_many`);
+    pass each result to :func:`generate_deep` to score it."""
+    return fit_many(ctx.spark, model_names, ctx, use_gpu=use_gpu_for(ctx))
 
 
 def generate_ncf(ctx: FitContext) -> Candidates:

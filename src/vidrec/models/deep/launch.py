@@ -32,7 +32,7 @@ from vidrec.models.deep import features, shards
 from vidrec.models.deep import schema as S
 from vidrec.models.deep.networks import MODEL_CLASSES, model_config
 from vidrec.models.deep.params import model_params
-from vidrec.models.deep.train import SPEC_FILE, train_worker
+from vidrec.models.deep.train import SPEC_FILE, train_many, train_worker
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,199 @@ def write_model_shards(
     return out
 
 
+def previous_model(ctx: FitContext, model_name: str, params: Mapping[str, Any]) -> str | None:
+    """The latest earlier night's saved ``model_name`` to warm-start from, if one fits.
+
+    Looked for as ``<models root>/<run date>/<model>/model.pt`` with a run date before ``ctx.run_date``
+    (the nightly's layout: ``ctx.work_dir`` is ``<models root>/<run date>``); it must have been trained
+    with the same architecture (every hyper-parameter of its configuration but the sizes, which grow
+    with new ids). ``None`` when there is none, or when ``deep.launch.artifact_root`` moves models
+    elsewhere.
+    """
+    if ctx.conf.deep.launch.artifact_root or urlparse(ctx.work_dir).scheme not in ("", "file"):
+        return None
+    root = Path(ctx.work_dir).parent
+    if not root.is_dir():
+        return None
+    dates = sorted((d.name for d in root.iterdir() if d.is_dir() and d.name < ctx.run_date), reverse=True)
+    hparams = MODEL_CLASSES[model_name].HPARAMS
+    want = {k: params[k] for k in hparams}
+    for day in dates:
+        path = root / day / model_name / "model.pt"
+        if not path.is_file():
+            continue
+        import torch  # the driver imports torch only when it warm-starts
+
+        saved = torch.load(path, map_location="cpu", weights_only=False).get("config") or {}
+        have = {k: saved.get(k) for k in hparams}
+        if have != want:
+            log.info("deep %s: %s was trained with another configuration: no warm start", model_name, path)
+            return None
+        return str(path)
+    return None
+
+
+@dataclass
+class Prepared:
+    """A model ready to train: its parameters, data sizes, shards and spec (see :func:`prepare`)."""
+
+    model_name: str
+    params: dict[str, Any]
+    sizes: dict[str, int]
+    spec: dict[str, Any]
+    artifact_dir: str
+    shards: dict[str, shards.ShardInfo]
+    features_seconds: float
+
+
+def prepare(
+    spark: SparkSession,
+    model_name: str,
+    ctx: FitContext,
+    num_processes: int,
+    use_gpu: bool,
+    params: Mapping[str, Any] | None = None,
+    diagnostics: bool = False,
+) -> Prepared:
+    """Resolve ``model_name``'s parameters, build its training frames, write the shards and the spec.
+
+    Raises
+    ------
+    ValueError
+        On an unknown model, too little data, or an invalid parameter.
+    """
+    if model_name not in MODEL_CLASSES:
+        raise ValueError(f"unknown deep model '{model_name}' (known: {', '.join(MODEL_CLASSES)})")
+    start = time.perf_counter()
+    mp = model_params(ctx.conf.deep, model_name)
+    for key, value in (params or {}).items():
+        if key not in mp:
+            raise ValueError(f"unknown parameter '{key}' for deep model '{model_name}'")
+        mp[key] = value
+    lp = ctx.conf.deep.launch
+    sizes = data_sizes(ctx.interactions, ctx.items)
+    if sizes["n_users"] == 0 or sizes["n_items"] == 0:
+        raise ValueError(f"deep {model_name}: no interactions or no catalog items to train on")
+    warm_from = previous_model(ctx, model_name, mp) if ctx.warm_start and mp["warm_start"] else None
+    if warm_from is not None:
+        mp["max_epochs"] = min(int(mp["max_epochs"]), int(mp["warm_epochs"]))
+    config = model_config(model_name, mp, sizes)
+    frames = features.training_frames(
+        model_name, ctx.interactions, ctx.items, mp, sizes["visual_dim"], sizes["audio_dim"]
+    )
+    root = shards.features_root(_absolute(ctx.conf.warehouse), lp.shard_root)
+    base = shards.shard_dir(root, model_name, ctx.run_date)
+    written = write_model_shards(frames, base, num_processes, lp)
+    try:
+        shards.cleanup_shards(ctx.conf.warehouse, int(lp.keep_shards), lp.shard_root)
+    except NotImplementedError as exc:
+        log.info("deep: %s", exc)
+    artifact_dir = artifact_dir_for(ctx, model_name, lp)
+    paths = {split: info.path for split, info in written.items()}
+    paths["artifact_dir"] = artifact_dir
+    spec = build_spec(
+        model_name,
+        mp,
+        config,
+        paths,
+        lp,
+        use_gpu,
+        {split: info.rows for split, info in written.items()},
+        diagnostics,
+        {split: f"{info.rows}:{info.checksum}" for split, info in written.items()},
+    )
+    spec["warm_from"] = warm_from
+    if urlparse(artifact_dir).scheme in ("", "file"):
+        Path(artifact_dir).mkdir(parents=True, exist_ok=True)
+        (Path(artifact_dir) / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    seconds = time.perf_counter() - start
+    log.info(
+        "deep %s: features and shards in %.1f s (%s)",
+        model_name,
+        seconds,
+        ", ".join(f"{k} {v.rows} rows / {v.row_groups} groups" for k, v in written.items()),
+    )
+    return Prepared(model_name, mp, sizes, spec, artifact_dir, written, seconds)
+
+
+def train_prepared(
+    prepared: list[Prepared], num_processes: int, local_mode: bool, use_gpu: bool
+) -> dict[str, FitResult]:
+    """Train every model of ``prepared`` in one TorchDistributor launch (one process group, the models
+    one after the other: the processes start, import torch and join the group once)."""
+    from pyspark.ml.torch.distributor import TorchDistributor
+
+    names = [p.model_name for p in prepared]
+    log.info(
+        "deep: training %s with %d process(es), local_mode=%s, use_gpu=%s",
+        ", ".join(names),
+        num_processes,
+        local_mode,
+        use_gpu,
+    )
+    t0 = time.perf_counter()
+    distributor = TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=use_gpu)
+    results: Any
+    if len(prepared) == 1:
+        results = [distributor.run(train_worker, prepared[0].spec)]
+    else:
+        results = distributor.run(train_many, [p.spec for p in prepared])
+    wall = time.perf_counter() - t0
+    if not isinstance(results, list) or len(results) != len(prepared):
+        raise RuntimeError(
+            f"deep: training returned {type(results).__name__}, expected one metrics dict a model"
+        )
+    out: dict[str, FitResult] = {}
+    for prep, metrics in zip(prepared, results, strict=True):
+        if not isinstance(metrics, dict):
+            got = type(metrics).__name__
+            raise RuntimeError(f"deep {prep.model_name}: training returned {got}, expected the metrics dict")
+        metrics = {
+            **metrics,
+            "features_seconds": prep.features_seconds,
+            "distributor_seconds": wall if len(prepared) == 1 else float(metrics.get("seconds", 0.0)),
+        }
+        log.info(
+            "deep %s: %d epoch(s) (best %d, val loss %.5f), %.0f rows/s per process, %.1f s training",
+            prep.model_name,
+            metrics["epochs_done"],
+            metrics["best_epoch"],
+            metrics["best_val_loss"],
+            metrics["rows_per_s_per_process"],
+            float(metrics.get("seconds", 0.0)),
+        )
+        out[prep.model_name] = FitResult(
+            model_name=prep.model_name,
+            params=prep.params,
+            sizes=prep.sizes,
+            spec=prep.spec,
+            metrics=metrics,
+            artifact_dir=prep.artifact_dir,
+            model_path=metrics["model_path"],
+            shards=prep.shards,
+        )
+    log.info("deep: %d model(s) trained in one launch in %.1f s wall", len(prepared), wall)
+    return out
+
+
+def fit_many(
+    spark: SparkSession,
+    model_names: list[str],
+    ctx: FitContext,
+    num_processes: int | None = None,
+    use_gpu: bool | None = None,
+) -> dict[str, FitResult]:
+    """:func:`fit` several deep models on ``ctx``: shards for each, then one training launch for all."""
+    lp = ctx.conf.deep.launch
+    procs = int(num_processes if num_processes is not None else lp.num_processes)
+    gpu = bool(lp.use_gpu if use_gpu is None else use_gpu)
+    if procs < 1:
+        raise ValueError(f"num_processes must be >= 1, got {procs}")
+    prepared = [prepare(spark, name, ctx, procs, gpu) for name in model_names]
+    local = run_locally(spark.sparkContext.master, bool(lp.local_mode))
+    return train_prepared(prepared, procs, local, gpu)
+
+
 def fit(
     spark: SparkSession,
     model_name: str,
@@ -252,94 +445,11 @@ def fit(
     ValueError
         On an unknown model, too little data, or an invalid parameter.
     """
-    if model_name not in MODEL_CLASSES:
-        raise ValueError(f"unknown deep model '{model_name}' (known: {', '.join(MODEL_CLASSES)})")
-    from pyspark.ml.torch.distributor import TorchDistributor
-
-    start = time.perf_counter()
-    mp = model_params(ctx.conf.deep, model_name)
-    for key, value in (params or {}).items():
-        if key not in mp:
-            raise ValueError(f"unknown parameter '{key}' for deep model '{model_name}'")
-        mp[key] = value
     lp = ctx.conf.deep.launch
     procs = int(num_processes if num_processes is not None else lp.num_processes)
     gpu = bool(lp.use_gpu if use_gpu is None else use_gpu)
     if procs < 1:
         raise ValueError(f"num_processes must be >= 1, got {procs}")
-
-    sizes = data_sizes(ctx.interactions, ctx.items)
-    if sizes["n_users"] == 0 or sizes["n_items"] == 0:
-        raise ValueError(f"deep {model_name}: no interactions or no catalog items to train on")
-    config = model_config(model_name, mp, sizes)
-    frames = features.training_frames(
-        model_name, ctx.interactions, ctx.items, mp, sizes["visual_dim"], sizes["audio_dim"]
-    )
-    root = shards.features_root(_absolute(ctx.conf.warehouse), lp.shard_root)
-    base = shards.shard_dir(root, model_name, ctx.run_date)
-    written = write_model_shards(frames, base, procs, lp)
-    try:
-        shards.cleanup_shards(ctx.conf.warehouse, int(lp.keep_shards), lp.shard_root)
-    except NotImplementedError as exc:
-        log.info("deep: %s", exc)
-    features_seconds = time.perf_counter() - start
-
-    artifact_dir = artifact_dir_for(ctx, model_name, lp)
-    paths = {split: info.path for split, info in written.items()}
-    paths["artifact_dir"] = artifact_dir
-    spec = build_spec(
-        model_name,
-        mp,
-        config,
-        paths,
-        lp,
-        gpu,
-        {split: info.rows for split, info in written.items()},
-        diagnostics,
-        {split: f"{info.rows}:{info.checksum}" for split, info in written.items()},
-    )
-    if urlparse(artifact_dir).scheme in ("", "file"):
-        Path(artifact_dir).mkdir(parents=True, exist_ok=True)
-        (Path(artifact_dir) / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    prepared = prepare(spark, model_name, ctx, procs, gpu, params, diagnostics)
     local = run_locally(spark.sparkContext.master, bool(lp.local_mode))
-    log.info(
-        "deep %s: features and shards in %.1f s (%s); training with %d process(es), "
-        "local_mode=%s, use_gpu=%s",
-        model_name,
-        features_seconds,
-        ", ".join(f"{k} {v.rows} rows / {v.row_groups} groups" for k, v in written.items()),
-        procs,
-        local,
-        gpu,
-    )
-    t0 = time.perf_counter()
-    distributor = TorchDistributor(num_processes=procs, local_mode=local, use_gpu=gpu)
-    metrics = distributor.run(train_worker, spec)
-    if not isinstance(metrics, dict):
-        raise RuntimeError(
-            f"deep {model_name}: training returned {type(metrics).__name__}, expected the metrics dict"
-        )
-    metrics = {
-        **metrics,
-        "features_seconds": features_seconds,
-        "distributor_seconds": time.perf_counter() - t0,
-    }
-    log.info(
-        "deep %s: %d epoch(s) (best %d, val loss %.5f), %.0f rows/s per process, %.1f s training wall time",
-        model_name,
-        metrics["epochs_done"],
-        metrics["best_epoch"],
-        metrics["best_val_loss"],
-        metrics["rows_per_s_per_process"],
-        metrics["distributor_seconds"],
-    )
-    return FitResult(
-        model_name=model_name,
-        params=mp,
-        sizes=sizes,
-        spec=spec,
-        metrics=metrics,
-        artifact_dir=artifact_dir,
-        model_path=metrics["model_path"],
-        shards=written,
-    )
+    return train_prepared([prepared], procs, local, gpu)[model_name]

@@ -84,6 +84,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     "diagnostics_key": None,
     "eval_batch_size": None,
     "data_digest": None,
+    "warm_from": None,
 }
 
 
@@ -213,6 +214,38 @@ def param_checksum(model: torch.nn.Module) -> str:
 # --- the loop ---------------------------------------------------------------------------------
 
 
+def warm_start(model: torch.nn.Module, path: str) -> tuple[int, int, int]:
+    """Load the parameters of the model saved at ``path`` into ``model``, growing tables for new ids.
+
+    Ids are stable across nights (a known id keeps its index), so row ``i`` of an embedding table
+    means the same user or item in both models: a parameter of the same shape is copied; one where
+    a single dimension grew (users or items added since: the rows of an embedding table, the columns
+    of Mult-VAE's first layer) gets the old slice copied into its start, the new part keeps its
+    fresh initialisation; anything else stays fresh. Buffers (the catalog's
+    side tables) are not copied: they are attached from tonight's data. Returns the counts
+    (copied, grown, fresh).
+    """
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    old = payload["state_dict"]
+    copied = grown = fresh = 0
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            prev = old.get(name)
+            if prev is None or prev.dim() != param.dim():
+                fresh += 1
+            elif prev.shape == param.shape:
+                param.copy_(prev.to(param.dtype))
+                copied += 1
+            else:
+                differ = [d for d in range(param.dim()) if prev.shape[d] != param.shape[d]]
+                if len(differ) == 1 and prev.shape[differ[0]] < param.shape[differ[0]]:
+                    param.narrow(differ[0], 0, prev.shape[differ[0]]).copy_(prev.to(param.dtype))
+                    grown += 1
+                else:
+                    fresh += 1
+    return copied, grown, fresh
+
+
 class _Trainer:
     def __init__(
         self, spec: dict[str, Any], rank: int, world: int, device: torch.device, log: logging.Logger
@@ -292,6 +325,17 @@ class _Trainer:
                     state["best_val"],
                     state["best_epoch"],
                 )
+        warm_from = None
+        if resumed_from is None and spec["warm_from"]:
+            warm_from = str(spec["warm_from"])
+            copied, grown, fresh = warm_start(model, warm_from)
+            log.info(
+                "warm start from %s: %d parameter(s) copied, %d grown for new ids, %d fresh",
+                warm_from,
+                copied,
+                grown,
+                fresh,
+            )
         start_epoch = state["epochs_done"]
         ddp = DistributedDataParallel(
             model, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -360,6 +404,7 @@ class _Trainer:
             "best_val_loss": state["best_val"],
             "stopped_early": state["stopped"],
             "resumed_from": resumed_from,
+            "warm_from": warm_from,
             "rows_per_s_per_process": (
                 float(np.mean([h["rows_per_s_per_process"] for h in trained])) if trained else 0.0
             ),
@@ -613,6 +658,32 @@ def train_worker(spec: dict[str, Any]) -> dict[str, Any]:
             dist.destroy_process_group()
         for h in list(log.handlers):
             h.flush()
+
+
+def train_many(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Train several models one after the other in this process, in one process group.
+
+    What TorchDistributor runs for a night's deep models: the processes start, import torch and
+    join the group once instead of once a model. Each model is :func:`train_worker` of its spec
+    (same checks, checkpoints and metrics); returns their metrics in order.
+    """
+    if not specs:
+        return []
+    first = complete_spec(specs[0])
+    rank, world, local_rank = dist_env()
+    device = _device(bool(first["use_gpu"]), local_rank)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    own_group = not dist.is_initialized()
+    if own_group:
+        if world == 1:
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+            os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=dt.timedelta(minutes=30))
+    try:
+        return [train_worker(spec) for spec in specs]
+    finally:
+        if own_group and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:

@@ -1,0 +1,80 @@
+"""First night against second night: what one more day of events costs on a warehouse that holds the rest.
+
+    .venv/bin/python bench/second_night.py --raw data/sample --end-date 2026-03-31 [--workdir DIR]
+        [--set key=value ...] [--out-json FILE]
+
+Night 1 runs the nightly for the day before ``--end-date`` on a fresh warehouse (every event of the
+sample up to that day: the first load, with the first offline evaluation); night 2 runs ``--end-date``
+on the same warehouse (one more day of events: the incremental matrix, the served-list check, warm
+starts, no offline evaluation unless due). Each night is its own ``jobs/nightly.py`` process, timed
+with its CPU seconds (children included) and its stage times from the run log. Prints a table and
+``second_night_time_vs_first``; ``--out-json`` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def night(raw: str, warehouse: Path, day: dt.date, sets: list[str]) -> dict[str, object]:
+    """One ``jobs/nightly.py`` run: wall seconds, CPU seconds of its process tree, stage seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = [sys.executable, str(ROOT / "jobs" / "nightly.py"), "--raw", raw, "--warehouse", str(warehouse),
+           "--run-date", day.isoformat()] + [a for s in sets for a in ("--set", s)]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"night {day} failed with exit code {proc.returncode}")
+    stages = {}
+    for line in proc.stderr.splitlines():
+        if "stage " in line and ": done in " in line:
+            name = line.split("stage ", 1)[1].split(":", 1)[0]
+            stages[name] = float(line.split(": done in ", 1)[1].split(" s", 1)[0])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"date": day.isoformat(), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "stages": stages}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--end-date", required=True, type=dt.date.fromisoformat)
+    parser.add_argument("--workdir", default="/tmp/vidrec-second-night")
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--out-json")
+    args = parser.parse_args(argv)
+    warehouse = Path(args.workdir) / "warehouse"
+    shutil.rmtree(warehouse, ignore_errors=True)
+    first = night(args.raw, warehouse, args.end_date - dt.timedelta(days=1), args.set)
+    second = night(args.raw, warehouse, args.end_date, args.set)
+    ratio = second["wall_s"] / first["wall_s"]
+    names = sorted(set(first["stages"]) | set(second["stages"]))  # type: ignore[arg-type]
+    print(f"{'':<12}{'first night':>14}{'second night':>14}")
+    for key in ("wall_s", "cpu_s"):
+        print(f"{key:<12}{first[key]:>14}{second[key]:>14}")
+    for name in names:
+        a = first["stages"].get(name, float("nan"))  # type: ignore[union-attr]
+        b = second["stages"].get(name, float("nan"))  # type: ignore[union-attr]
+        print(f"  {name:<10}{a:>14}{b:>14}")
+    print(f"second_night_time_vs_first = {ratio:.3f}")
+    if args.out_json:
+        Path(args.out_json).write_text(
+            json.dumps({"first": first, "second": second, "second_night_time_vs_first": ratio}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
