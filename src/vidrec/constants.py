@@ -105,6 +105,7 @@ T_POPULAR_ITEMS = (GOLD, "popular_items")
 T_MODEL_METRICS = (GOLD, "model_metrics")
 T_USER_EMBEDDINGS = (GOLD, "user_embeddings")
 T_RUNS = (OPS, "runs")
+T_LEASE = (OPS, "lease")
 
 # --- algorithms -------------------------------------------------------------------------------
 ALGO_POPULARITY = "popularity"

@@ -209,6 +209,27 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         ),
         schema_source="vidrec.pipeline.runlog.RUNS_SCHEMA",
     ),
+    C.T_LEASE: TableDoc(
+        grain="at most one row: the job that holds the warehouse (none: free)",
+        partitioned_by=(),
+        written="every job that writes the warehouse: inserted when it starts, its `heartbeat_at` "
+        "updated every `lease.heartbeat_s`, deleted when it ends (each a conditional MERGE)",
+        notes="One writer at a time ([operations.md](operations.md#one-writer-at-a-time)): a second writer "
+        "exits 3 naming the holder, or waits with `--wait SECONDS`; a row whose `heartbeat_at` is older "
+        "than `lease.stale_after_s` is a dead job's and is taken over. `token` is unique to one hold, "
+        "`run_id` the job's run (the nightly's `ops/runs` id). Readers take no lease.",
+        columns=(
+            ("lease", "string"),
+            ("token", "string"),
+            ("job", "string"),
+            ("run_id", "string"),
+            ("host", "string"),
+            ("pid", "bigint"),
+            ("started_at", "timestamp"),
+            ("heartbeat_at", "timestamp"),
+        ),
+        schema_source="vidrec.pipeline.lease.SCHEMA",
+    ),
     TUNING_TRIALS: TableDoc(
         grain="one row per trial of a tuning job (the hybrid: per blend tried)",
         partitioned_by=(C.COL_RUN_DATE,),

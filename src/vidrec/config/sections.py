@@ -320,6 +320,23 @@ class TrackingConf:
 
 
 @dataclass(frozen=True)
+class LeaseConf:
+    heartbeat_s: float
+    stale_after_s: float
+    poll_s: float
+
+    def __post_init__(self) -> None:
+        _check(self.heartbeat_s > 0, "lease.heartbeat_s", "> 0", self.heartbeat_s)
+        _check(
+            self.stale_after_s >= 3 * self.heartbeat_s,
+            "lease.stale_after_s",
+            f">= 3 x lease.heartbeat_s ({3 * self.heartbeat_s:g})",
+            self.stale_after_s,
+        )
+        _check(self.poll_s > 0, "lease.poll_s", "> 0", self.poll_s)
+
+
+@dataclass(frozen=True)
 class AnalyticsConf:
     days: int
 
@@ -488,6 +505,7 @@ class Config:
     evaluation: EvaluationConf
     tune: TuneConf
     tracking: TrackingConf
+    lease: LeaseConf
     analytics: AnalyticsConf
     deep: DeepConf
     models: tuple[str, ...]
