@@ -72,7 +72,9 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         written="`ingest`, first: replaces the run date's partition",
         notes="`raw` is the record's text (invalid UTF-8 bytes kept as U+FFFD), `reason` the first contract "
         "rule it broke (every reason is listed in [contract.md](contract.md)), `entity` one of `events`, "
-        "`items`, `users`. The rows of a run refused for bad input are kept for the operator.",
+        "`items`, `users`. The rows of a run refused for bad input are kept for the operator. With "
+        "`privacy.pseudonymize`, the user id in `raw` is replaced by its pseudonym, and `raw` is null for "
+        "an `events`/`users` record whose user id cannot be found in it ([privacy.md](privacy.md)).",
     ),
     C.T_ITEMS: TableDoc(
         grain="one row per `item_id`: the latest catalog",
@@ -87,6 +89,9 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         partitioned_by=(),
         written="`ingest`: MERGE on `user_id`; a row is replaced only by one from a run date at least as "
         "recent (`updated_at`)",
+        notes="Only the profile columns a model or table uses (data minimisation): `gender`, read from the "
+        "input, is stored only when `privacy.keep_profile_columns` names it. With `privacy.pseudonymize`, "
+        "`user_id` here and in every table is a pseudonym ([privacy.md](privacy.md)).",
     ),
     C.T_INTERACTIONS: TableDoc(
         grain="one row per (user, item) with any event in bronze: the latest state",

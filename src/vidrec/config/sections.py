@@ -379,11 +379,9 @@ class TrainConf:
     val_fraction: float
     amp: bool
     shuffle_buffer: int
-    keep_checkpoints: int
 
     def __post_init__(self) -> None:
         _check(0.0 < self.val_fraction < 1.0, "deep.train.val_fraction", "in (0, 1)", self.val_fraction)
-        _check(self.keep_checkpoints >= 1, "deep.train.keep_checkpoints", ">= 1", self.keep_checkpoints)
 
 
 @dataclass(frozen=True)
@@ -472,6 +470,7 @@ class FusionConf(_ModelConf):
 
 @dataclass(frozen=True)
 class DeepConf:
+    keep_checkpoints: int
     launch: LaunchConf
     train: TrainConf
     ncf: NcfConf
@@ -479,6 +478,32 @@ class DeepConf:
     sequence: SequenceConf
     text: TextConf
     fusion: FusionConf
+
+    def __post_init__(self) -> None:
+        _check(self.keep_checkpoints >= 1, "deep.keep_checkpoints", ">= 1", self.keep_checkpoints)
+
+
+@dataclass(frozen=True)
+class PrivacyConf:
+    pseudonymize: bool
+    key_env: str
+    key_file: str | None
+    keep_profile_columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _check(
+            bool(str(self.key_env or "").strip()),
+            "privacy.key_env",
+            "an environment variable name",
+            self.key_env,
+        )
+        bad = [c for c in self.keep_profile_columns if c not in C.PROFILE_OPTIONAL_COLUMNS]
+        _check(
+            not bad,
+            "privacy.keep_profile_columns",
+            f"a list of {', '.join(C.PROFILE_OPTIONAL_COLUMNS)} (profile columns no model or table needs)",
+            list(self.keep_profile_columns),
+        )
 
 
 @dataclass(frozen=True)
@@ -506,6 +531,7 @@ class Config:
     tune: TuneConf
     tracking: TrackingConf
     lease: LeaseConf
+    privacy: PrivacyConf
     analytics: AnalyticsConf
     deep: DeepConf
     models: tuple[str, ...]

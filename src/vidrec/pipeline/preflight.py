@@ -8,6 +8,7 @@ such mistakes into an immediate :class:`vidrec.config.ConfigError` that names th
 - ``warehouse``, ``spark.checkpoint_dir``, ``deep.launch.shard_root``, ``deep.launch.artifact_root``
   (local): a folder, or creatable under a writable folder; nothing is created here;
 - ``--stages``: known stage names;
+- ``privacy.pseudonymize`` (a run that ingests): its key is given, by environment variable or file;
 - ``warehouse`` (any URI, once Spark is up: :func:`check_warehouse_reachable`): its file system
   answers.
 
@@ -127,7 +128,7 @@ def check_run(
         The loaded configuration.
     raw_dirs : iterable of str
         The raw folders the run will read (one per date for a backfill with ``{run_date}``); empty
-        when no stage reads raw input.
+        when no stage reads raw input (then no pseudonymisation key is needed either).
     stages, known_stages : sequence of str
         The stages asked for, and the stages that exist.
 
@@ -142,8 +143,18 @@ def check_run(
         value = _get(conf, keys)
         if value:
             check_writable_dir(".".join(keys), str(value))
-    for raw in raw_dirs:
+    raws = list(raw_dirs)
+    for raw in raws:
         check_raw_dir(raw)
+    if raws:
+        check_privacy_key(conf)
+
+
+def check_privacy_key(conf: Config) -> None:
+    """Raise when ``privacy.pseudonymize`` is on and its key cannot be read (:mod:`vidrec.data.privacy`)."""
+    from vidrec.data import privacy
+
+    privacy.load_key(conf.privacy)
 
 
 def check_warehouse_reachable(spark: Any, warehouse: str) -> None:

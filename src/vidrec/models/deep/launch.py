@@ -31,7 +31,7 @@ from vidrec.models.deep import features, shards
 from vidrec.models.deep import schema as S
 from vidrec.models.deep.networks import MODEL_CLASSES, model_config
 from vidrec.models.deep.params import model_params
-from vidrec.models.deep.train import SPEC_FILE, train_worker
+from vidrec.models.deep.train import SPEC_FILE, cleanup_checkpoint_nights, train_worker
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def build_spec(
         "seed": int(params["seed"]),
         "amp": bool(params["amp"]),
         "shuffle_buffer": int(params["shuffle_buffer"]),
-        "keep_checkpoints": int(params["keep_checkpoints"]),
+        "keep_checkpoints": 1,  # a resume reads the newest only (deep.keep_checkpoints counts nights)
         "use_gpu": bool(use_gpu),
         "num_threads": int(launch.num_threads),
         "expected_train_rows": expected.get(S.TRAIN),
@@ -309,6 +309,16 @@ def fit(
         "features_seconds": features_seconds,
         "distributor_seconds": time.perf_counter() - t0,
     }
+    if lp.artifact_root is None and urlparse(ctx.conf.warehouse).scheme in ("", "file"):
+        models_root = f"{_absolute(ctx.conf.warehouse)}/{C.MODELS}"
+        pruned = cleanup_checkpoint_nights(models_root, str(ctx.run_date), ctx.conf.deep.keep_checkpoints)
+        if pruned:
+            log.info(
+                "deep: deleted the epoch checkpoints of %d folder(s) older than deep.keep_checkpoints = %d "
+                "night(s)",
+                len(pruned),
+                ctx.conf.deep.keep_checkpoints,
+            )
     log.info(
         "deep %s: %d epoch(s) (best %d, val loss %.5f), %.0f rows/s per process, %.1f s training wall time",
         model_name,
