@@ -96,7 +96,7 @@ def _items(spark: SparkSession, rows: list[tuple[Any, ...]] = ITEMS) -> DataFram
 
 
 def _users(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame([(u, s, c, None, None, D1) for u, s, c in USERS], schemas.SILVER_USERS)
+    return spark.createDataFrame([(u, s, c, None, D1) for u, s, c in USERS], schemas.SILVER_USERS)
 
 
 def _recommendations(spark: SparkSession) -> DataFrame:

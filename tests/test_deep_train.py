@@ -80,13 +80,13 @@ def test_a_crashed_run_resumes_at_the_next_epoch_and_matches_an_uninterrupted_ru
     straight = train.train_worker(spec_for(data, tmp_path / "straight", 3))
     assert straight["epochs_run"] == 3 and straight["start_epoch"] == 0
 
-    first = train.train_worker(spec_for(data, tmp_path / "resumed", 2))  # then the process "dies"
+    first = train.train_worker(spec_for(data, tmp_path / "resumed", 2, keep_checkpoints=2))  # then it "dies"
     assert first["epochs_done"] == 2
     assert [p.name for p in train.checkpoint_files(str(tmp_path / "resumed" / "checkpoints"))] == [
         "epoch-0001.pt",
         "epoch-0002.pt",
     ]
-    again = train.train_worker(spec_for(data, tmp_path / "resumed", 3))
+    again = train.train_worker(spec_for(data, tmp_path / "resumed", 3, keep_checkpoints=2))
     assert again["start_epoch"] == 2 and again["epochs_run"] == 1 and again["epochs_done"] == 3
     assert again["resumed_from"].endswith("epoch-0002.pt")
     assert [h["epoch"] for h in again["history"]] == [1, 2, 3]
@@ -202,10 +202,38 @@ def test_training_on_cuda_uses_nccl_and_autocast(data: dict[str, str], tmp_path:
     assert np.isfinite(result["best_val_loss"])
 
 
-def test_a_checkpoint_of_other_data_is_not_resumed(data: dict[str, str], tmp_path: Path) -> None:
-    train.train_worker(spec_for(data, tmp_path / "art", 1, data_digest="night-1"))
-    again = train.train_worker(spec_for(data, tmp_path / "art", 2, data_digest="night-2"))
-    assert again["start_epoch"] == 0 and again["resumed_from"] is None and again["epochs_run"] == 2
+def test_a_checkpoint_of_other_data_is_not_resumed_and_is_deleted(
+    data: dict[str, str], tmp_path: Path
+) -> None:
+    train.train_worker(spec_for(data, tmp_path / "art", 3, data_digest="night-1"))
+    again = train.train_worker(spec_for(data, tmp_path / "art", 1, data_digest="night-2"))
+    assert again["start_epoch"] == 0 and again["resumed_from"] is None and again["epochs_run"] == 1
+    # night 1's epoch-0003 would sort after night 2's epoch-0001: it is gone, night 2's is kept
+    (kept,) = train.checkpoint_files(str(tmp_path / "art" / "checkpoints"))
+    assert kept.name == "epoch-0001.pt"
+    digest = torch.load(kept, weights_only=False)["digest"]
+    assert digest == train.config_digest("ncf", spec_for(data, tmp_path, 1)["model_config"], "night-2")
+
+
+def test_checkpoints_are_kept_for_deep_keep_checkpoints_nights(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    for day in ("2026-03-08", "2026-03-09", "2026-03-10"):
+        for sub in ("ncf", "eval/ncf", "tune/random/ncf"):
+            folder = root / day / sub / "checkpoints"
+            folder.mkdir(parents=True)
+            (folder / "epoch-0001.pt").write_bytes(b"x")
+            (root / day / sub / train.MODEL_FILE).write_bytes(b"m")
+    assert train.cleanup_checkpoint_nights(str(root), "2026-03-10", 2) == [
+        str(root / "2026-03-08" / sub / "checkpoints") for sub in ("eval/ncf", "ncf", "tune/random/ncf")
+    ]
+    # a rerun of an earlier date keeps its own night, and with 1 night only that one
+    train.cleanup_checkpoint_nights(str(root), "2026-03-09", 1)
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("epoch-*.pt"))
+    assert left == [
+        f"2026-03-09/{sub}/checkpoints/epoch-0001.pt" for sub in ("eval/ncf", "ncf", "tune/random/ncf")
+    ]
+    assert len(list(root.rglob(train.MODEL_FILE))) == 9  # models stay
+    assert train.cleanup_checkpoint_nights(str(tmp_path / "none"), "2026-03-10", 1) == []
 
 
 def test_warm_start_copies_known_rows_and_grows_tables_for_new_ids(tmp_path: Path) -> None:

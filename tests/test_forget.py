@@ -1,10 +1,17 @@
-"""Right to be forgotten: after ``forget_users`` no file under the warehouse holds a byte of the user.
+"""Right to be forgotten: after ``forget_user`` no file under the warehouse holds a byte of the user.
 
 One small nightly (ingest, matrix, recommend) runs with deletion vectors and change data feed on
 by default for new tables (the hardest case: soft deletes and CDF files). A second user whose id
 starts with the forgotten id, and quarantined records of both, show that matching is by token.
-Then every file under the warehouse is scanned: Parquet read with pyarrow, every other file
-(``_delta_log`` JSON, checkpoints, ``.crc``, model metadata) as raw bytes, and every path name.
+Deep model files sit beside them: an ``ncf`` ``model.pt`` and epoch checkpoint (user embedding rows)
+and a ``multvae`` checkpoint (no per-user row).
+
+The forget is requested while a second nightly holds the warehouse's lease and then fails: a
+``forget_user`` job without ``--wait`` is refused (exit 3), one with ``--wait`` waits, the nightly's
+stage fails and rolls back, and only then does the waiting job erase the user. So the roll-back can
+never bring the user back. Then every file under the warehouse is scanned: Parquet read with
+pyarrow, deep models loaded with torch, every other file (``_delta_log`` JSON, checkpoints, ``.crc``,
+model metadata) as raw bytes, and every path name.
 """
 
 from __future__ import annotations
@@ -16,17 +23,22 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
 from vidrec import pipeline
 from vidrec.devdata import sample
-from vidrec.pipeline import forget
+from vidrec.models.deep.networks import MODEL_CLASSES, build_model
+from vidrec.pipeline import forget, lease, runner
 
 RUN_DATE = dt.date(2026, 3, 10)
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,10 +82,15 @@ def artifact_dirs(warehouse: str) -> list[str]:
 
 
 def others_snapshot(spark, warehouse: str, uid: str, idx: int) -> dict[str, list[str]]:
-    """Every row of everyone else, per Delta table and per Parquet artifact folder."""
+    """Every row of everyone else, per Delta table and per Parquet artifact folder.
+
+    ``ops/`` tables (the run log, the lease) hold no user rows and change with every job: left out.
+    """
     tok = token_re(uid)
     snap: dict[str, list[str]] = {}
     for path in delta_tables(warehouse):
+        if rel(warehouse, path).startswith("ops/"):
+            continue
         df = spark.read.format("delta").load(path)
         snap[rel(warehouse, path)] = sorted(
             repr(r) for r in df.collect() if not is_theirs(r.asDict(), "", uid, idx, tok)
@@ -110,6 +127,122 @@ def write_extra_raw(raw: Path, target: str, neighbour: str) -> None:
     (raw / "users_extra.csv").write_text(f"{header}\n{neighbour},2026-01-02,FR,25-34,F\n")
 
 
+def write_deep_models(wh: str, n_users: int, n_items: int) -> dict[str, Path]:
+    """What deep training leaves: model.pt and an epoch checkpoint of ncf, a checkpoint of multvae."""
+    day = Path(wh, "models", RUN_DATE.isoformat())
+    configs = {
+        "ncf": {
+            "n_users": n_users,
+            "n_items": n_items,
+            "embedding_dim": 4,
+            "mlp_dim": 4,
+            "mlp_layers": [8],
+            "dropout": 0.0,
+        },
+        "multvae": {
+            "n_items": n_items,
+            "hidden_dim": 8,
+            "latent_dim": 4,
+            "dropout": 0.1,
+            "beta_max": 0.2,
+            "anneal_steps": 10,
+        },
+    }
+    out = {}
+    for name, config in configs.items():
+        model = build_model(name, config)
+        folder = day / name
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "spec.json").write_text(json.dumps({"model": name, "model_config": config}))
+        state = model.state_dict()
+        torch.save({"model": name, "config": config, "state_dict": state, "metrics": {}}, folder / "model.pt")
+        ckpt = {"digest": "d", "model": name, "model_state": state, "best_state": state, "optimizer": {}}
+        torch.save(ckpt, folder / "checkpoints" / "epoch-0001.pt")
+        out[f"{name}/model.pt"] = folder / "model.pt"
+        out[f"{name}/checkpoint"] = folder / "checkpoints" / "epoch-0001.pt"
+    return out
+
+
+def forget_job(wh: str, checkpoints: Path, user_id: str, *extra: str) -> list[str]:
+    sets = [
+        "spark.master=local[2]",
+        "spark.shuffle_partitions=2",
+        "spark.driver_memory=2g",
+        f"spark.checkpoint_dir={checkpoints}",
+    ]
+    return [
+        sys.executable,
+        str(ROOT / "jobs" / "forget_user.py"),
+        "--warehouse",
+        wh,
+        "--user-id",
+        user_id,
+        "--vacuum-retention-hours",
+        "0",
+        *[a for s in sets for a in ("--set", s)],
+        *extra,
+    ]
+
+
+def forget_during_a_failing_nightly(spark, conf, raw: str, target: str, root: Path) -> dict[str, Any]:
+    """A nightly holds the lease; forget jobs come; the nightly's stage fails; the waiting forget runs."""
+    wh = conf.warehouse
+    started, go = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def failing_popular(rc: pipeline.RunContext) -> dict[str, Any]:
+        started.set()
+        go.wait(1800)
+        raise RuntimeError("injected failure after the forget was requested")
+
+    stages = [(n, failing_popular if n == "popular" else f) for n, f in runner.STAGES]
+
+    def nightly() -> None:
+        try:
+            with (
+                lease.hold(spark, wh, "nightly", conf.lease) as held,
+                mock.patch.object(runner, "STAGES", stages),
+            ):
+                runner.run_nightly(spark, conf, RUN_DATE, raw, stages=["matrix", "popular"], guard=held.check)
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            outcome["nightly_error"] = exc
+
+    thread = threading.Thread(target=nightly, daemon=True)
+    thread.start()
+    assert started.wait(1800), "the nightly never reached its failing stage"
+    waiting = subprocess.Popen(
+        forget_job(wh, root / "cp_wait", target, "--wait", "1800"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log_lines: list[str] = []
+    said_waiting = threading.Event()
+
+    def read_log() -> None:
+        assert waiting.stderr is not None
+        for line in waiting.stderr:
+            log_lines.append(line.rstrip())
+            if "is busy" in line and "waiting" in line:
+                said_waiting.set()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+    refused = subprocess.run(
+        forget_job(wh, root / "cp_refused", target), cwd=ROOT, capture_output=True, text=True, timeout=1800
+    )
+    outcome["waited_before_the_failure"] = said_waiting.wait(1800) and waiting.poll() is None
+    go.set()
+    thread.join(timeout=1800)
+    outcome["nightly_ended_at"] = time.time()
+    stdout = waiting.stdout.read() if waiting.stdout else ""
+    waiting.wait(timeout=3600)
+    reader.join(timeout=60)
+    outcome.update(refused=refused, waiting_rc=waiting.returncode, waiting_log=log_lines, stdout=stdout)
+    return outcome
+
+
 @pytest.fixture(scope="module")
 def forgotten(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("forget")
@@ -140,9 +273,14 @@ def forgotten(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
         for k in DEFAULTS:
             spark.conf.unset(k)
     idx = index.where(F.col(C.COL_USER) == target).first()[C.COL_USER_IDX]
+    n_users = index.agg(F.max(C.COL_USER_IDX)).first()[0] + 1
+    deep = write_deep_models(wh, n_users, 40)
+    deep_before = {k: torch.load(p, weights_only=False) for k, p in deep.items()}
     before = others_snapshot(spark, wh, target, idx)
     quarantine_before = spark.read.format("delta").load(f"{wh}/bronze/quarantine").collect()
-    report = forget.forget_users(spark, wh, [target], vacuum_retention_hours=0)
+    runs_before = spark.read.format("delta").load(f"{wh}/ops/runs").count()
+    during = forget_during_a_failing_nightly(spark, conf, str(raw), target, root)
+    assert during["waiting_rc"] == 0, "\n".join(during["waiting_log"][-40:])
     return {
         "wh": wh,
         "target": target,
@@ -150,7 +288,11 @@ def forgotten(spark, base_conf, tmp_path_factory) -> dict[str, Any]:
         "idx": idx,
         "before": before,
         "quarantine_before": quarantine_before,
-        "report": report,
+        "runs_before": runs_before,
+        "deep": deep,
+        "deep_before": deep_before,
+        "during": during,
+        "report": json.loads(during["stdout"]),
         "spark": spark,
     }
 
@@ -178,7 +320,29 @@ def test_report_covers_every_place(forgotten) -> None:
     assert any(a.startswith(f"features/{RUN_DATE.isoformat()}/shards/bucket=") for a in arts)
     assert "silver/users" in r["purged_deletion_vectors"]
     assert set(r["vacuumed"]) == set(r["log_truncated"]) >= set(r["delta_rows_deleted"])
+    assert r["model_rows_zeroed"] == {f"models/{RUN_DATE.isoformat()}/ncf/model.pt": 1}
+    assert r["deleted_checkpoints"] == [f"models/{RUN_DATE.isoformat()}/ncf/checkpoints/epoch-0001.pt"]
+    assert r["unknown_users"] == 0 and r["users"] == 1
+    assert not [f for f in r["unhandled_files"] if "models/" in f], r["unhandled_files"]
     assert not token_re(forgotten["target"]).search(json.dumps(r).encode())  # the report names no one
+
+
+@pytest.mark.slow
+def test_a_forget_during_a_nightly_waits_or_is_refused_and_the_failed_nightly_brings_no_one_back(
+    forgotten,
+) -> None:
+    during, spark, wh = forgotten["during"], forgotten["spark"], forgotten["wh"]
+    refused = during["refused"]
+    assert refused.returncode == 3, refused.stderr[-3000:]
+    assert f"warehouse {wh} is busy" in refused.stderr and "job 'nightly' (run " in refused.stderr
+    assert during["waited_before_the_failure"], "\n".join(during["waiting_log"][-40:])
+    assert isinstance(during["nightly_error"], RuntimeError) and "injected" in str(during["nightly_error"])
+    # the nightly failed and rolled back while the forget waited; the forget ran after it
+    runs = spark.read.format("delta").load(f"{wh}/ops/runs").orderBy("started_at").collect()
+    runs = runs[forgotten["runs_before"] :]
+    assert [(r.stage, r.status) for r in runs] == [("matrix", "succeeded"), ("popular", "failed")]
+    assert "silver.interactions" in runs[-1].details
+    assert lease.read_holder(spark, wh) is None  # both jobs gave the lease back
 
 
 @pytest.mark.slow
@@ -213,6 +377,42 @@ def test_no_byte_of_the_user_survives(forgotten) -> None:
 
 
 @pytest.mark.slow
+def test_deep_models_keep_no_row_of_the_user_and_every_other_row(forgotten) -> None:
+    deep, before, idx = forgotten["deep"], forgotten["deep_before"], forgotten["idx"]
+    models = sorted(Path(forgotten["wh"]).rglob("model.pt"))
+    assert models == sorted(p for k, p in deep.items() if k.endswith("model.pt"))
+    for key in ("ncf/model.pt", "multvae/model.pt"):
+        name = key.split("/")[0]
+        after = torch.load(deep[key], weights_only=False)["state_dict"]
+        old = before[key]["state_dict"]
+        assert after.keys() == old.keys()
+        for param, weight in after.items():
+            if param in MODEL_CLASSES[name].USER_PARAMETERS:
+                assert torch.count_nonzero(weight[idx]) == 0, (key, param)
+                keep = [i for i in range(weight.shape[0]) if i != idx]
+                assert torch.equal(weight[keep], old[param][keep]), (key, param)
+                assert torch.count_nonzero(old[param][idx]) > 0  # there was something to erase
+            else:
+                assert torch.equal(weight, old[param]), (key, param)
+    assert not deep["ncf/checkpoint"].exists()  # ncf checkpoints held user rows: deleted
+    assert deep["multvae/checkpoint"].exists()  # multvae's hold none: kept
+
+
+def test_declared_user_parameters_are_exactly_the_rows_per_user() -> None:
+    """Every deep model lists in USER_PARAMETERS exactly its parameters with one row per user."""
+    from vidrec.config import load_config
+    from vidrec.models.deep.networks import model_config
+    from vidrec.models.deep.params import model_params
+
+    deep = load_config().deep
+    sizes = {"n_users": 37, "n_items": 23, "visual_dim": 0, "audio_dim": 0}
+    for name, cls in MODEL_CLASSES.items():
+        model = build_model(name, model_config(name, model_params(deep, name), sizes))
+        per_user = {k for k, v in model.state_dict().items() if v.dim() >= 1 and v.shape[0] == 37}
+        assert per_user == set(cls.USER_PARAMETERS), name
+
+
+@pytest.mark.slow
 def test_everyone_else_is_untouched(forgotten) -> None:
     spark, wh = forgotten["spark"], forgotten["wh"]
     after = others_snapshot(spark, wh, forgotten["target"], forgotten["idx"])
@@ -235,7 +435,8 @@ def test_tables_stay_usable_and_forget_again_is_a_no_op(forgotten) -> None:
         spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()
     again = forget.forget_users(spark, wh, [forgotten["target"]], vacuum_retention_hours=None)
     assert again["delta_rows_deleted"] == {} and again["artifact_rows_deleted"] == {}
-    assert again["user_idx_found"] == 0
+    assert again["user_idx_found"] == 0 and again["model_rows_zeroed"] == {}
+    assert again["unknown_users"] == 1  # the command line exits 5 for it
 
 
 def test_token_pattern_matches_whole_ids_only(spark) -> None:
@@ -273,6 +474,8 @@ def test_job_refuses_bad_arguments_before_spark(tmp_path) -> None:
     assert res.returncode == 2 and "ids.txt" in res.stderr
     res = run_job("--warehouse", str(tmp_path), "--user-id", "u1", "--set", "spark.nope=1")
     assert res.returncode == 2 and "spark.nope" in res.stderr
+    res = run_job("--warehouse", str(tmp_path), "--user-id", "u1", "--wait", "-1")
+    assert res.returncode == 2 and "--wait" in res.stderr
     assert not (tmp_path / "_checkpoints").exists()
 
 

@@ -83,6 +83,9 @@ def job_overrides(base_conf: Config, checkpoints: Path) -> list[str]:
         f"als.max_iter={als.max_iter}",
         f"als.num_blocks={als.num_blocks}",
         f"recommend.top_n={base_conf.recommend.top_n}",
+        # a killed job leaves its lease behind: stale after 3 s, so the next job takes it over at once
+        "lease.heartbeat_s=1",
+        "lease.stale_after_s=3",
     ]
     return [arg for s in sets for arg in ("--set", s)]
 
@@ -302,6 +305,8 @@ def crashed(spark, base_conf, ref) -> dict[str, Any]:
         RUN_DATE.isoformat(),
         "--stages",
         ",".join(CRASH_STAGES),
+        "--wait",
+        "120",  # until the killed job's lease is stale
         *job_overrides(base_conf, root / "crash_checkpoints"),
     ]
     kills = []
@@ -319,6 +324,7 @@ def crashed(spark, base_conf, ref) -> dict[str, Any]:
                 "rc": rc,
                 "seconds": round(time.perf_counter() - start, 1),
                 "last_log": lines[-1] if lines else "",
+                "took_over_stale_lease": any("took over the STALE lease" in line for line in lines),
                 "tables": readable,
                 "gold_files": len(list(gold.rglob("*.parquet"))) if gold.exists() else 0,
             }
@@ -332,6 +338,8 @@ def crashed(spark, base_conf, ref) -> dict[str, Any]:
 def test_killed_runs_then_a_rerun_end_like_an_uninterrupted_run(spark, ref, crashed) -> None:
     for k in crashed["kills"]:
         assert k["rc"] == -signal.SIGKILL, k
+    # each killed job left its lease behind; the next one took it over (a kill never blocks the next run)
+    assert [k["took_over_stale_lease"] for k in crashed["kills"]] == [False, True, True]
     # each kill left the warehouse further along: nothing yet, then bronze, then silver
     first, second, third = crashed["kills"]
     assert tables.catalog_name(C.T_EVENTS) not in first["tables"], first
@@ -367,8 +375,10 @@ def test_failed_stage_restores_every_table_and_logs_failed(spark, ref, rerun, tm
         tables.replace_partition(partial, wh, C.T_RECOMMENDATIONS, RUN_DATE)
         raise RuntimeError("injected failure in recommend")
 
-    monkeypatch.setattr(
-        pipeline, "STAGES", [(n, broken_recommend if n == "recommend" else f) for n, f in pipeline.STAGES]
+    monkeypatch.setattr(  # the runner's own reference (vidrec.pipeline.STAGES is only a re-export)
+        pipeline.runner,
+        "STAGES",
+        [(n, broken_recommend if n == "recommend" else f) for n, f in pipeline.STAGES],
     )
     with pytest.raises(RuntimeError, match="injected"):
         pipeline.run_nightly(spark, conf, RUN_DATE, ref["raw"], stages=["matrix", "recommend"])

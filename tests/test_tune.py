@@ -221,6 +221,35 @@ def test_tracker_logs_runs_that_read_back(tmp_path: Path) -> None:
     assert Tracker(TrackingConf(enabled=False, uri=None, experiment="t")).uri is None
 
 
+def test_trials_log_no_per_user_rows_to_mlflow(tmp_path: Path) -> None:
+    """A deep model's model.pt (user embeddings) and ALS's userFactors never reach the tracking store."""
+    from vidrec.evaluation.tuning import _log_model_files
+
+    for rel in ("ncf/model.pt", "ncf/metrics.json", "ncf/spec.json", "ncf/checkpoints/epoch-0001.pt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    for part in ("metadata", "userFactors", "itemFactors"):
+        (tmp_path / "als_model" / part).mkdir(parents=True)
+        (tmp_path / "als_model" / part / "part-00000.parquet").write_text("x")
+
+    class Recorder:
+        logged: list[tuple[str, str | None]] = []
+
+        def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+            if Path(path).exists():
+                self.logged.append((str(Path(path).relative_to(tmp_path)), artifact_path))
+
+    rec = Recorder()
+    _log_model_files(rec, str(tmp_path), "ncf")  # type: ignore[arg-type]
+    _log_model_files(rec, str(tmp_path), "als")  # type: ignore[arg-type]
+    assert rec.logged == [
+        ("ncf/metrics.json", "model"),
+        ("ncf/spec.json", "model"),
+        ("als_model/metadata", "model/als_model/metadata"),
+        ("als_model/itemFactors", "model/als_model/itemFactors"),
+    ]
+
+
 def test_flat_params_and_default_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert flat_params({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": "1", "a.c": "[1, 2]", "d": "x"}
     monkeypatch.chdir(tmp_path)
@@ -268,7 +297,7 @@ def _write_warehouse(spark: Any, wh: str, ratings: list[tuple[str, str, str, dt.
         for i in range(N_ITEMS)
     ]  # fmt: skip
     tables.overwrite(spark.createDataFrame(items, SILVER_ITEMS), wh, C.T_ITEMS)
-    users = [(f"u{u:02d}", None, "US", "25-34", None, run_date) for u in range(N_USERS)]
+    users = [(f"u{u:02d}", None, "US", "25-34", run_date) for u in range(N_USERS)]
     tables.overwrite(spark.createDataFrame(users, SILVER_USERS), wh, C.T_USERS)
     tables.overwrite(
         spark.createDataFrame([(f"u{u:02d}", u, run_date) for u in range(N_USERS)], USER_INDEX),

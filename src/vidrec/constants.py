@@ -55,6 +55,12 @@ COL_SIGNUP_DATE = "signup_date"
 COL_COUNTRY = "country"
 COL_AGE_BAND = "age_band"
 COL_GENDER = "gender"
+#: Profile columns ``silver/users`` stores: each feeds a model or an analytics table (signup_date:
+#: cohort retention; country, age_band: cold-start segments and the maturity filter).
+PROFILE_COLUMNS: tuple[str, ...] = (COL_SIGNUP_DATE, COL_COUNTRY, COL_AGE_BAND)
+#: Profile columns of the input contract that nothing uses: read, not stored (data minimisation),
+#: unless ``privacy.keep_profile_columns`` names them.
+PROFILE_OPTIONAL_COLUMNS: tuple[str, ...] = (COL_GENDER,)
 
 # --- columns the pipeline adds ----------------------------------------------------------------
 COL_EVENT_DATE = "event_date"
@@ -112,6 +118,7 @@ T_POPULAR_ITEMS = (GOLD, "popular_items")
 T_MODEL_METRICS = (GOLD, "model_metrics")
 T_USER_EMBEDDINGS = (GOLD, "user_embeddings")
 T_RUNS = (OPS, "runs")
+T_LEASE = (OPS, "lease")
 
 # --- algorithms -------------------------------------------------------------------------------
 ALGO_POPULARITY = "popularity"

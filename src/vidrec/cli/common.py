@@ -7,6 +7,8 @@ import datetime as dt
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("vidrec")
 
@@ -46,6 +48,39 @@ def add_common(parser: argparse.ArgumentParser, raw_required: bool = False, run_
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable"
     )
     parser.add_argument("--use-gpu", action="store_true", help="score (and train) on the executors' GPUs")
+    add_wait(parser)
+
+
+def add_wait(parser: argparse.ArgumentParser) -> None:
+    """``--wait SECONDS``: wait for the warehouse lease instead of exiting 3 when another job holds it."""
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another job holds the warehouse's lease, wait up to this long for it (default 0: "
+        "exit 3 at once)",
+    )
+
+
+def with_lease(prog: str, spark: Any, conf: Any, job: str, wait_s: float, work: Callable[[Any], int]) -> int:
+    """Run ``work(lease)`` holding the warehouse lease (:mod:`vidrec.pipeline.lease`); its exit code.
+
+    The lease is given back when ``work`` ends, also when it raises. A busy warehouse exits 3 and a
+    malformed lease 4 (the message on stderr names the holder, or what is wrong); a lease lost to
+    another job during the work exits 3 too.
+    """
+    from vidrec.pipeline import lease
+
+    try:
+        with lease.hold(spark, conf.warehouse, job, conf.lease, wait_s) as held:
+            code = work(held)
+            held.check()
+            return code
+    except lease.LeaseError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        log.error("%s: %s", prog, exc)
+        return exc.exit_code
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -72,7 +72,9 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         written="`ingest`, first: replaces the run date's partition",
         notes="`raw` is the record's text (invalid UTF-8 bytes kept as U+FFFD), `reason` the first contract "
         "rule it broke (every reason is listed in [contract.md](contract.md)), `entity` one of `events`, "
-        "`items`, `users`. The rows of a run refused for bad input are kept for the operator.",
+        "`items`, `users`. The rows of a run refused for bad input are kept for the operator. With "
+        "`privacy.pseudonymize`, the user id in `raw` is replaced by its pseudonym, and `raw` is null for "
+        "an `events`/`users` record whose user id cannot be found in it ([privacy.md](privacy.md)).",
     ),
     C.T_ITEMS: TableDoc(
         grain="one row per `item_id`: the latest catalog",
@@ -87,6 +89,9 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         partitioned_by=(),
         written="`ingest`: MERGE on `user_id`; a row is replaced only by one from a run date at least as "
         "recent (`updated_at`)",
+        notes="Only the profile columns a model or table uses (data minimisation): `gender`, read from the "
+        "input, is stored only when `privacy.keep_profile_columns` names it. With `privacy.pseudonymize`, "
+        "`user_id` here and in every table is a pseudonym ([privacy.md](privacy.md)).",
     ),
     C.T_INTERACTIONS: TableDoc(
         grain="one row per (user, item) with any event in bronze: the latest state",
@@ -211,6 +216,27 @@ TABLE_DOCS: dict[Table, TableDoc] = {
             ("model_versions", "map<string,string>"),
         ),
         schema_source="vidrec.pipeline.runlog.RUNS_SCHEMA",
+    ),
+    C.T_LEASE: TableDoc(
+        grain="at most one row: the job that holds the warehouse (none: free)",
+        partitioned_by=(),
+        written="every job that writes the warehouse: inserted when it starts, its `heartbeat_at` "
+        "updated every `lease.heartbeat_s`, deleted when it ends (each a conditional MERGE)",
+        notes="One writer at a time ([operations.md](operations.md#one-writer-at-a-time)): a second writer "
+        "exits 3 naming the holder, or waits with `--wait SECONDS`; a row whose `heartbeat_at` is older "
+        "than `lease.stale_after_s` is a dead job's and is taken over. `token` is unique to one hold, "
+        "`run_id` the job's run (the nightly's `ops/runs` id). Readers take no lease.",
+        columns=(
+            ("lease", "string"),
+            ("token", "string"),
+            ("job", "string"),
+            ("run_id", "string"),
+            ("host", "string"),
+            ("pid", "bigint"),
+            ("started_at", "timestamp"),
+            ("heartbeat_at", "timestamp"),
+        ),
+        schema_source="vidrec.pipeline.lease.SCHEMA",
     ),
     TUNING_TRIALS: TableDoc(
         grain="one row per trial of a tuning job (the hybrid: per blend tried)",

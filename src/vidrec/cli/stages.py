@@ -2,7 +2,8 @@
 
 Every job takes the same flags (``--raw --warehouse --run-date --conf --set``), checks its paths,
 builds the session from conf, runs its stage(s) and exits 0 only when every stage succeeded (1: a
-stage failed and was rolled back; 2: bad flags or configuration, before anything is written).
+stage failed and was rolled back; 2: bad flags or configuration, before anything is written; 3: another
+job holds the warehouse's lease, :mod:`vidrec.pipeline.lease`; 4: the lease table is malformed).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from vidrec.cli.common import add_common, log, parse_date, setup_logging, warehouse_override
+from vidrec.cli.common import add_common, log, parse_date, setup_logging, warehouse_override, with_lease
 from vidrec.config import ConfigError, load_config
 
 #: command -> pipeline stages it runs (None: a command of its own).
@@ -85,6 +87,8 @@ def execute(command: str, args: argparse.Namespace) -> int:
         reads_raw = "ingest" in (stages or pipeline.STAGE_NAMES)
         raw_dirs = [pipeline.raw_for_date(args.raw, d) for d in dates] if reads_raw else []
         preflight.check_run(conf, raw_dirs, stages, pipeline.STAGE_NAMES)
+        if args.wait < 0:
+            raise ConfigError(f"--wait must be >= 0 seconds, got {args.wait:g}")
     except (ConfigError, ValueError) as exc:
         print(f"vidrec {command}: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -98,29 +102,43 @@ def execute(command: str, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"vidrec {command}: configuration error: {exc}", file=sys.stderr)
         return 2
-    try:
-        if until:
-            done = pipeline.run_backfill(
-                spark, conf, args.run_date, until, args.raw, stages, use_gpu=args.use_gpu
-            )
-            for day, summary in done.items():
-                print(f"{day}: run {summary['_run']['run_id']} in {summary['_run']['seconds']} s")
-            print(pipeline.format_summary(spark, conf.warehouse, done[dates[-1]]))
-        else:
-            summary = pipeline.run_nightly(
-                spark,
-                conf,
-                args.run_date,
-                pipeline.raw_for_date(args.raw, args.run_date),
-                stages,
-                use_gpu=args.use_gpu,
-                full_refresh=getattr(args, "full_refresh", False),
-            )
-            print(pipeline.format_summary(spark, conf.warehouse, summary))
-    except Exception as exc:  # the run log and roll-back already happened
-        log.error("vidrec %s for %s failed: %s", command, args.run_date, exc)
-        return 1
-    return 0
+
+    def work(held: Any) -> int:
+        try:
+            if until:
+                done = pipeline.run_backfill(
+                    spark,
+                    conf,
+                    args.run_date,
+                    until,
+                    args.raw,
+                    stages,
+                    use_gpu=args.use_gpu,
+                    guard=held.check,
+                )
+                for day, summary in done.items():
+                    print(f"{day}: run {summary['_run']['run_id']} in {summary['_run']['seconds']} s")
+                print(pipeline.format_summary(spark, conf.warehouse, done[dates[-1]]))
+            else:
+                summary = pipeline.run_nightly(
+                    spark,
+                    conf,
+                    args.run_date,
+                    pipeline.raw_for_date(args.raw, args.run_date),
+                    stages,
+                    use_gpu=args.use_gpu,
+                    run_id=held.run_id,
+                    guard=held.check,
+                    full_refresh=getattr(args, "full_refresh", False),
+                )
+                print(pipeline.format_summary(spark, conf.warehouse, summary))
+        except Exception as exc:  # the run log and roll-back already happened
+            log.error("vidrec %s for %s failed: %s", command, args.run_date, exc)
+            return 1
+        return 0
+
+    job = "backfill" if until else command
+    return with_lease(f"vidrec {command}", spark, conf, job, args.wait, work)
 
 
 def backfill_main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,8 @@
 
 Reads the silver tables through ``vidrec.pipeline.build_fit_context`` (the nightly's context
 builder), fits the model with ``vidrec.models.deep.launch.fit`` and prints the training metrics as JSON.
-Exit code 0 on success, 2 on a configuration error, 1 when training fails.
+Exit code 0 on success, 2 on a configuration error, 1 when training fails, 3 when another job holds
+the warehouse's lease (``--wait SECONDS`` waits for it), 4 when the lease table is malformed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+
+from vidrec.cli.common import add_wait, with_lease
 
 MODELS = ("ncf", "multvae", "sequence", "gru", "text", "fusion")
 
@@ -36,6 +39,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--use-gpu", action="store_true", help="train on GPUs (NCCL); TorchDistributor use_gpu=True"
     )
+    add_wait(parser)
     return parser.parse_args(argv)
 
 
@@ -62,21 +66,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"train_deep: configuration error: {exc}", file=sys.stderr)
         return 2
+
+    def work(_held: object) -> int:
+        try:
+            ctx = build_fit_context(spark, conf, args.run_date)
+            result = fit(
+                spark,
+                args.model,
+                ctx,
+                num_processes=args.num_processes,
+                use_gpu=True if args.use_gpu else None,
+            )
+        except Exception as exc:  # the job reports and exits non-zero; the traceback is in the log
+            logging.getLogger("train_deep").exception("train_deep %s failed: %s", args.model, exc)
+            return 1
+        summary = {k: v for k, v in result.metrics.items() if k != "history"}
+        summary["artifact_dir"] = result.artifact_dir
+        summary["shards"] = {k: v.to_dict() for k, v in result.shards.items()}
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+
     try:
-        ctx = build_fit_context(spark, conf, args.run_date)
-        result = fit(
-            spark, args.model, ctx, num_processes=args.num_processes, use_gpu=True if args.use_gpu else None
-        )
-    except Exception as exc:  # the job reports and exits non-zero; the traceback is in the log
-        logging.getLogger("train_deep").exception("train_deep %s failed: %s", args.model, exc)
-        return 1
+        return with_lease("train_deep", spark, conf, f"train_deep {args.model}", args.wait, work)
     finally:
         spark.stop()
-    summary = {k: v for k, v in result.metrics.items() if k != "history"}
-    summary["artifact_dir"] = result.artifact_dir
-    summary["shards"] = {k: v.to_dict() for k, v in result.shards.items()}
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
 
 
 if __name__ == "__main__":

@@ -324,6 +324,23 @@ class TrackingConf:
 
 
 @dataclass(frozen=True)
+class LeaseConf:
+    heartbeat_s: float
+    stale_after_s: float
+    poll_s: float
+
+    def __post_init__(self) -> None:
+        _check(self.heartbeat_s > 0, "lease.heartbeat_s", "> 0", self.heartbeat_s)
+        _check(
+            self.stale_after_s >= 3 * self.heartbeat_s,
+            "lease.stale_after_s",
+            f">= 3 x lease.heartbeat_s ({3 * self.heartbeat_s:g})",
+            self.stale_after_s,
+        )
+        _check(self.poll_s > 0, "lease.poll_s", "> 0", self.poll_s)
+
+
+@dataclass(frozen=True)
 class AnalyticsConf:
     days: int
 
@@ -366,14 +383,12 @@ class TrainConf:
     val_fraction: float
     amp: bool
     shuffle_buffer: int
-    keep_checkpoints: int
     warm_start: bool
     warm_epochs: int
 
     def __post_init__(self) -> None:
         _check(self.warm_epochs >= 1, "deep.train.warm_epochs", ">= 1", self.warm_epochs)
         _check(0.0 < self.val_fraction < 1.0, "deep.train.val_fraction", "in (0, 1)", self.val_fraction)
-        _check(self.keep_checkpoints >= 1, "deep.train.keep_checkpoints", ">= 1", self.keep_checkpoints)
 
 
 @dataclass(frozen=True)
@@ -516,6 +531,7 @@ class FusionConf(_ModelConf):
 
 @dataclass(frozen=True)
 class DeepConf:
+    keep_checkpoints: int
     launch: LaunchConf
     train: TrainConf
     ncf: NcfConf
@@ -524,6 +540,32 @@ class DeepConf:
     gru: GruConf
     text: TextConf
     fusion: FusionConf
+
+    def __post_init__(self) -> None:
+        _check(self.keep_checkpoints >= 1, "deep.keep_checkpoints", ">= 1", self.keep_checkpoints)
+
+
+@dataclass(frozen=True)
+class PrivacyConf:
+    pseudonymize: bool
+    key_env: str
+    key_file: str | None
+    keep_profile_columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _check(
+            bool(str(self.key_env or "").strip()),
+            "privacy.key_env",
+            "an environment variable name",
+            self.key_env,
+        )
+        bad = [c for c in self.keep_profile_columns if c not in C.PROFILE_OPTIONAL_COLUMNS]
+        _check(
+            not bad,
+            "privacy.keep_profile_columns",
+            f"a list of {', '.join(C.PROFILE_OPTIONAL_COLUMNS)} (profile columns no model or table needs)",
+            list(self.keep_profile_columns),
+        )
 
 
 @dataclass(frozen=True)
@@ -550,6 +592,8 @@ class Config:
     evaluation: EvaluationConf
     tune: TuneConf
     tracking: TrackingConf
+    lease: LeaseConf
+    privacy: PrivacyConf
     analytics: AnalyticsConf
     deep: DeepConf
     models: tuple[str, ...]

@@ -24,8 +24,8 @@ from pyspark.sql import functions as F
 from vidrec import constants as C
 from vidrec.config import Config
 from vidrec.config.sections import IngestConf
+from vidrec.data import privacy, schemas, tables
 from vidrec.data import raw as rawio
-from vidrec.data import tables
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +357,19 @@ def validate_items(records: DataFrame, run_date: dt.date, max_line_bytes: int) -
     return accepted.drop(C.COL_SOURCE_FILE, C.COL_RAW), rejected.unionByName(dupes)
 
 
-def validate_users(records: DataFrame, run_date: dt.date, max_line_bytes: int) -> tuple[DataFrame, DataFrame]:
-    """Type and check user profiles (one kept per ``user_id``); return ``(accepted, rejected)``."""
+def validate_users(
+    records: DataFrame,
+    run_date: dt.date,
+    max_line_bytes: int,
+    keep_optional: tuple[str, ...] = (),
+) -> tuple[DataFrame, DataFrame]:
+    """Type and check user profiles (one kept per ``user_id``); return ``(accepted, rejected)``.
+
+    Accepted rows hold ``user_id``, the profile columns something uses
+    (:data:`vidrec.constants.PROFILE_COLUMNS`),
+    those of ``keep_optional`` (``privacy.keep_profile_columns``) and ``updated_at``: a column nothing
+    needs is read and checked, never stored.
+    """
     signup = F.coalesce(
         F.col(C.COL_SIGNUP_DATE).try_cast("date"), F.to_date(parse_ts(F.col(C.COL_SIGNUP_DATE)))
     )
@@ -369,7 +380,7 @@ def validate_users(records: DataFrame, run_date: dt.date, max_line_bytes: int) -
         signup.alias(C.COL_SIGNUP_DATE),
         F.col(C.COL_COUNTRY),
         F.col(C.COL_AGE_BAND),
-        F.col(C.COL_GENDER),
+        *[F.col(c) for c in C.PROFILE_OPTIONAL_COLUMNS if c in keep_optional],
         F.lit(run_date).alias(C.COL_UPDATED_AT),
         F.col(C.COL_SOURCE_FILE),
         F.col(C.COL_RAW),
@@ -399,6 +410,7 @@ def run(
     """
     wh = conf.warehouse
     icf = conf.ingest
+    key = privacy.load_key(conf.privacy)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report = IngestReport()
     sources = rawio.discover(raw_dir)
@@ -414,7 +426,11 @@ def run(
         report.accepted["items"] = items_ok.count()
     users_raw = rawio.read_entity(spark, sources, "users")
     if users_raw is not None:
-        users_ok, users_bad = validate_users(users_raw, run_date, icf.max_line_bytes)
+        if key is not None:
+            users_raw = privacy.pseudonymize_ids(users_raw, key)
+        users_ok, users_bad = validate_users(
+            users_raw, run_date, icf.max_line_bytes, conf.privacy.keep_profile_columns
+        )
         users_ok = users_ok.cache()
         rejected_frames.append(users_bad)
         report.accepted["users"] = users_ok.count()
@@ -430,6 +446,8 @@ def run(
     events_raw = rawio.read_entity(spark, sources, "events")
     new_events = ev_typed = None
     if events_raw is not None:
+        if key is not None:
+            events_raw = privacy.pseudonymize_ids(events_raw, key)
         # parsed, checked, ranked and matched with bronze once, then cached with raw text only where
         # a record can still be quarantined: every count, the quarantine and the write read it
         ranked = rank_copies(tag_events(events_raw, now, icf, catalog), run_date)
@@ -457,7 +475,10 @@ def run(
         quarantine = rejected_frames[0]
         for frame in rejected_frames[1:]:
             quarantine = quarantine.unionByName(frame)
-        quarantine = quarantine.withColumn(C.COL_RUN_DATE, F.lit(run_date)).cache()
+        quarantine = quarantine.withColumn(C.COL_RUN_DATE, F.lit(run_date))
+        if key is not None:
+            quarantine = privacy.redact_raw(quarantine, key, COL_ENTITY)
+        quarantine = quarantine.cache()
         counts = quarantine.groupBy(COL_ENTITY, C.COL_REASON).count().collect()  # one job for both tallies
         report.rejected = {e: sum(r["count"] for r in counts if r[COL_ENTITY] == e) for e in rawio.ENTITIES}
         for r in counts:
@@ -497,6 +518,7 @@ def run(
     if items_ok is not None:
         tables.merge_upsert(items_ok, wh, C.T_ITEMS, [C.COL_ITEM], update_if=newer)
     if users_ok is not None:
+        align_users_table(spark, wh, users_ok.columns)
         tables.merge_upsert(users_ok, wh, C.T_USERS, [C.COL_USER], update_if=newer)
     if new_events is not None:
         bronze = new_events.drop(C.COL_RAW).withColumn(
@@ -507,6 +529,33 @@ def run(
         if df is not None:
             df.unpersist()
     return report
+
+
+def align_users_table(spark: SparkSession, warehouse: str, columns: list[str]) -> None:
+    """Make ``silver/users`` hold exactly ``columns`` before the profiles are MERGEd into it.
+
+    A column the table holds but the profiles no longer carry (``gender`` once
+    ``privacy.keep_profile_columns`` stops naming it) is dropped by rewriting the table without it
+    (one commit; the older files keep it until VACUUM); a column newly kept is added (null for the
+    stored rows).
+    """
+    if not tables.exists(spark, warehouse, C.T_USERS):
+        return
+    stored = tables.read(spark, warehouse, C.T_USERS)
+    extra = [c for c in stored.columns if c not in columns]
+    if extra:
+        log.warning(
+            "ingest: %s: dropping column(s) %s, which privacy.keep_profile_columns does not keep",
+            tables.catalog_name(C.T_USERS),
+            ", ".join(extra),
+        )
+        tables.overwrite(stored.drop(*extra).localCheckpoint(), warehouse, C.T_USERS)
+    missing = [c for c in columns if c not in stored.columns]
+    if missing:
+        types = dict(spark.createDataFrame([], schemas.SILVER_USERS_ALL).dtypes)
+        added = ", ".join(f"`{c}` {types.get(c, 'string')}" for c in missing)
+        spark.sql(f"ALTER TABLE delta.`{tables.table_path(warehouse, C.T_USERS)}` ADD COLUMNS ({added})")
+        log.info("ingest: %s: added column(s) %s", tables.catalog_name(C.T_USERS), ", ".join(missing))
 
 
 def bad_input_message(report: IngestReport, threshold: float, warehouse: str, run_date: dt.date) -> str:

@@ -75,16 +75,20 @@ SILVER_ITEMS = StructType(
     ]
 )
 
-#: silver/users: the latest profiles.
+#: silver/users: the latest profiles, the columns stored by default (data minimisation: ``gender`` only
+#: with ``privacy.keep_profile_columns``; with ``privacy.pseudonymize`` ``user_id`` is a pseudonym).
 SILVER_USERS = StructType(
     [
         StructField(C.COL_USER, StringType(), False),
         StructField(C.COL_SIGNUP_DATE, DateType(), True),
         StructField(C.COL_COUNTRY, StringType(), True),
         StructField(C.COL_AGE_BAND, StringType(), True),
-        StructField(C.COL_GENDER, StringType(), True),
         StructField(C.COL_UPDATED_AT, DateType(), False),
     ]
+)
+#: silver/users with every optional profile column a configuration may keep.
+SILVER_USERS_ALL = StructType(
+    [*SILVER_USERS.fields[:-1], StructField(C.COL_GENDER, StringType(), True), SILVER_USERS.fields[-1]]
 )
 
 #: silver/user_index and silver/item_index: stable integer ids.

@@ -165,7 +165,7 @@ def validation(
 
 def _deep_training_record(work_dir: str, algorithm: str) -> dict[str, Any] | None:
     """``metrics.json`` of a deep model fitted under ``work_dir`` (per-epoch history), if any."""
-    from vidrec.models.deep.train import METRICS_FILE
+    from vidrec.models.deep.schema import METRICS_FILE
 
     path = Path(work_dir) / algorithm / METRICS_FILE
     if not path.is_file():
@@ -174,14 +174,20 @@ def _deep_training_record(work_dir: str, algorithm: str) -> dict[str, Any] | Non
 
 
 def _log_model_files(tracker: Tracker, work_dir: str, algorithm: str) -> None:
-    """The model files a trial left under its work dir (deep model, ALS model) as MLflow artifacts."""
-    if algorithm in DEEP_MODELS:
-        from vidrec.models.deep.train import METRICS_FILE, MODEL_FILE, SPEC_FILE
+    """The model files a trial left under its work dir, as MLflow artifacts, without any per-user row.
 
-        for name in (MODEL_FILE, METRICS_FILE, SPEC_FILE):
+    A deep model's spec and metrics (not ``model.pt``, whose user embeddings are rows of users); of an
+    ALS model its metadata and item factors (not ``userFactors``). So an erased user has nothing in
+    the tracking store to erase (docs/privacy.md).
+    """
+    if algorithm in DEEP_MODELS:
+        from vidrec.models.deep.schema import METRICS_FILE, SPEC_FILE
+
+        for name in (METRICS_FILE, SPEC_FILE):
             tracker.log_artifact(Path(work_dir) / algorithm / name, "model")
     elif algorithm == C.ALGO_ALS:
-        tracker.log_artifact(Path(work_dir) / "als_model", "model/als_model")
+        for part in ("metadata", "itemFactors"):
+            tracker.log_artifact(Path(work_dir) / "als_model" / part, f"model/als_model/{part}")
 
 
 def tune(

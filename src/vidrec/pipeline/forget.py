@@ -15,12 +15,16 @@
    deletes every such table gets ``REORG TABLE ... APPLY (PURGE)``, which rewrites each file that
    carries a deletion vector without the marked rows. (Disabling deletion vectors before the
    delete alone would not do: rows soft-deleted by earlier commits would survive in live files.)
-3. **Parquet artifacts** outside Delta (``models/**``, ``features/**``, any non-Delta folder):
-   files with a ``user_id``, a ``user_idx`` column, or the ``id`` column of an ALS model's
+3. **Files outside Delta** (``models/**``, ``features/**``, any non-Delta folder, and the folders
+   ``deep.launch.shard_root`` / ``artifact_root`` when they lie outside the warehouse):
+   Parquet files with a ``user_id``, a ``user_idx`` column, or the ``id`` column of an ALS model's
    ``userFactors`` are rewritten without the users' rows, file by file (same name, same folder,
-   so partitioning and model layout are kept). ``_temporary`` folders (debris of killed Spark
-   writes) are deleted. Stale RDD checkpoints under ``<warehouse>/_checkpoints`` (ALS writes its
-   factor and rating blocks there) are deleted.
+   so partitioning and model layout are kept). Deep models: the users' rows of the user embeddings
+   in every ``model.pt`` are zeroed, and the epoch checkpoints of models with user embeddings are
+   deleted (:mod:`vidrec.models.deep.erase`; no checkpoint can be resumed after an erasure anyway),
+   as are training diagnostics (rows each rank read). ``_temporary`` folders (debris of killed
+   Spark writes) are deleted. Stale RDD checkpoints under ``<warehouse>/_checkpoints`` (ALS writes
+   its factor and rating blocks there) are deleted.
 4. With ``vacuum_retention_hours`` set: ``VACUUM`` of every table that holds user data (with
    ``spark.databricks.delta.retentionDurationCheck.enabled=false`` for that call only when the
    retention is under 168 h), which deletes the files the deletes replaced and the
@@ -30,8 +34,11 @@
    ``.crc`` files hold the whole file list with those statistics. Time travel to versions before
    the forget is gone for those tables (it already is for their data files after VACUUM).
 
-Run it when no nightly runs: a zero-hour VACUUM and the log truncation break readers and writers
-that still use an older snapshot (the nightly's roll-back among them).
+The command line (:mod:`vidrec.cli.forget`) runs it holding the warehouse's lease
+(:mod:`vidrec.pipeline.lease`), so no nightly runs meanwhile: a nightly's roll-back can never restore
+a version from before the erasure, and no later stage writes rows read before it. (A zero-hour VACUUM
+and the log truncation would also break readers of older snapshots.) Users the warehouse does not
+hold are counted in ``unknown_users``.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +56,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
+from vidrec.models.deep import schema as deep_files
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +79,13 @@ class ForgetReport:
     """What one forget did; holds counts and relative paths only, never a user id."""
 
     users: int = 0
+    unknown_users: int = 0
     user_idx_found: int = 0
     delta_rows_deleted: dict[str, int] = field(default_factory=dict)
     artifact_rows_deleted: dict[str, int] = field(default_factory=dict)
+    model_rows_zeroed: dict[str, int] = field(default_factory=dict)
+    deleted_checkpoints: list[str] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)
     purged_deletion_vectors: list[str] = field(default_factory=list)
     vacuumed: list[str] = field(default_factory=list)
     log_truncated: dict[str, int] = field(default_factory=dict)
@@ -84,9 +96,13 @@ class ForgetReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "users": self.users,
+            "unknown_users": self.unknown_users,
             "user_idx_found": self.user_idx_found,
             "delta_rows_deleted": dict(self.delta_rows_deleted),
             "artifact_rows_deleted": dict(self.artifact_rows_deleted),
+            "model_rows_zeroed": dict(self.model_rows_zeroed),
+            "deleted_checkpoints": list(self.deleted_checkpoints),
+            "roots": list(self.roots),
             "purged_deletion_vectors": list(self.purged_deletion_vectors),
             "vacuumed": list(self.vacuumed),
             "log_truncated": dict(self.log_truncated),
@@ -134,10 +150,15 @@ class _Layout:
     delta_tables: list[Any] = field(default_factory=list)  # Hadoop Paths of table roots
     parquet_groups: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (dir, parquet files)
     temporary_dirs: list[Any] = field(default_factory=list)
+    model_files: list[Any] = field(default_factory=list)  # deep models' model.pt
+    checkpoints: list[Any] = field(default_factory=list)  # deep models' checkpoints/epoch-*.pt
+    diagnostics: list[Any] = field(default_factory=list)  # deep training diagnostics (rows each rank read)
     other_files: list[Any] = field(default_factory=list)
 
 
 _SIDE_FILES = re.compile(r"^(_SUCCESS|_common_metadata|_metadata|part-\d+(-[\w-]+)?(\.c\d+)?(\.txt)?)$")
+#: Files of a deep model's folder that hold no per-user row: its spec, its metrics, its training logs.
+_DEEP_SIDE_FILES = re.compile(r"^(spec\.json|metrics\.json|rank-\d+\.log)$")
 
 
 def _walk(fs: _FS, directory: Any, out: _Layout, top: bool) -> None:
@@ -156,10 +177,26 @@ def _walk(fs: _FS, directory: Any, out: _Layout, top: bool) -> None:
             if name == "_temporary":
                 out.temporary_dirs.append(p)
                 continue
+            if name == deep_files.DIAGNOSTICS_DIR:
+                out.diagnostics.append(p)
+                continue
             _walk(fs, p, out, top=False)
         elif name.endswith(".parquet") and not name.startswith((".", "_")):
             parquet.append(p)
-        elif not (name.startswith(".") and name.endswith(".crc")) and not _SIDE_FILES.match(name) and not top:
+        elif name == deep_files.MODEL_FILE:
+            out.model_files.append(p)
+        elif (
+            directory.getName() == deep_files.CHECKPOINTS_DIR
+            and name.startswith(deep_files.CHECKPOINT_PREFIX)
+            and name.endswith(".pt")
+        ):
+            out.checkpoints.append(p)
+        elif (
+            not (name.startswith(".") and name.endswith(".crc"))
+            and not _SIDE_FILES.match(name)
+            and not _DEEP_SIDE_FILES.match(name)
+            and not top
+        ):
             out.other_files.append(p)
     if parquet:
         out.parquet_groups.append((directory, parquet))
@@ -248,25 +285,42 @@ def _merge_delete(spark: SparkSession, path: str, source: DataFrame, on: str) ->
 
 def _delete_from_table(
     spark: SparkSession, path: str, user_ids: Sequence[str], user_idx: Sequence[int]
-) -> int:
-    """Delete the users' rows from one Delta table (no commit when it holds none); rows deleted."""
+) -> tuple[int, set[str]]:
+    """Delete the users' rows from one Delta table (no commit when it holds none).
+
+    Returns the rows deleted and which of ``user_ids`` the table held (by ``user_id``, or as a token of
+    its ``raw`` text), read before the delete.
+    """
     df = spark.read.format("delta").load(path)
     cols = df.columns
     deleted = 0
+    found: set[str] = set()
     key = _user_key(cols, "")
     if key is not None:
         values = user_ids if key == C.COL_USER else user_idx
         if values:
             schema = f"`{key}` string" if key == C.COL_USER else f"`{key}` int"
             source = spark.createDataFrame([(v,) for v in values], schema)
-            if df.join(source, key, "left_semi").limit(1).count():
+            hits = [r[0] for r in df.join(source, key, "left_semi").select(key).distinct().collect()]
+            if hits:
+                if key == C.COL_USER:
+                    found.update(str(h) for h in hits)
                 deleted += _merge_delete(spark, path, source, key)
     if C.COL_RAW in cols and dict(df.dtypes)[C.COL_RAW] == "string":
         # the matching raw texts themselves are the merge source: no id in the commit predicate
-        hits = df.where(_raw_condition(C.COL_RAW, user_ids)).select(C.COL_RAW).distinct()
-        if hits.limit(1).count():
-            deleted += _merge_delete(spark, path, hits, C.COL_RAW)
-    return deleted
+        hits_df = df.where(_raw_condition(C.COL_RAW, user_ids)).select(C.COL_RAW).distinct().cache()
+        texts = [r[0] for r in hits_df.collect()]
+        if texts:
+            patterns = {uid: re.compile(_python_token(uid)) for uid in user_ids}
+            found.update(uid for uid, pat in patterns.items() if any(pat.search(t) for t in texts))
+            deleted += _merge_delete(spark, path, hits_df, C.COL_RAW)
+        hits_df.unpersist()
+    return deleted, found
+
+
+def _python_token(user_id: str) -> str:
+    """:func:`token_pattern` for Python's ``re`` (same delimiters)."""
+    return f"(?<![^{_TOKEN_DELIMS}]){re.escape(user_id)}(?![^{_TOKEN_DELIMS}])"
 
 
 def _has_deletion_vectors(spark: SparkSession, path: str) -> bool:
@@ -399,13 +453,68 @@ def _validate_ids(user_ids: Sequence[str]) -> list[str]:
     return ids
 
 
+def _local_path(fs: _FS, p: Any) -> str | None:
+    """The local file system path of ``p``, or ``None`` when it lives elsewhere (``s3a://``...)."""
+    uri = fs.fs.makeQualified(p).toUri()
+    return str(uri.getPath()) if uri.getScheme() in (None, "file") else None
+
+
+def _erase_files_outside_delta(
+    spark: SparkSession,
+    fs: _FS,
+    layout: _Layout,
+    ids: Sequence[str],
+    user_idx: Sequence[int],
+    report: ForgetReport,
+    warehouse: bool,
+) -> None:
+    """Step 2 under one root: Parquet rewritten, deep models' rows zeroed, checkpoints and debris deleted."""
+    for tmp in layout.temporary_dirs:
+        fs.delete(tmp, True)
+        report.deleted_paths.append(fs.rel(tmp))
+    for directory in _partition_dir_hits(fs, layout, ids, user_idx):
+        fs.delete(directory, True)
+        report.deleted_paths.append(fs.rel(directory))
+    for directory, files in layout.parquet_groups:
+        files = [f for f in files if fs.exists(f)]
+        if not files:
+            continue
+        n = _rewrite_parquet_group(spark, fs, directory, files, ids, user_idx)
+        if n:
+            report.artifact_rows_deleted[fs.rel(directory)] = n
+    if user_idx and (layout.model_files or layout.checkpoints or layout.diagnostics):
+        from vidrec.models.deep import erase  # torch: only when there are deep models
+
+        for p in layout.model_files:
+            local = _local_path(fs, p)
+            if local is None:
+                report.unhandled_files.append(fs.rel(p))
+                continue
+            n = erase.erase_from_model_file(local, user_idx)
+            if n:
+                report.model_rows_zeroed[fs.rel(p)] = n
+        for p in layout.checkpoints:
+            local = _local_path(fs, p)
+            if local is None or erase.checkpoint_holds_users(local):
+                fs.delete(p, False)
+                report.deleted_checkpoints.append(fs.rel(p))
+        for p in layout.diagnostics:  # rows each training rank read, by user_idx: debugging output only
+            fs.delete(p, True)
+            report.deleted_paths.append(fs.rel(p))
+    if warehouse:
+        report.unhandled_files = [*report.unhandled_files, *[fs.rel(p) for p in layout.other_files]]
+
+
 def forget_users(
     spark: SparkSession,
     warehouse: str,
     user_ids: list[str],
     vacuum_retention_hours: float | None,
+    extra_roots: Sequence[str] = (),
+    groups: Sequence[Sequence[str]] | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Delete ``user_ids`` from every table and file under ``warehouse``.
+    """Delete ``user_ids`` from every table and file under ``warehouse`` (and ``extra_roots``).
 
     Parameters
     ----------
@@ -414,18 +523,30 @@ def forget_users(
     warehouse : str
         Warehouse root.
     user_ids : list of str
-        The users to forget.
+        The users to forget, as stored (pseudonyms when ``privacy.pseudonymize`` is on: see
+        :mod:`vidrec.cli.forget`, which maps original ids).
     vacuum_retention_hours : float or None
         ``None``: delete logically only (rows gone from every current table version; the files
         that held them stay until the next VACUUM past the table's retention). A number: VACUUM
         every table that holds user data with that retention (``0`` removes every replaced file
         now) and truncate the Delta log of those tables at a fresh checkpoint.
+    extra_roots : sequence of str
+        Folders outside the warehouse that hold files keyed by user (``deep.launch.shard_root``,
+        ``deep.launch.artifact_root``, a file-store MLflow tracking folder): their Parquet files are
+        rewritten, their deep models' rows zeroed and their checkpoints deleted like the
+        warehouse's. Missing folders are skipped.
+    groups : sequence of sequences of str, optional
+        The ids that are one user (e.g. an original id and its pseudonym); ``unknown_users`` counts
+        the groups none of whose ids any Delta table held. Default: each id alone.
+    guard : callable, optional
+        Called between the steps (the warehouse lease's check); what it raises stops the erasure.
 
     Returns
     -------
     dict
         :class:`ForgetReport` as a dict: rows deleted per table and per artifact folder (relative
-        paths), tables purged of deletion vectors, vacuumed, log-truncated. Never the ids.
+        paths), user rows zeroed per deep model file, checkpoints deleted, tables purged of deletion
+        vectors, vacuumed, log-truncated, and how many users were found nowhere. Never the ids.
 
     Raises
     ------
@@ -437,11 +558,12 @@ def forget_users(
     ids = _validate_ids(user_ids)
     if vacuum_retention_hours is not None and vacuum_retention_hours < 0:
         raise ValueError(f"forget_users: vacuum_retention_hours must be >= 0, got {vacuum_retention_hours}")
+    check = guard or (lambda: None)
     start = time.perf_counter()
     fs = _FS(spark, str(warehouse))
     if not fs.exists(fs.root):
         raise FileNotFoundError(f"forget_users: warehouse {warehouse} does not exist")
-    report = ForgetReport(users=len(ids))
+    report = ForgetReport(users=len(groups) if groups is not None else len(ids))
     layout = _Layout()
     _walk(fs, fs.root, layout, top=True)
     tables = [t.toString() for t in layout.delta_tables]
@@ -452,20 +574,8 @@ def forget_users(
     log.info("forget: %d user(s), %d index number(s); %d Delta tables", len(ids), len(user_idx), len(tables))
 
     # 2. files outside Delta: rewritten without the users' rows (while the mapping still exists)
-    for tmp in layout.temporary_dirs:
-        fs.delete(tmp, True)
-        report.deleted_paths.append(fs.rel(tmp))
-    for directory in _partition_dir_hits(fs, layout, ids, user_idx):
-        fs.delete(directory, True)
-        report.deleted_paths.append(fs.rel(directory))
     t_art = time.perf_counter()
-    for directory, files in layout.parquet_groups:
-        files = [f for f in files if fs.exists(f)]
-        if not files:
-            continue
-        n = _rewrite_parquet_group(spark, fs, directory, files, ids, user_idx)
-        if n:
-            report.artifact_rows_deleted[fs.rel(directory)] = n
+    _erase_files_outside_delta(spark, fs, layout, ids, user_idx, report, warehouse=True)
     checkpoints = fs.path(fs.root_str + "/" + CHECKPOINTS_DIR)
     current = spark.sparkContext._jsc.sc().getCheckpointDir()
     current_dir = current.get() if current.isDefined() else ""
@@ -474,18 +584,36 @@ def forget_users(
         if status.isDirectory() and fs.fs.makeQualified(p).toString() != current_dir.rstrip("/"):
             fs.delete(p, True)
             report.deleted_paths.append(fs.rel(p))
-    log.info("forget: files outside Delta checked in %.1f s", time.perf_counter() - t_art)
-    report.unhandled_files = [fs.rel(p) for p in layout.other_files]
+    report.roots.append(fs.root_str)
+    for root in dict.fromkeys(str(r) for r in extra_roots if r):
+        other = _FS(spark, root)
+        if other.root_str == fs.root_str or other.root_str.startswith(fs.root_str + "/"):
+            continue  # inside the warehouse: done above
+        if not other.exists(other.root):
+            log.info("forget: %s does not exist: nothing to check there", root)
+            continue
+        extra = _Layout()
+        _walk(other, other.root, extra, top=False)
+        extra.delta_tables = []
+        _erase_files_outside_delta(spark, other, extra, ids, user_idx, report, warehouse=False)
+        report.roots.append(other.root_str)
+    log.info(
+        "forget: files outside Delta checked in %.1f s under %s",
+        time.perf_counter() - t_art,
+        ", ".join(report.roots),
+    )
     if report.unhandled_files:
         log.warning(
-            "forget: %d file(s) outside Delta are neither Parquet nor known metadata and were not "
-            "checked: %s",
+            "forget: %d file(s) outside Delta are neither Parquet, deep models nor known metadata and were "
+            "not checked: %s",
             len(report.unhandled_files),
             ", ".join(report.unhandled_files[:20]),
         )
+    check()
 
     # 3. Delta tables: the index last
     user_tables: list[str] = []
+    found: set[str] = set()
     index_path = f"{fs.root_str}/{C.T_USER_INDEX[0]}/{C.T_USER_INDEX[1]}"
     ordered = sorted(tables, key=lambda t: (fs.fs.makeQualified(fs.path(t)).toString() == index_path, t))
     for path in ordered:
@@ -494,7 +622,8 @@ def forget_users(
             continue
         t0 = time.perf_counter()
         user_tables.append(path)
-        n = _delete_from_table(spark, path, ids, user_idx)
+        n, in_table = _delete_from_table(spark, path, ids, user_idx)
+        found |= in_table
         rel = fs.rel(fs.path(path))
         if n:
             report.delta_rows_deleted[rel] = n
@@ -509,6 +638,16 @@ def forget_users(
             t1 - t0,
             time.perf_counter() - t1,
         )
+    users = [list(g) for g in groups] if groups is not None else [[i] for i in ids]
+    report.unknown_users = sum(1 for g in users if not any(str(u).strip() in found for u in g))
+    if report.unknown_users:
+        log.warning(
+            "forget: %d of %d user(s) were in no table (already forgotten, or an id the warehouse never "
+            "held)",
+            report.unknown_users,
+            len(users),
+        )
+    check()
 
     # 4. physical removal: VACUUM, then the log history that still holds statistics
     if vacuum_retention_hours is not None:

@@ -12,6 +12,7 @@ such mistakes into an immediate :class:`vidrec.config.ConfigError` that names th
 - GPU requests on a local master (:func:`check_schedulable`, called by
   :func:`vidrec.pipeline.session.build_spark` just before the session starts): tasks that ask for a
   GPU never start there, and Spark would wait forever without a word;
+- ``privacy.pseudonymize`` (a run that ingests): its key is given, by environment variable or file;
 - ``warehouse`` (any URI, once Spark is up: :func:`check_warehouse_reachable`): its file system
   answers.
 
@@ -160,7 +161,7 @@ def check_run(
         The loaded configuration.
     raw_dirs : iterable of str
         The raw folders the run will read (one per date for a backfill with ``{run_date}``); empty
-        when no stage reads raw input.
+        when no stage reads raw input (then no pseudonymisation key is needed either).
     stages, known_stages : sequence of str
         The stages asked for, and the stages that exist.
 
@@ -176,8 +177,18 @@ def check_run(
         if value:
             check_writable_dir(".".join(keys), str(value))
     check_deep_roots(conf)
-    for raw in raw_dirs:
+    raws = list(raw_dirs)
+    for raw in raws:
         check_raw_dir(raw)
+    if raws:
+        check_privacy_key(conf)
+
+
+def check_privacy_key(conf: Config) -> None:
+    """Raise when ``privacy.pseudonymize`` is on and its key cannot be read (:mod:`vidrec.data.privacy`)."""
+    from vidrec.data import privacy
+
+    privacy.load_key(conf.privacy)
 
 
 def check_deep_roots(conf: Config) -> None:

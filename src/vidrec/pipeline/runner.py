@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -15,6 +15,7 @@ from vidrec import constants as C
 from vidrec.config import Config
 from vidrec.data import ingest, tables
 from vidrec.pipeline.context import RunContext
+from vidrec.pipeline.lease import LeaseLost
 from vidrec.pipeline.runlog import (
     RUN_TABLES,
     _log_run,
@@ -36,11 +37,16 @@ def run_nightly(
     stages: Sequence[str] | None = None,
     use_gpu: bool = False,
     full_refresh: bool = False,
+    run_id: str | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run ``stages`` (default: all, in order) for ``run_date``; returns the run summary.
 
     ``raw_dir`` may hold ``{run_date}`` (see :func:`raw_for_date`). ``full_refresh`` makes the matrix
     fold every event in bronze again instead of the night's (see :func:`vidrec.data.matrix.run`).
+    ``run_id`` names the run in ``ops/runs`` (default: a fresh id). ``guard`` is called before each stage
+    (the warehouse lease's :meth:`~vidrec.pipeline.lease.Lease.check`): what it raises stops the run
+    there, without a roll-back, since another job may have taken the warehouse over.
 
     Each stage appends a row to ``ops/runs``: status, timings, its details (JSON), the rows it wrote
     per table (Delta commit metrics), rejected records (ingest) and model versions (evaluate,
@@ -60,6 +66,8 @@ def run_nightly(
     rc = RunContext(
         spark, conf, run_date, raw_for_date(raw_dir, run_date), use_gpu=use_gpu, full_refresh=full_refresh
     )
+    if run_id:
+        rc.run_id = run_id
     before = table_versions(spark, rc.warehouse, RUN_TABLES)
     log.info("run %s for %s: stages %s, warehouse %s", rc.run_id, run_date, names, rc.warehouse)
     total = time.perf_counter()
@@ -67,6 +75,8 @@ def run_nightly(
     for name, fn in STAGES:
         if name not in names:
             continue
+        if guard is not None:
+            guard()
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         t0 = time.perf_counter()
         log.info("stage %s: start", name)
@@ -147,6 +157,7 @@ def run_backfill(
     raw_dir: str | None,
     stages: Sequence[str] | None = None,
     use_gpu: bool = False,
+    guard: Callable[[], None] | None = None,
 ) -> dict[dt.date, dict[str, dict[str, Any]]]:
     """Run the nightly for every date from ``start`` to ``end`` (inclusive), in date order.
 
@@ -155,6 +166,7 @@ def run_backfill(
     ``/data/raw/{run_date}``); otherwise every date reads the same folder, taking the events up to
     its date. Dates earlier than what the warehouse already holds are fine: latest-state tables are
     not moved back (see :func:`vidrec.data.matrix.run`), each date's gold partitions are replaced.
+    ``guard`` as in :func:`run_nightly` (one lease covers the whole backfill).
 
     Returns
     -------
@@ -174,7 +186,11 @@ def run_backfill(
     for i, day in enumerate(dates, 1):
         log.info("backfill: date %s (%d of %d)", day, i, len(dates))
         try:
-            done[day] = run_nightly(spark, conf, day, raw_for_date(raw_dir, day), stages, use_gpu)
+            done[day] = run_nightly(
+                spark, conf, day, raw_for_date(raw_dir, day), stages, use_gpu, guard=guard
+            )
+        except LeaseLost:  # another job took the warehouse over: nothing to resume from here
+            raise
         except Exception as exc:
             ok = f"{dates[0]}..{dates[i - 2]}" if i > 1 else "none"
             raise BackfillError(

@@ -32,7 +32,7 @@ from vidrec.models.deep import features, shards
 from vidrec.models.deep import schema as S
 from vidrec.models.deep.networks import MODEL_CLASSES, model_config
 from vidrec.models.deep.params import model_params
-from vidrec.models.deep.train import SPEC_FILE, train_many, train_worker
+from vidrec.models.deep.train import SPEC_FILE, cleanup_checkpoint_nights, train_many, train_worker
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def build_spec(
         "seed": int(params["seed"]),
         "amp": bool(params["amp"]),
         "shuffle_buffer": int(params["shuffle_buffer"]),
-        "keep_checkpoints": int(params["keep_checkpoints"]),
+        "keep_checkpoints": 1,  # a resume reads the newest only (deep.keep_checkpoints counts nights)
         "use_gpu": bool(use_gpu),
         "num_threads": int(launch.num_threads),
         "expected_train_rows": expected.get(S.TRAIN),
@@ -405,7 +405,9 @@ def fit_many(
         raise ValueError(f"num_processes must be >= 1, got {procs}")
     prepared = [prepare(spark, name, ctx, procs, gpu) for name in model_names]
     local = run_locally(spark.sparkContext.master, bool(lp.local_mode))
-    return train_prepared(prepared, procs, local, gpu)
+    results = train_prepared(prepared, procs, local, gpu)
+    prune_checkpoints(ctx)
+    return results
 
 
 def fit(
@@ -452,4 +454,22 @@ def fit(
         raise ValueError(f"num_processes must be >= 1, got {procs}")
     prepared = prepare(spark, model_name, ctx, procs, gpu, params, diagnostics)
     local = run_locally(spark.sparkContext.master, bool(lp.local_mode))
-    return train_prepared([prepared], procs, local, gpu)[model_name]
+    result = train_prepared([prepared], procs, local, gpu)[model_name]
+    prune_checkpoints(ctx)
+    return result
+
+
+def prune_checkpoints(ctx: FitContext) -> None:
+    """Delete the epoch checkpoints of nights older than ``deep.keep_checkpoints`` (they hold user
+    embeddings; a resume only ever reads tonight's). Local warehouses with the default artifact root."""
+    lp = ctx.conf.deep.launch
+    if lp.artifact_root is None and urlparse(ctx.conf.warehouse).scheme in ("", "file"):
+        models_root = f"{_absolute(ctx.conf.warehouse)}/{C.MODELS}"
+        pruned = cleanup_checkpoint_nights(models_root, str(ctx.run_date), ctx.conf.deep.keep_checkpoints)
+        if pruned:
+            log.info(
+                "deep: deleted the epoch checkpoints of %d folder(s) older than deep.keep_checkpoints = %d "
+                "night(s)",
+                len(pruned),
+                ctx.conf.deep.keep_checkpoints,
+            )

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from vidrec.constants import COL_AUDIO_EMB, COL_ITEM_IDX, COL_USER_IDX, COL_VISUAL_EMB
 
+# Files of a model's artifact folder (``<artifact_dir>/``), named here so that code without torch
+# (the erasure's file walk) can tell them apart.
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+SPEC_FILE = "spec.json"
+CHECKPOINTS_DIR = "checkpoints"
+CHECKPOINT_PREFIX = "epoch-"
+DIAGNOSTICS_DIR = "diagnostics"
+
 COL_LABEL = "label"  # float 1.0 (positive) / 0.0 (sampled negative)
 COL_BAG = "items"  # array<int>: a user's positive items, right-padded
 COL_SEQ = "seq"  # array<int>: a user's items in time order, left-padded

@@ -41,6 +41,8 @@ import logging
 import math
 import os
 import random
+import re
+import shutil
 import socket
 import sys
 import time
@@ -56,12 +58,24 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vidrec.models.deep import loader
 from vidrec.models.deep.networks import RecModel, build_model
+from vidrec.models.deep.schema import (  # the artifact file names, also read as train.MODEL_FILE...
+    CHECKPOINT_PREFIX,
+    CHECKPOINTS_DIR,
+    DIAGNOSTICS_DIR,
+    METRICS_FILE,
+    MODEL_FILE,
+    SPEC_FILE,
+)
 
-MODEL_FILE = "model.pt"
-METRICS_FILE = "metrics.json"
-SPEC_FILE = "spec.json"
-CHECKPOINT_PREFIX = "epoch-"
-DIAGNOSTICS_DIR = "diagnostics"
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "CHECKPOINTS_DIR",
+    "DIAGNOSTICS_DIR",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "SPEC_FILE",
+    "train_worker",
+]
 
 REQUIRED_KEYS = ("model", "model_config", "train_path", "artifact_dir", "batch_size", "max_epochs", "lr")
 DEFAULT_SPEC: dict[str, Any] = {
@@ -77,7 +91,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     "use_gpu": False,
     "num_threads": 0,
     "shuffle_buffer": 0,
-    "keep_checkpoints": 2,
+    "keep_checkpoints": 1,
     "expected_train_rows": None,
     "expected_val_rows": None,
     "diagnostics": False,
@@ -104,7 +118,7 @@ def complete_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         if int(out[key]) < 1:
             raise ValueError(f"train spec: '{key}' must be >= 1, got {out[key]}")
     if out["checkpoint_dir"] is None:
-        out["checkpoint_dir"] = str(Path(out["artifact_dir"]) / "checkpoints")
+        out["checkpoint_dir"] = str(Path(out["artifact_dir"]) / CHECKPOINTS_DIR)
     return out
 
 
@@ -189,6 +203,33 @@ def checkpoint_files(checkpoint_dir: str) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(folder.glob(f"{CHECKPOINT_PREFIX}*.pt"))
+
+
+_DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def cleanup_checkpoint_nights(models_root: str, run_date: str, keep_nights: int) -> list[str]:
+    """Delete the epoch checkpoints of older nights under ``models_root`` (``<warehouse>/models``).
+
+    Checkpoints live in ``<models_root>/<YYYY-MM-DD>/**/checkpoints``. Those of ``run_date`` and of
+    the ``keep_nights - 1`` most recent other dates are kept; every other date's ``checkpoints``
+    folders are deleted. Returns the folders deleted. A local path only (checkpoints are written with
+    plain file I/O); nothing happens for a missing root.
+    """
+    root = Path(models_root)
+    if not root.is_dir():
+        return []
+    dates = sorted((d.name for d in root.iterdir() if d.is_dir() and _DATE_DIR.match(d.name)), reverse=True)
+    keep = {run_date, *[d for d in dates if d != run_date][: max(keep_nights - 1, 0)]}
+    deleted: list[str] = []
+    for day in dates:
+        if day in keep:
+            continue
+        for folder in sorted((root / day).rglob(CHECKPOINTS_DIR)):
+            if folder.is_dir() and any(folder.glob(f"{CHECKPOINT_PREFIX}*.pt")):
+                shutil.rmtree(folder, ignore_errors=True)
+                deleted.append(str(folder))
+    return deleted
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -304,13 +345,18 @@ class _Trainer:
         best_state: dict[str, torch.Tensor] | None = None
         digest = config_digest(spec["model"], model.config, spec["data_digest"])
         resumed_from = None
+        stale: list[Path] = []
         ckpts = checkpoint_files(spec["checkpoint_dir"])
         if ckpts:
             ck = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
             if ck.get("digest") != digest:
                 log.warning(
-                    "checkpoint %s is of another model configuration: starting from scratch", ckpts[-1]
+                    "checkpoint %s is of another model configuration or data: starting from scratch "
+                    "and deleting the %d checkpoint(s) of that run",
+                    ckpts[-1],
+                    len(ckpts),
                 )
+                stale = ckpts
             else:
                 model.load_state_dict(ck["model_state"])
                 opt.load_state_dict(ck["optimizer"])
@@ -325,6 +371,10 @@ class _Trainer:
                     state["best_val"],
                     state["best_epoch"],
                 )
+        dist.barrier()  # every rank has read the checkpoint before any is deleted
+        if self.rank == 0:
+            for old in stale:  # never resumable: this run's own checkpoints replace them
+                old.unlink(missing_ok=True)
         warm_from = None
         if resumed_from is None and spec["warm_from"]:
             warm_from = str(spec["warm_from"])

@@ -25,6 +25,9 @@ class RecModel(nn.Module):
     SIZES: ClassVar[tuple[str, ...]] = ()
     #: Per-user feature columns :meth:`score` reads.
     score_columns: ClassVar[tuple[str, ...]] = ()
+    #: ``state_dict`` keys of parameters with one row per ``user_idx`` (user embeddings): what erasing
+    #: a user zeroes (:mod:`vidrec.models.deep.erase`). Empty: the model keeps nothing per user.
+    USER_PARAMETERS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         super().__init__()

@@ -42,6 +42,7 @@ class Fusion(RecModel):
         "channels",
     )
     SIZES = ("n_users", "n_items", "visual_dim", "audio_dim")
+    USER_PARAMETERS = ("user_emb.weight",)
     score_columns = (S.COL_USER_IDX,)
     # buffers registered in __init__ (plus media_<name>, read with getattr)
     item_tokens: torch.Tensor

@@ -24,6 +24,7 @@ class NeuMF(RecModel):
 
     HPARAMS = ("embedding_dim", "mlp_dim", "mlp_layers", "dropout")
     SIZES = ("n_users", "n_items")
+    USER_PARAMETERS = ("gmf_user.weight", "mlp_user.weight")
     score_columns = (S.COL_USER_IDX,)
 
     def __init__(
