@@ -16,6 +16,10 @@ WAREHOUSE ?= ./warehouse
 DEMO_RAW ?= ./data/sample
 DEMO_DATE ?= 2026-03-31
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), whole files per process so module fixtures (shared nightly runs) stay
+# shared; each has its own local[2] SparkSession. 2 on a 2-core machine: the tests wait on Spark's
+# planning and Delta's log as much as they compute, so two files overlap. 0 runs in this process.
+PYTEST_WORKERS ?= 2
 
 ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
@@ -62,10 +66,10 @@ demo: setup
 	$(PY) jobs/nightly.py --raw $(DEMO_RAW) --warehouse $(WAREHOUSE) --run-date $(DEMO_DATE)
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 # A Spark standalone master and two workers on loopback run the nightly from the wheel via spark-submit
 # (TorchDistributor across both executors); tests/test_cluster.py stops every process it started.

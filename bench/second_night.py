@@ -20,31 +20,63 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of ``proc`` and every process under it (the driver JVM, Python workers, DDP ranks)."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:  # ended between the listing and the read
+            pass
+    return total
+
+
 def night(raw: str, warehouse: Path, day: dt.date, sets: list[str]) -> dict[str, object]:
-    """One ``jobs/nightly.py`` run: wall seconds, CPU seconds of its process tree, stage seconds."""
+    """One ``jobs/nightly.py`` run: wall seconds, CPU seconds and peak resident memory of its process
+    tree (sampled every 0.5 s), stage seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, str(ROOT / "jobs" / "nightly.py"), "--raw", raw, "--warehouse", str(warehouse),
            "--run-date", day.isoformat()] + [a for s in sets for a in ("--set", s)]  # fmt: skip
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    peak = 0
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
+        watched = psutil.Process(child.pid)
+        while child.poll() is None:
+            try:
+                peak = max(peak, tree_rss(watched))
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+        err.seek(0)
+        stderr = err.read()
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"night {day} failed with exit code {proc.returncode}")
+    if child.returncode != 0:
+        sys.stderr.write(stderr[-4000:])
+        raise SystemExit(f"night {day} failed with exit code {child.returncode}")
     stages = {}
-    for line in proc.stderr.splitlines():
+    for line in stderr.splitlines():
         if "stage " in line and ": done in " in line:
             name = line.split("stage ", 1)[1].split(":", 1)[0]
             stages[name] = float(line.split(": done in ", 1)[1].split(" s", 1)[0])
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"date": day.isoformat(), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "stages": stages}
+    return {
+        "date": day.isoformat(),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "peak_rss_mib": round(peak / 2**20),
+        "stages": stages,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = second["wall_s"] / first["wall_s"]
     names = sorted(set(first["stages"]) | set(second["stages"]))  # type: ignore[arg-type]
     print(f"{'':<12}{'first night':>14}{'second night':>14}")
-    for key in ("wall_s", "cpu_s"):
+    for key in ("wall_s", "cpu_s", "peak_rss_mib"):
         print(f"{key:<12}{first[key]:>14}{second[key]:>14}")
     for name in names:
         a = first["stages"].get(name, float("nan"))  # type: ignore[union-attr]
