@@ -85,7 +85,13 @@ def compare(
 
         return run
 
-    out: dict[str, Any] = {"rows": rows, "repeats": repeats, "load_average_before": list(os.getloadavg())}
+    out: dict[str, Any] = {
+        "run": time.strftime("%Y-%m-%d %H:%M"),
+        "cores": os.cpu_count(),
+        "rows": rows,
+        "repeats": repeats,
+        "load_average_before": list(os.getloadavg()),
+    }
     for batch in batches:
         for shuffle in (False, True):
             sides: dict[str, Callable[[], int]] = {
@@ -141,6 +147,9 @@ def main() -> None:
             [int(b) for b in args.batches.split(",")],
             args.repeats,
             readers=args.readers.split(","),
+        )
+        result["command"] = "bench/loader_fair.py " + " ".join(
+            f"--{k} {v}" for k, v in vars(args).items() if v is not None
         )
         print(json.dumps(result, indent=1))
     finally:

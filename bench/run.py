@@ -853,7 +853,143 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 for m, d in deep[1].items()
             ],
         ]
-    return lines + ["", DOCS_LINE, ""]
+    return (
+        lines
+        + gpu_section(results.get("gpu"))
+        + side_checks_section(results.get("side_checks"))
+        + [
+            "",
+            DOCS_LINE,
+            "",
+        ]
+    )
+
+
+GPU_COMMAND = "bash bench/gpu_check.sh OUT.json"
+GPU_FOLD = "bench/run.py --render-only --gpu-json OUT.json"
+
+
+def gpu_section(gpu: dict[str, Any] | None) -> list[str]:
+    """The GPU paths (``bench/gpu_check.py``'s JSON), or "not measured" until one ran."""
+    lines = [
+        "",
+        "## GPU paths (`bench/gpu_check.sh`: top-N block scoring, DDP training with NCCL and AMP)",
+        "",
+    ]
+    if not gpu or "environment" not in gpu:
+        return lines + [
+            f"Not measured: no GPU was lent to a run yet. On a machine with one CUDA GPU (no Spark or Java "
+            f"needed): `{GPU_COMMAND}`, then `{GPU_FOLD}` here folds it into this report.",
+        ]
+    env = gpu["environment"]
+    lines += [
+        f"Measured {env.get('date')} on {env.get('gpu') or 'no GPU'} ({env.get('gpu_memory_gib')} GiB), "
+        f"{env.get('cpu_count')} CPU cores, Python {env.get('python')}, torch {env.get('torch')} "
+        f"(CUDA {env.get('torch_cuda')}, NCCL {env.get('nccl')}), pyarrow {env.get('pyarrow')}; mode "
+        f"{gpu.get('mode')}; the check took {gpu.get('seconds')} s.",
+        "",
+    ]
+    if "error" in gpu:
+        lines += [f"The check reported: {gpu['error']}", ""]
+    t = gpu.get("topn", {})
+    if "error" in t:
+        lines += [f"Top-N failed: {t['error']}", ""]
+    elif t:
+        chk = t.get("check", {})
+        lines += [
+            f"Top-N, {t['users']:,} users x {t['items']:,} items, rank {t['rank']}, N={t['top_n']}, "
+            f"{t['seen_pairs']:,} seen pairs masked (random factors), the kernel of `vidrec.models.topn` "
+            f"(`vidrec.models.topn_kernel.score_user_block`) over all users, {t['repeats']} interleaved "
+            "repeats (median, min-max):",
+            "",
+            "| device | block rows | seconds (min-max) | GFLOP/s |",
+            "| --- | ---: | --- | ---: |",
+        ]
+        for d, label in (("cpu", f"CPU, {t['cpu_threads']} torch threads"), ("cuda", "GPU")):
+            r = t.get(d)
+            if r:
+                lines.append(
+                    f"| {label} | {t.get(f'{d}_block_rows')} | {r['seconds']} ({r['min']}-{r['max']}) "
+                    f"| {r['gflops']:,} |"
+                )
+        lines += [
+            "",
+            f"GPU vs CPU: **{_fmt_x(t.get('gpu_speedup_vs_cpu'))}**; GPU peak memory "
+            f"{t.get('gpu_peak_memory_gib', '–')} GiB. Output check on {chk.get('sampled_users')} "
+            f"sampled users against brute force: seen items in lists {chk.get('seen_items_in_lists')}, "
+            f"lists full {chk.get('ranks_complete')}, score max abs diff "
+            f"{chk.get('scores_vs_brute_force_max_abs_diff')}, "
+            f"GPU/CPU list overlap {chk.get('gpu_cpu_list_overlap', '–')}: "
+            f"{'passed' if chk.get('passed') else 'FAILED'}.",
+            "",
+        ]
+    dd = gpu.get("ddp", {})
+    if "error" in dd:
+        lines += [f"DDP failed: {dd['error']}", ""]
+    elif dd:
+        lines += [
+            f"DDP training, {dd['model']} ({dd['train_rows']:,} random rows, batch {dd['batch_size']}, "
+            f"{dd['epochs']} epoch, `{dd['loader']}` loader), `torchrun` + `vidrec.models.deep.train`:",
+            "",
+            "| run | processes | backend | AMP | rows/s | train s | wall s (start-up incl.) | train loss |",
+            "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name in ("gpu_nccl_amp", "gpu_nccl_fp32", "cpu_gloo_2proc"):
+            r = dd.get(name)
+            if not r:
+                continue
+            if "error" in r:
+                lines.append(f"| {name} | {r['processes']} | – | {r['amp']} | failed: {r['error']} | | | |")
+                continue
+            lines.append(
+                f"| {name} | {r['processes']} | {r['backend']} | {r['amp']} | {r['rows_per_s']:,} | "
+                f"{r['train_seconds']} | {r['wall_seconds']} | {r['train_loss']} |"
+            )
+        ratios = [
+            f"{n}: {_fmt_x(dd.get(f'{n}_rows_per_s_vs_cpu_gloo'))}"
+            for n in ("gpu_nccl_amp", "gpu_nccl_fp32")
+            if f"{n}_rows_per_s_vs_cpu_gloo" in dd
+        ]
+        if ratios:
+            lines += ["", "Rows/s against CPU gloo: " + "; ".join(ratios) + "."]
+    return lines
+
+
+def side_checks_section(checks: dict[str, Any] | None) -> list[str]:
+    """Focused measurements taken outside `make bench` (their own run, load average, command)."""
+    if not checks:
+        return []
+    lines = [
+        "",
+        "## Side checks (outside `make bench`: their own runs, marked with their load)",
+    ]
+    fair = checks.get("loader_fair")
+    if fair:
+        lines += [
+            "",
+            f"Loader against fair plain pyarrow (`{fair['command']}`, {fair['run']}, {fair['rows']:,} rows, "
+            f"{fair['repeats']} interleaved repeats, load average "
+            f"{fair['load_average_before'][0]:.1f} before and {fair['load_average_after'][0]:.1f} after "
+            f"on {fair.get('cores', '?')} cores: noisy, the "
+            "ratios are of interleaved runs). Seconds median (min-max):",
+            "",
+            "| batch | shuffled | fair pyarrow s | pyarrow reader s | Petastorm s | pyarrow reader / fair "
+            "| Petastorm / fair |",
+            "| ---: | --- | --- | --- | --- | ---: | ---: |",
+        ]
+        for key, case in fair.items():
+            if not key.startswith("batch="):
+                continue
+            b, sh = (x.split("=")[1] for x in key.split(","))
+            cells = [
+                f"{case[k]['seconds']} ({case[k]['min']}-{case[k]['max']})" if k in case else "–"
+                for k in ("fair_pyarrow", "pyarrow", "petastorm")
+            ]
+            lines.append(
+                f"| {b} | {sh} | " + " | ".join(cells) + f" | {case.get('pyarrow_vs_fair', '–')} | "
+                f"{case.get('petastorm_vs_fair', '–')} |"
+            )
+    return lines
 
 
 def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
@@ -886,6 +1022,10 @@ def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
                 new[section] = {**r[section], "run": r[section].get("run") or run}
                 sections.append(f"{size}:{section}")
     results["sizes"] = {s: results["sizes"][s] for s in SIZES if s in results["sizes"]}
+    for key in ("gpu", "side_checks"):  # measured apart from the sizes: kept until measured again
+        if key in old and key not in results:
+            results[key] = old[key]
+            carried.append(key)
     return carried + sections
 
 
@@ -905,6 +1045,29 @@ def write_report(results: dict[str, Any], out_json: Path, out_md: Path) -> None:
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     out_md.write_text(render_report(results))
+
+
+def fold_extra(results: dict[str, Any], gpu_json: str | None, side_json: list[str]) -> None:
+    """``results["gpu"]`` from ``gpu_json`` and ``results["side_checks"][name]`` from ``NAME=FILE``."""
+    if gpu_json:
+        results["gpu"] = json.loads(Path(gpu_json).read_text())
+    for item in side_json:
+        name, _, path = item.partition("=")
+        if not name or not path:
+            raise SystemExit(f"--side-json expects NAME=FILE, got '{item}'")
+        results.setdefault("side_checks", {})[name] = json.loads(Path(path).read_text())
+
+
+def render_only(args: argparse.Namespace) -> int:
+    """Regenerate the report from the stored results (nothing measured, nothing else changed)."""
+    out_json = Path(args.out_json)
+    if not out_json.exists():
+        raise SystemExit(f"--render-only: no results at {out_json}")
+    results = json.loads(out_json.read_text())
+    fold_extra(results, args.gpu_json, args.side_json)
+    write_report(results, out_json, Path(args.out_md))
+    log.info("bench: %s regenerated from %s", args.out_md, out_json)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -929,7 +1092,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out-json", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument("--out-md", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: regenerate --out-md from --out-json (with --gpu-json/--side-json folded in)",
+    )
+    parser.add_argument("--gpu-json", help="fold bench/gpu_check.sh's JSON in as the GPU section")
+    parser.add_argument(
+        "--side-json",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="fold a side check's JSON in (loader_fair: bench/loader_fair.py's output)",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        return render_only(args)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown or not sizes:
@@ -953,6 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
         partial.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     results["sizes_run"] = sizes
+    fold_extra(results, args.gpu_json, args.side_json)
     if args.keep_earlier and out_json.exists():
         carried = carry_earlier(results, json.loads(out_json.read_text()))
         if carried:

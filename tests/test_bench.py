@@ -173,3 +173,53 @@ def test_run_time_table_and_unmeasured_filtered_topn(bench):
     ]
     assert bench._run_time({"sizes": {}}) == []
     assert bench._fmt_x(None) == "–" and bench._fmt_x(2.5) == "2.5x"
+
+
+def test_the_gpu_section_says_not_measured_until_a_gpu_check_is_folded_in(bench):
+    text = "\n".join(bench.gpu_section(None))
+    assert "Not measured" in text and bench.GPU_COMMAND in text and bench.GPU_FOLD in text
+    gpu = {"environment": {"gpu": "H"}, "mode": "gpu", "seconds": 1.0}
+    new, old = {"machine": {"date": "d2"}, "sizes": {}}, {"machine": {"date": "d1"}, "sizes": {}, "gpu": gpu}
+    assert bench.carry_earlier(new, old) == ["gpu"] and new["gpu"] == gpu  # kept until measured again
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_every_path_on_cpu_without_spark_and_folds_into_the_report(bench, tmp_path):
+    """bench/gpu_check.sh --cpu-only --small: the top-N kernel and torchrun DDP, with pyspark, py4j and
+    petastorm made unimportable (as on the GPU box); its JSON renders in BENCHMARKS.md's GPU section."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pyspark', 'py4j', 'petastorm', 'delta'):\n"
+        "            raise ImportError('blocked on the GPU box: ' + name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(block)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_check.sh"), str(out), "--cpu-only", "--small"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    topn = result["topn"]
+    assert topn["check"]["passed"] and topn["check"]["seen_items_in_lists"] == 0
+    assert topn["cpu"]["seconds"] > 0 and "cuda" not in topn
+    ddp = result["ddp"]["cpu_gloo_2proc"]
+    assert "error" not in ddp, ddp
+    assert ddp["backend"] == "gloo" and ddp["processes"] == 2
+    assert ddp["rows_per_epoch"] == result["ddp"]["train_rows"]  # every row read once across ranks
+    text = "\n".join(bench.gpu_section(result))
+    assert "Not measured" not in text and "| cpu_gloo_2proc | 2 | gloo |" in text
+    assert "| CPU, " in text and "passed" in text
