@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -410,7 +411,7 @@ def ndcg_at_k(
 
 
 def bench_als(
-    spark: Any, conf: dict[str, Any], warehouse: str, iters: int, repeats: int = 1
+    spark: Any, conf: Any, warehouse: str, iters: int, repeats: int = 1
 ) -> tuple[dict[str, Any], Any]:
     """Spark ALS (the project's fit) vs implicit's CPU ALS both ways, rank 64, same pairs; also the model.
 
@@ -428,7 +429,7 @@ def bench_als(
     train, test = split_pairs(spark, warehouse)
     train = train.cache()
     n_train = train.count()
-    params = {**conf["als"], "rank": ALS_RANK}
+    params = dataclasses.replace(conf.als, rank=ALS_RANK)
 
     import psutil
 
@@ -451,16 +452,16 @@ def bench_als(
 
     def spark_fit(it: int) -> tuple[float, float]:
         c0, t0 = jvm_cpu(), time.perf_counter()
-        models["spark"] = fit_als(train, {**params, "max_iter": it})
+        models["spark"] = fit_als(train, dataclasses.replace(params, max_iter=it))
         return time.perf_counter() - t0, jvm_cpu() - c0
 
     def implicit_fit(it: int, use_cg: bool) -> tuple[float, float]:
         imp = AlternatingLeastSquares(
             factors=ALS_RANK,
-            regularization=params["reg_param"],
-            alpha=params["alpha"],
+            regularization=params.reg_param,
+            alpha=params.alpha,
             iterations=it,
-            random_state=params["seed"],
+            random_state=params.seed,
             num_threads=os.cpu_count() or 1,
             use_cg=use_cg,
         )
@@ -538,24 +539,23 @@ def bench_als(
     }, model
 
 
-def bench_topn(spark: Any, conf: dict[str, Any], warehouse: str, model: Any, repeats: int) -> dict[str, Any]:
+def bench_topn(spark: Any, conf: Any, warehouse: str, model: Any, repeats: int) -> dict[str, Any]:
     """vidrec.models.topn vs recommendForAllUsers vs the GEMM floor, on the Spark ALS factors."""
     import psutil
     from pyspark.sql import functions as F
 
     from vidrec import constants as C
-    from vidrec.data import tables
-    from vidrec.evaluation import evaluate as ev
+    from vidrec.data import matrix, tables
     from vidrec.models.topn import top_n_from_factors
 
     uf = model.userFactors.select(F.col("id").alias(C.COL_USER_IDX), "features").cache()
     itf = model.itemFactors.select(F.col("id").alias(C.COL_ITEM_IDX), "features").cache()
-    seen = ev.seen_pairs(tables.read(spark, warehouse, C.T_INTERACTIONS), False).cache()
+    seen = matrix.seen_pairs(tables.read(spark, warehouse, C.T_INTERACTIONS), False).cache()
     n_users, n_items, n_seen = uf.count(), itf.count(), seen.count()
     per_user = seen.groupBy(C.COL_USER_IDX).count().select(F.percentile_approx("count", 0.95)).first()[0] or 0
     extra = int(per_user)
     pids = [os.getpid(), int(spark.sparkContext._jvm.ProcessHandle.current().pid())]
-    block = conf["recommend"]["user_block_size"]
+    block = conf.recommend.user_block_size
 
     def ours() -> None:
         recs = top_n_from_factors(spark, uf, itf, seen, TOP_N, block_size=block)
@@ -686,7 +686,7 @@ def bench_loader(spark: Any, warehouse: str, work: Path, repeats: int) -> dict[s
     }
 
 
-def bench_deep(spark: Any, conf: dict[str, Any], models: list[str], epochs: int) -> dict[str, Any]:
+def bench_deep(spark: Any, conf: Any, models: list[str], epochs: int) -> dict[str, Any]:
     """Rows/s per process of each deep model, trained ``epochs`` epochs with the nightly's launcher."""
     import vidrec.models.deep.generators  # noqa: F401  (registers the deep generators)
     from vidrec.models.deep.launch import fit
@@ -699,7 +699,7 @@ def bench_deep(spark: Any, conf: dict[str, Any], models: list[str], epochs: int)
         result = fit(spark, name, ctx, params={"max_epochs": epochs, "patience": epochs})
         out[name] = {
             "rows_per_s_per_process": round(float(result.metrics["rows_per_s_per_process"])),
-            "processes": conf["deep"]["launch"]["num_processes"],
+            "processes": conf.deep.launch.num_processes,
             "epochs": epochs,
             "fit_seconds": round(time.perf_counter() - t0, 1),
         }
@@ -1360,6 +1360,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out_json = Path(args.out_json)
     partial = out_json.with_name(out_json.stem + ".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
     for i, size in enumerate(sizes):
         results["sizes"][size] = {
             **bench_size(size, args, skip, deep=i == 0),
