@@ -29,6 +29,8 @@ import numpy as np
 VARIANTS = ("gemm", "gemm_topk", "gemm_mask_topk")
 #: Scores per block tried (rows = floats // items, at least 32).
 BLOCK_FLOATS = (1_000_000, 3_000_000, 6_000_000, 16_000_000)
+#: Seconds a half waits for the other at the start (and the parent for both) before failing.
+BARRIER_TIMEOUT_S = 600
 #: Users of the probe that picks the block size (per set-up and variant).
 PROBE_USERS = 8_192
 
@@ -81,8 +83,13 @@ def _half_worker(args: tuple[Any, ...]) -> dict[str, dict[int, float]]:
     import torch
 
     torch.set_num_threads(1)
-    barrier.wait()  # both halves start together
+    barrier.wait(timeout=BARRIER_TIMEOUT_S)  # both halves start together (fails loudly, never hangs)
     return time_variants(U, V, indptr, cols, n, blocks)
+
+
+def _map2(pool: Any, tasks: list[tuple[Any, ...]]) -> list[dict[str, dict[int, float]]]:
+    """Both halves on the pool's two workers, one task each; a hang fails instead of waiting forever."""
+    return list(pool.map_async(_half_worker, tasks, chunksize=1).get(timeout=4 * BARRIER_TIMEOUT_S))
 
 
 def _picked(times: dict[str, dict[int, float]]) -> dict[str, list[int]]:
@@ -115,7 +122,7 @@ def floor(
     with ctx.Manager() as manager, ctx.Pool(2) as pool:
         barrier = manager.Barrier(2)
         # probes (also the warm-up): each set-up's best block per variant on PROBE_USERS users
-        probe = pool.map(_half_worker, [(h[0][:p], V, h[1][: p + 1], h[2], n, None, barrier) for h in halves])
+        probe = _map2(pool, [(h[0][:p], V, h[1][: p + 1], h[2], n, None, barrier) for h in halves])
         blocks_2x1 = _picked({v: {b: max(q[v][b] for q in probe) for b in probe[0][v]} for v in VARIANTS})
         torch.set_num_threads(2)
         blocks_1x2 = _picked(time_variants(U[: 2 * p], V, indptr[: 2 * p + 1], cols, n))
@@ -123,7 +130,7 @@ def floor(
             torch.set_num_threads(2)
             runs["1x2"].append(_best(time_variants(U, V, indptr, cols, n, blocks_1x2)))
             torch.set_num_threads(threads)
-            parts = pool.map(_half_worker, [(h[0], V, h[1], h[2], n, blocks_2x1, barrier) for h in halves])
+            parts = _map2(pool, [(h[0], V, h[1], h[2], n, blocks_2x1, barrier) for h in halves])
             slower = {v: {b: max(q[v][b] for q in parts) for b in parts[0][v]} for v in VARIANTS}
             runs["2x1"].append(_best(slower))
         torch.set_num_threads(threads)
