@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -168,8 +169,129 @@ def test_run_time_table_and_unmeasured_filtered_topn(bench):
     assert "**50.0 min**" in lines[2]
     rows = [ln for ln in lines if ln.startswith("| 1m") or ln.startswith("| 20m") or ln.startswith("| 5m")]
     assert rows == [
-        "| 1m | 30.0 | 400.0 | – | – | – | – | 300.0 | 730.0 |",
-        "| 20m | – | 1,500.0 | – | – | 120.5 | – | – | 1,620.5 |",
+        "| 1m | 30.0 | 400.0 | – | – | – | – | – | 300.0 | 730.0 |",
+        "| 20m | – | 1,500.0 | – | – | – | 120.5 | – | – | 1,620.5 |",
     ]
     assert bench._run_time({"sizes": {}}) == []
     assert bench._fmt_x(None) == "–" and bench._fmt_x(2.5) == "2.5x"
+
+
+def test_the_gpu_section_says_not_measured_until_a_gpu_check_is_folded_in(bench):
+    text = "\n".join(bench.gpu_section(None))
+    assert "Not measured" in text and bench.GPU_COMMAND in text and bench.GPU_FOLD in text
+    gpu = {"environment": {"gpu": "H"}, "mode": "gpu", "seconds": 1.0}
+    new, old = {"machine": {"date": "d2"}, "sizes": {}}, {"machine": {"date": "d1"}, "sizes": {}, "gpu": gpu}
+    assert bench.carry_earlier(new, old) == ["gpu"] and new["gpu"] == gpu  # kept until measured again
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_every_path_on_cpu_without_spark_and_folds_into_the_report(bench, tmp_path):
+    """bench/gpu_check.sh --cpu-only --small: the top-N kernel and torchrun DDP, with pyspark, py4j and
+    petastorm made unimportable (as on the GPU box); its JSON renders in BENCHMARKS.md's GPU section."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pyspark', 'py4j', 'petastorm', 'delta'):\n"
+        "            raise ImportError('blocked on the GPU box: ' + name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(block)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_check.sh"), str(out), "--cpu-only", "--small"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    topn = result["topn"]
+    assert topn["check"]["passed"] and topn["check"]["seen_items_in_lists"] == 0
+    assert topn["cpu"]["seconds"] > 0 and "cuda" not in topn
+    ddp = result["ddp"]["cpu_gloo_2proc"]
+    assert "error" not in ddp, ddp
+    assert ddp["backend"] == "gloo" and ddp["processes"] == 2
+    assert ddp["rows_per_epoch"] == result["ddp"]["train_rows"]  # every row read once across ranks
+    text = "\n".join(bench.gpu_section(result))
+    assert "Not measured" not in text and "| cpu_gloo_2proc | 2 | gloo |" in text
+    assert "| CPU, " in text and "passed" in text
+
+
+@pytest.mark.slow  # spawns two torch processes: ~30 s on a loaded 2-core machine
+def test_the_fair_topn_floor_times_both_setups_and_the_output_check_catches_a_seen_item(bench):
+    import pandas as pd
+
+    tf = bench.bench_module("topn_floor")
+    rng = np.random.default_rng(1)
+    n_users, n_items, n = 300, 200, 10
+    U = rng.standard_normal((n_users, 8), dtype=np.float32)
+    V = rng.standard_normal((n_items, 8), dtype=np.float32)
+    users = np.repeat(np.arange(n_users), 5)
+    indptr, cols = tf.seen_csr(users, rng.integers(0, n_items, len(users)), n_users)
+    fl = tf.floor(U, V, indptr, cols, n, repeats=1)
+    for setup in ("1x2", "2x1"):
+        assert set(fl[setup]) == set(tf.VARIANTS) and all(v["block_rows"] >= 32 for v in fl[setup].values())
+    assert fl["floor_gemm_topk"]["setup"] in ("1x2", "2x1")
+    # brute-force lists pass the check; one seen item swapped in fails it
+    user_ids, item_ids = np.arange(n_users) + 1000, np.arange(n_items) + 7
+    rows = []
+    for u in range(n_users):
+        s = U[u] @ V.T
+        s[cols[indptr[u] : indptr[u + 1]]] = -np.inf
+        top = np.argsort(-s)[:n]
+        rows += [(user_ids[u], item_ids[j], float(s[j]), r + 1) for r, j in enumerate(top)]
+    recs = pd.DataFrame(rows, columns=["user_idx", "item_idx", "score", "rank"])
+    sample = np.arange(0, n_users, 7)
+    ok = tf.check_output(recs, U, V, user_ids, item_ids, indptr, cols, n, len(recs), sample)
+    assert ok["passed"] and ok["rows"] == ok["rows_expected"] == n_users * n
+    bad = recs.copy()
+    bad.loc[0, "item_idx"] = item_ids[cols[indptr[0]]]  # user 0's first list entry: an item it has seen
+    got = tf.check_output(bad, U, V, user_ids, item_ids, indptr, cols, n, len(bad), sample)
+    assert not got["passed"] and got["seen_items_in_lists"] == 1
+
+
+def test_loader_fair_compares_both_readers_and_the_fair_baseline_interleaved(bench, tmp_path):
+    lf = bench.bench_module("loader_fair")
+    lf.write_random_shards(str(tmp_path), 10_000, rows_per_group=2_048)
+    out = lf.compare(str(tmp_path), 10_000, [64], repeats=2)
+    for shuffle in (False, True):
+        case = out[f"batch=64,shuffle={shuffle}"]
+        for side in ("fair_pyarrow", "pyarrow", "petastorm"):
+            assert len(case[side]["runs"]) == 2 and case[side]["min"] <= case[side]["seconds"]
+        assert case["pyarrow_vs_fair"] > 0 and case["petastorm_vs_fair"] > 0
+    assert out["rows"] == 10_000 and out["cores"] == os.cpu_count()
+
+
+def test_the_full_nightly_section_and_its_headline_keys(bench):
+    log = (
+        "x INFO recommend: als fitted and listed in 12.5 s\n"
+        "y INFO recommend: ncf fitted and listed in 40.0 s\nrecommend: hybrid blended in 3.0 s\n"
+    )
+    assert bench.parse_model_times(log) == {
+        "recommend:als": 12.5,
+        "recommend:ncf": 40.0,
+        "recommend:hybrid": 3.0,
+    }
+
+    def night(date, wall):
+        return {"run_date": date, "wall_seconds": wall, "cpu_seconds": 2 * wall, "peak_rss_gib": 3.0,
+                "stages": {"ingest": 1.0}, "models": {"recommend:ncf": 40.0}}  # fmt: skip
+
+    full = {"first": night("2026-03-30", 600.0), "second": night("2026-03-31", 150.0)}
+    full["second_night_time_vs_first"] = 0.25
+    results = {"sizes": {"1m": {"full_nightly": full}, "5m": {"full_nightly": full}}}
+    h = bench.headline(results)
+    assert h["full_nightly_seconds_5m"] == 600.0 and h["second_night_time_vs_first"] == 0.25
+    assert h["second_night_size"] == "5m"
+    text = "\n".join(bench.full_nightly_section(results["sizes"], ["1m", "5m"]))
+    assert "| 5m | second (2026-03-31) | 150.0 | 300.0 | 3.0 | ingest 1 | ncf 40 |" in text
+    assert "| 5m | second / first | 0.25 |" in text

@@ -1,4 +1,6 @@
-"""The loader seam: every epoch yields every row exactly once across ranks, from disjoint shards."""
+"""The loader seam: every epoch yields every row exactly once across ranks, from disjoint shards.
+
+Every guarantee is checked for both readers (``pyarrow``, the default, and ``petastorm``)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ def write_groups(folder: Path, sizes: list[int], seq_len: int = 3) -> int:
     return start
 
 
+@pytest.fixture(params=loader.READERS)
+def reader(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 def read_epoch(
     path: Path, rank: int, world: int, epoch: int, batch_size: int = 16, **kw: object
 ) -> list[int]:
@@ -45,12 +52,15 @@ def read_epoch(
 
 @pytest.mark.parametrize("shuffle_buffer", [0, 64])
 def test_every_epoch_yields_every_row_exactly_once_across_two_ranks(
-    tmp_path: Path, shuffle_buffer: int
+    tmp_path: Path, shuffle_buffer: int, reader: str
 ) -> None:
     n = write_groups(tmp_path / "ds", [40, 37, 41, 30, 39, 35])
     orders = []
     for epoch in range(6):
-        per_rank = [read_epoch(tmp_path / "ds", r, 2, epoch, shuffle_buffer=shuffle_buffer) for r in range(2)]
+        per_rank = [
+            read_epoch(tmp_path / "ds", r, 2, epoch, shuffle_buffer=shuffle_buffer, reader=reader)
+            for r in range(2)
+        ]
         assert all(per_rank), f"epoch {epoch}: a rank read nothing"
         assert not set(per_rank[0]) & set(per_rank[1]), f"epoch {epoch}: shards overlap"
         counts = Counter(per_rank[0] + per_rank[1])
@@ -60,27 +70,47 @@ def test_every_epoch_yields_every_row_exactly_once_across_two_ranks(
     assert all(set(o) == set(orders[0]) for o in orders)  # the same rows per rank every epoch
 
 
-def test_the_same_epoch_reads_in_the_same_order(tmp_path: Path) -> None:
+def test_the_same_epoch_reads_in_the_same_order(tmp_path: Path, reader: str) -> None:
     write_groups(tmp_path / "ds", [20, 20, 20, 20])
-    assert read_epoch(tmp_path / "ds", 1, 2, 4) == read_epoch(tmp_path / "ds", 1, 2, 4)
+    first = read_epoch(tmp_path / "ds", 1, 2, 4, reader=reader)
+    assert first == read_epoch(tmp_path / "ds", 1, 2, 4, reader=reader)
+    assert first != sorted(first)  # shuffled, rows within a group too
 
 
-def test_unshuffled_reads_follow_the_files(tmp_path: Path) -> None:
+def test_unshuffled_reads_follow_the_files(tmp_path: Path, reader: str) -> None:
     write_groups(tmp_path / "ds", [5, 5])
-    assert read_epoch(tmp_path / "ds", 0, 1, 0, shuffle=False) == list(range(10))
+    assert read_epoch(tmp_path / "ds", 0, 1, 0, shuffle=False, reader=reader) == list(range(10))
 
 
-def test_a_single_process_reads_everything(tmp_path: Path) -> None:
+def test_a_single_process_reads_everything(tmp_path: Path, reader: str) -> None:
     n = write_groups(tmp_path / "ds", [7, 9, 8])
-    assert sorted(read_epoch(tmp_path / "ds", 0, 1, 0)) == list(range(n))
+    assert sorted(read_epoch(tmp_path / "ds", 0, 1, 0, reader=reader)) == list(range(n))
 
 
-def test_fewer_row_groups_than_ranks_fails_loudly(tmp_path: Path) -> None:
-    from petastorm.errors import NoDataAvailableError
+def test_batches_are_full_but_the_last(tmp_path: Path, reader: str) -> None:
+    write_groups(tmp_path / "ds", [7, 9, 8])
+    sizes = [
+        len(b[S.COL_USER_IDX])
+        for b in loader.iter_batches(str(tmp_path / "ds"), 0, 1, 5, 0, [S.COL_USER_IDX], reader=reader)
+    ]
+    assert sizes == [5, 5, 5, 5, 4]
 
+
+def test_fewer_row_groups_than_ranks_fails_loudly(tmp_path: Path, reader: str) -> None:
     write_groups(tmp_path / "ds", [10])
-    with pytest.raises(NoDataAvailableError):
-        read_epoch(tmp_path / "ds", 1, 2, 0)
+    if reader == "petastorm":
+        from petastorm.errors import NoDataAvailableError
+
+        with pytest.raises(NoDataAvailableError):
+            read_epoch(tmp_path / "ds", 1, 2, 0, reader=reader)
+    else:
+        with pytest.raises(ValueError, match="none for rank 1 of 2"):
+            read_epoch(tmp_path / "ds", 1, 2, 0, reader=reader)
+
+
+def test_an_unknown_reader_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="loader must be one of pyarrow, petastorm, got 'dali'"):
+        next(loader.iter_batches(str(tmp_path), 0, 1, 8, 0, [S.COL_USER_IDX], reader="dali"))
 
 
 def test_invalid_rank_is_refused(tmp_path: Path) -> None:

@@ -348,6 +348,10 @@ class AnalyticsConf:
         _check(self.days >= 1, "analytics.days", ">= 1", self.days)
 
 
+#: Readers of the deep models' shards (``vidrec.models.deep.loader.READERS``).
+LOADERS = ("pyarrow", "petastorm")
+
+
 @dataclass(frozen=True)
 class LaunchConf:
     num_processes: int
@@ -360,6 +364,7 @@ class LaunchConf:
     shard_root: str | None
     artifact_root: str | None
     score_block_size: int
+    loader: str
 
     def __post_init__(self) -> None:
         for key in (
@@ -371,6 +376,7 @@ class LaunchConf:
         ):
             _check(getattr(self, key) >= 1, f"deep.launch.{key}", ">= 1", getattr(self, key))
         _check(self.num_threads >= 0, "deep.launch.num_threads", ">= 0", self.num_threads)
+        _check(self.loader in LOADERS, "deep.launch.loader", f"one of {', '.join(LOADERS)}", self.loader)
 
 
 @dataclass(frozen=True)

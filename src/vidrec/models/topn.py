@@ -33,6 +33,13 @@ from pyspark.sql import functions as F
 
 from vidrec.constants import COL_ITEM_IDX, COL_RANK, COL_SCORE, COL_USER_IDX
 from vidrec.models.sparse import expand_ranges, row_pointer
+from vidrec.models.topn_kernel import (  # noqa: F401  (block sizes re-exported)
+    CPU_BLOCK_FLOATS,
+    GPU_BLOCK_FLOATS,
+    block_rows,
+    score_user_block,
+    topk_masked,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,10 +50,6 @@ _SEEN = "_seen"
 RECS_SCHEMA = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_SCORE} double, {COL_RANK} int"
 #: Default of ``seen_broadcast_max_pairs``: 0, the shuffle join (measured as fast or faster here).
 SEEN_BROADCAST_MAX_PAIRS = 0
-#: Target scores per block on CPU (block rows x items): keeps the block in cache for ``topk``.
-CPU_BLOCK_FLOATS = 6_000_000
-#: Target scores per block on a GPU (~1 GiB of float32).
-GPU_BLOCK_FLOATS = 1 << 28
 
 # Per Python worker: item factors as a tensor on their device, keyed by (catalog token, device).
 _ITEM_CACHE: dict[tuple[str, str], torch.Tensor] = {}
@@ -96,13 +99,6 @@ class SeenIndex:
         return rows, self.cols[expand_ranges(starts, lengths)].astype(np.int64)
 
 
-def block_rows(n_items: int, block_size: int, device: str) -> int:
-    """Users scored per block: ``block_size`` capped so a block holds about the target number of scores."""
-    if device.startswith("cuda"):  # bigger blocks amortise the transfers; bounded by device memory
-        return max(block_size, GPU_BLOCK_FLOATS // max(1, n_items))
-    return max(1, min(block_size, max(32, CPU_BLOCK_FLOATS // max(1, n_items))))
-
-
 def scoring_device(use_gpu: bool, gpu_addresses: list[str] | None = None) -> str:
     """The torch device a scoring task uses.
 
@@ -137,20 +133,6 @@ def _task_gpu_addresses() -> list[str] | None:
         return None
     res = ctx.resources().get("gpu")
     return list(res.addresses) if res is not None else None
-
-
-def _topk(
-    scores: torch.Tensor, rows: np.ndarray, cols: np.ndarray, k: int, device: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mask ``(rows, cols)`` to ``-inf`` in the torch ``scores`` block, then its top ``k`` per row."""
-    import torch
-
-    if len(rows):
-        r = torch.as_tensor(rows, dtype=torch.long).to(device, non_blocking=True)
-        c = torch.as_tensor(cols, dtype=torch.long).to(device, non_blocking=True)
-        scores[r, c] = float("-inf")
-    top_scores, top_pos = torch.topk(scores, k, dim=1)
-    return top_pos.to(torch.int32).cpu().numpy(), top_scores.cpu().numpy()
 
 
 def score_block(
@@ -191,7 +173,7 @@ def score_block(
         pos = np.minimum(np.searchsorted(item_ids, seen_items), len(item_ids) - 1)
         known = item_ids[pos] == seen_items
         rows, cols = rows[known], pos[known]
-    top_pos, top_scores = _topk(u @ v.T, rows, cols, k, device)
+    top_pos, top_scores = topk_masked(u @ v.T, rows, cols, k, device)
     return item_ids[top_pos], top_scores.astype(np.float64)
 
 
@@ -310,10 +292,7 @@ def top_n_from_factors(
                     pos = np.minimum(np.searchsorted(ids, seen_items), len(ids) - 1)
                     known = ids[pos] == seen_items
                     rows, cols = rows[known], pos[known]
-                u = torch.from_numpy(user_vecs)
-                if device != "cpu":
-                    u = u.pin_memory().to(device, non_blocking=True)
-                top_pos, top_scores = _topk(u @ v_t, rows, cols, k, device)
+                top_pos, top_scores = score_user_block(user_vecs, rows, cols, v_t, k, device)
                 b = len(user_ids)
                 out_users = np.repeat(user_ids.astype(np.int32), k)
                 out_items = ids[top_pos].astype(np.int32).ravel()

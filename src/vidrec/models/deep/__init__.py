@@ -1,11 +1,11 @@
-"""Deep recommenders trained data-parallel: Spark feature shards -> Petastorm -> PyTorch DDP.
+"""Deep recommenders trained data-parallel: Spark feature shards -> the loader seam -> PyTorch DDP.
 
 Modules, one idea each:
 
 - :mod:`~vidrec.models.deep.params`: a model's parameters from the typed ``deep:`` configuration section;
 - :mod:`~vidrec.models.deep.features`: pure Spark transforms that build each model's training rows;
 - :mod:`~vidrec.models.deep.shards`: writing those rows as Parquet shards under the warehouse, and retention;
-- :mod:`~vidrec.models.deep.loader`: the one seam between Parquet and PyTorch (Petastorm today);
+- :mod:`~vidrec.models.deep.loader`: the one seam between Parquet and PyTorch (pyarrow, or Petastorm);
 - :mod:`~vidrec.models.deep.networks`: the PyTorch networks, one file each (NeuMF, Mult-VAE, SASRec,
   GRU4Rec, the content encoder with its TextCNN, fusion);
 - :mod:`~vidrec.models.deep.train`: the one DDP training loop (``train_worker``), also for ``torchrun``;

@@ -128,7 +128,7 @@ def build_spec(
     paths : mapping
         ``train``, ``val`` (or None), ``items`` (or None), ``artifact_dir``.
     launch : mapping
-        Launch settings (``num_threads``).
+        Launch settings (``num_threads``, ``loader``).
     use_gpu : bool
     expected_rows : mapping, optional
         ``train`` and ``val`` row counts the shard writer wrote.
@@ -161,6 +161,7 @@ def build_spec(
         "keep_checkpoints": 1,  # a resume reads the newest only (deep.keep_checkpoints counts nights)
         "use_gpu": bool(use_gpu),
         "num_threads": int(launch.num_threads),
+        "loader": str(launch.loader),
         "expected_train_rows": expected.get(S.TRAIN),
         "expected_val_rows": expected.get(S.VAL),
         "diagnostics": bool(diagnostics),

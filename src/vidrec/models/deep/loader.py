@@ -1,16 +1,23 @@
 """The one seam between Parquet shards and PyTorch: every model reads its data through this module.
 
-Today it is Petastorm 0.13.1: ``make_batch_reader`` (whole row groups, sharded by rank as
-``row_group_index % world_size``) feeding ``BatchedDataLoader`` (column-wise batches; the row-by-row
-``petastorm.pytorch.DataLoader`` is ~70x slower). Known Petastorm bugs are handled here:
+Two readers behind :func:`iter_batches`, chosen by ``reader`` (``deep.launch.loader``), with the same
+guarantees: each rank reads the row groups whose index ``% world_size == rank`` (in file order),
+every epoch reads every row exactly once across ranks, the order is shuffled per ``(seed, epoch)``
+(row groups and the rows within each), and batches are exactly ``batch_size`` rows but the last.
+
+- ``pyarrow``: each of the rank's row groups read with ``ParquetFile.read_row_group``, each column
+  converted once per row group (``torch.from_numpy``), rows permuted with one index per group, batches
+  sliced (across group boundaries). No extra dependency (the GPU check runs it without Petastorm).
+- ``petastorm`` (0.13.1): ``make_batch_reader`` (whole row groups, sharded the same way) feeding
+  ``BatchedDataLoader`` (column-wise batches; the row-by-row ``petastorm.pytorch.DataLoader`` is ~70x
+  slower). Known Petastorm bugs are handled here:
 
 - its default thread pool sometimes returns an *empty epoch* with no error: the reader runs with
   ``reader_pool_type='dummy'`` (reads in the calling thread; no bad epoch measured);
 - sharding needs at least as many row groups as ranks (:mod:`vidrec.models.deep.shards` writes them so).
 
-Replacing Petastorm means rewriting :func:`iter_batches` (and the two small helpers) only; models
-and the training loop see ``dict[str, torch.Tensor]`` batches. Array columns arrive as 2-D tensors.
-Int columns arrive as int32, float columns as float32.
+Models and the training loop see ``dict[str, torch.Tensor]`` batches. Array columns arrive as 2-D
+tensors. Int columns arrive as int32, float columns as float32 (the dtypes the shards hold).
 """
 
 from __future__ import annotations
@@ -24,12 +31,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 log = logging.getLogger(__name__)
 
 #: Petastorm's reader pool: 'dummy' avoids the silent empty epochs of its thread pool.
 READER_POOL = "dummy"
+#: The readers :func:`iter_batches` offers (``deep.launch.loader``).
+READERS = ("pyarrow", "petastorm")
+DEFAULT_READER = "pyarrow"
 
 
 def dataset_url(path: str) -> str:
@@ -69,6 +80,7 @@ def iter_batches(
     seed: int = 0,
     shuffle: bool = True,
     shuffle_buffer: int = 0,
+    reader: str = DEFAULT_READER,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Batches of this rank's shard of the Parquet dataset at ``path``, for one epoch.
 
@@ -93,6 +105,8 @@ def iter_batches(
         Shuffle row-group order and rows within each row group.
     shuffle_buffer : int
         Rows of the cross-row-group shuffling buffer (0: none).
+    reader : str
+        ``pyarrow`` or ``petastorm`` (:data:`READERS`).
 
     Yields
     ------
@@ -102,12 +116,20 @@ def iter_batches(
     Raises
     ------
     ValueError
-        On an invalid rank, world size or batch size.
+        On an invalid rank, world size, batch size or reader, or (pyarrow) when this rank's shard
+        has no row group (Petastorm raises its ``NoDataAvailableError``).
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if reader not in READERS:
+        raise ValueError(f"loader must be one of {', '.join(READERS)}, got '{reader}'")
+    if reader == "pyarrow":
+        yield from _iter_pyarrow(
+            path, rank, world_size, batch_size, epoch, columns, seed, shuffle, shuffle_buffer
+        )
+        return
     from petastorm import make_batch_reader
     from petastorm.pytorch import BatchedDataLoader
 
@@ -127,6 +149,114 @@ def iter_batches(
     with BatchedDataLoader(reader, batch_size=batch_size, shuffling_queue_capacity=shuffle_buffer) as loader:
         for batch in loader:
             yield {c: batch[c] for c in wanted}
+
+
+def _row_groups(path: str) -> tuple[Any, list[tuple[str, int]]]:
+    """The dataset's filesystem and its row groups as ``(file, index in file)``, in file-name order."""
+    dataset = _dataset(path)
+    fs = dataset.filesystem
+    groups: list[tuple[str, int]] = []
+    for f in sorted(dataset.files):
+        with fs.open_input_file(f) as handle:
+            n = pq.ParquetFile(handle).metadata.num_row_groups
+        groups += [(f, g) for g in range(n)]
+    return fs, groups
+
+
+def _column_tensor(col: Any) -> torch.Tensor:
+    """One Arrow column as a tensor, converted once: scalars as they are, padded lists as 2-D."""
+    arr = col.combine_chunks() if hasattr(col, "combine_chunks") else col
+    if hasattr(arr.type, "value_type"):
+        n = len(arr)
+        offsets = arr.offsets.to_numpy()
+        width = int(offsets[1] - offsets[0]) if n else 0
+        if n and (arr.null_count or not np.all(np.diff(offsets) == width)):
+            raise ValueError(f"array column {col!r:.60} has ragged or null rows: shards hold padded arrays")
+        values = arr.values.slice(int(offsets[0]), n * width).to_numpy(zero_copy_only=False)
+        out = np.array(values).reshape(n, width)
+    else:
+        out = arr.to_numpy(zero_copy_only=False)
+        if not out.flags.writeable:
+            out = np.array(out)
+    if out.dtype == np.int64:
+        out = out.astype(np.int32)
+    elif out.dtype == np.float64:
+        out = out.astype(np.float32)
+    return torch.from_numpy(out)
+
+
+def _iter_pyarrow(
+    path: str,
+    rank: int,
+    world_size: int,
+    batch_size: int,
+    epoch: int,
+    columns: Sequence[str],
+    seed: int,
+    shuffle: bool,
+    shuffle_buffer: int,
+) -> Iterator[dict[str, torch.Tensor]]:
+    wanted = list(columns)
+    fs, groups = _row_groups(path)
+    mine = groups[rank::world_size]
+    if not mine:
+        raise ValueError(
+            f"loader: {path} has {len(groups)} row group(s), none for rank {rank} of {world_size} "
+            "(the shard writer writes at least one per process)"
+        )
+    rng = np.random.default_rng([epoch_seed(seed, epoch), rank]) if shuffle else None
+    if rng is not None:
+        mine = [mine[i] for i in rng.permutation(len(mine))]
+    carry: dict[str, torch.Tensor] | None = None  # rows held back: a short tail, or the shuffling buffer
+    opened: dict[str, Any] = {}
+    try:
+        for f, g in mine:
+            if f not in opened:
+                opened.clear()  # one file open at a time (a file holds one group at the default sizes)
+                opened[f] = pq.ParquetFile(fs.open_input_file(f))
+            table = opened[f].read_row_group(g, columns=wanted)
+            part = {c: _column_tensor(table.column(c)) for c in wanted}
+            n, start = table.num_rows, 0
+            if rng is not None and shuffle_buffer:
+                # the shuffling buffer: the rows held back mixed with the new group's, once per group
+                if carry is not None:
+                    part, carry = _concat([carry, part]), None
+                    n = len(part[wanted[0]])
+                part = _permuted(part, rng, n)
+            elif rng is not None:
+                part = _permuted(part, rng, n)
+            if carry is not None:  # complete the short tail of the last group first
+                need = batch_size - len(carry[wanted[0]])
+                if n < need:
+                    carry = _concat([carry, part])
+                    continue
+                yield _concat([carry, {c: t[:need] for c, t in part.items()}])
+                carry, start = None, need
+            keep = shuffle_buffer if rng is not None else 0
+            while start + batch_size <= n - keep:
+                yield {c: t[start : start + batch_size] for c, t in part.items()}
+                start += batch_size
+            if start < n:
+                carry = {c: t[start:] for c, t in part.items()}
+        while carry is not None:  # the buffer's rows (or the last short tail)
+            batch = {c: t[:batch_size] for c, t in carry.items()}
+            rest = len(carry[wanted[0]]) - batch_size
+            carry = {c: t[batch_size:] for c, t in carry.items()} if rest > 0 else None
+            yield batch
+    finally:
+        opened.clear()
+
+
+def _permuted(part: dict[str, torch.Tensor], rng: np.random.Generator, n: int) -> dict[str, torch.Tensor]:
+    """``part``'s rows in a random order (one index for every column)."""
+    if n < 2:
+        return part
+    perm = torch.from_numpy(rng.permutation(n))
+    return {c: t.index_select(0, perm) for c, t in part.items()}
+
+
+def _concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {c: torch.cat([p[c] for p in parts]) for c in parts[0]}
 
 
 def _to_tensors(table: Any, columns: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -1,11 +1,12 @@
-"""Feature shards on disk: Parquet written by Spark for Petastorm to stream, and their retention.
+"""Feature shards on disk: Parquet written by Spark for the loader seam to stream, and their retention.
 
 Layout: ``<root>/<model>/run_date=<YYYY-MM-DD>/<split>/part-*.parquet`` with ``root`` =
-``<warehouse>/features`` by default and ``split`` one of ``train``, ``val``, ``items``. Petastorm
-shards by whole row group (``index % shard_count``), so :func:`write_shards` writes a number of
-row groups that is a multiple of the process count, at least ``min_row_groups_per_process`` per
-process, each near ``rows_per_row_group`` rows (round-robin repartition: sizes differ by at most
-the number of upstream partitions). A rewrite of a run date replaces it.
+``<warehouse>/features`` by default and ``split`` one of ``train``, ``val``, ``items``. The
+loader (pyarrow or Petastorm) shards by whole row group (``index % shard_count``), so
+:func:`write_shards` writes a number of row groups that is a multiple of the process count, at
+least ``min_row_groups_per_process`` per process, each near ``rows_per_row_group`` rows
+(round-robin repartition: sizes differ by at most the number of upstream partitions). A rewrite
+of a run date replaces it.
 
 Large row groups (131,072 rows by default) matter: Petastorm 0.13.1 reads a row group in time that grows
 with the number of files in the dataset, so 5.6M rows as 343 groups of 16k read at 0.9M rows/s and as 43
@@ -150,7 +151,7 @@ def write_shards(
     if info.row_groups < num_processes:
         raise ValueError(
             f"write_shards({path}): only {info.row_groups} non-empty files for {num_processes} processes; "
-            "Petastorm would raise NoDataAvailableError"
+            "a rank would read no row group"
         )
     log.info(
         "shards: %d rows in %d row groups (%d..%d rows) at %s",

@@ -1,4 +1,4 @@
-"""The one training loop of every deep model: DDP over Petastorm shards (TorchDistributor or torchrun).
+"""The one training loop of every deep model: DDP over Parquet shards (TorchDistributor or torchrun).
 
 :func:`train_worker` takes a plain dictionary (the *spec*: paths and hyper-parameters, JSON-able,
 no Spark) and runs in every process of the job. It reads ``RANK``, ``WORLD_SIZE`` and
@@ -22,7 +22,7 @@ Gradients are clipped; on CUDA, autocast (bf16, else fp16 with a GradScaler) whe
 Spec keys (see :func:`vidrec.models.deep.launch.build_spec`): ``model``, ``model_config``, ``train_path``,
 ``val_path`` (or null), ``items_path`` (or null), ``artifact_dir``, ``checkpoint_dir``,
 ``batch_size``, ``max_epochs``, ``lr``, ``weight_decay``, ``grad_clip``, ``patience``,
-``min_delta``, ``seed``, ``amp``, ``use_gpu``, ``num_threads``, ``shuffle_buffer``,
+``min_delta``, ``seed``, ``amp``, ``use_gpu``, ``num_threads``, ``shuffle_buffer``, ``loader``,
 ``keep_checkpoints``, ``expected_train_rows``, ``expected_val_rows``, ``diagnostics``,
 ``data_digest`` (a checkpoint is resumed only for the same model configuration and data digest).
 
@@ -91,6 +91,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     "use_gpu": False,
     "num_threads": 0,
     "shuffle_buffer": 0,
+    "loader": loader.DEFAULT_READER,
     "keep_checkpoints": 1,
     "expected_train_rows": None,
     "expected_val_rows": None,
@@ -509,6 +510,7 @@ class _Trainer:
             seed=int(spec["seed"]),
             shuffle=True,
             shuffle_buffer=int(spec["shuffle_buffer"]),
+            reader=str(spec["loader"]),
         )
         flag = torch.zeros(1, device=self.device)
         rows = steps = idle_steps = 0
@@ -590,6 +592,7 @@ class _Trainer:
             0,
             self.columns,
             shuffle=False,
+            reader=str(spec["loader"]),
         )
         for batch in batches:
             b = self._to_device(batch)
