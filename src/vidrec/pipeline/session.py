@@ -130,6 +130,8 @@ def build_spark(conf: Config) -> SparkSession:
     spark = configure_builder(SparkSession.builder, conf).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     watch_first_job(spark, conf.spark.schedule_timeout_s)
+    if under_spark_submit():
+        ship_wheels_to_local_workers(spark)
     checkpoint = conf.spark.checkpoint_dir or f"{conf.warehouse}/_checkpoints"
     try:
         spark.sparkContext.setCheckpointDir(checkpoint)
@@ -143,6 +145,36 @@ def build_spark(conf: Config) -> SparkSession:
         ) from exc
     log.info("spark %s master=%s warehouse=%s", spark.version, spark.sparkContext.master, conf.warehouse)
     return spark
+
+
+def ship_wheels_to_local_workers(spark: SparkSession) -> list[str]:
+    """Put the wheels of ``spark-submit --py-files`` on a local master's Python workers' path.
+
+    ``spark-submit`` puts a ``.whl`` on the driver's ``PYTHONPATH``, but PySpark adds only ``.zip``,
+    ``.egg`` and ``.jar`` files to its Python workers' path. A cluster's executors get the wheel from
+    ``spark.executorEnv.PYTHONPATH`` (``conf/cluster-cpu.yaml``), a path relative to the executor's
+    folder, which a local master's workers do not run in: without this every Python UDF of a
+    ``local[N]`` spark-submit fails with "No module named 'vidrec'". Each wheel (a zip file) is
+    copied under a ``.zip`` name and added with ``addPyFile``. Returns the files added.
+    """
+    sc = spark.sparkContext
+    if scheduling.local_task_slots(sc.master) is None:
+        return []
+    import shutil
+    import tempfile
+    from urllib.parse import urlparse
+
+    added = []
+    for uri in (sc.getConf().get("spark.submit.pyFiles") or "").split(","):
+        path = urlparse(uri).path if uri.startswith("file:") else uri
+        if not path.endswith(".whl") or not os.path.isfile(path):
+            continue
+        target = Path(tempfile.mkdtemp(prefix="vidrec-pyfiles-")) / (Path(path).stem + ".zip")
+        shutil.copyfile(path, target)
+        sc.addPyFile(str(target))
+        added.append(str(target))
+        log.info("spark-submit on %s: %s shipped to the Python workers as %s", sc.master, path, target.name)
+    return added
 
 
 def _exit_stuck(message: str) -> None:
