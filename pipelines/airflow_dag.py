@@ -31,8 +31,9 @@ on any cluster; ``conf/cluster.yaml`` where the executors have GPUs). The Spark 
 come from the Airflow connection ``VIDREC_SPARK_CONN_ID`` (default ``spark_default``). Before
 ``spark-submit`` starts, the task checks that the release holds every file the command names
 (:func:`check_release`); a missing one fails the try at once, without retries, naming its absolute path.
-Exit code 2 of the nightly (bad flags, configuration or paths; nothing written) also fails without
-retries; exit code 1 (a stage failed, rolled back) is retried.
+Exit code 2 of the nightly (bad flags, configuration or paths; nothing written) and exit code 4 (a
+malformed warehouse lease) also fail without retries; exit code 1 (a stage failed, rolled back) and 3
+(the warehouse is busy: another writer holds its lease) are retried.
 Tested with a real Airflow 3.1.8 and apache-airflow-providers-apache-spark 6.3.4 (``tests/test_airflow.py``).
 """
 
@@ -233,6 +234,18 @@ CONFIG_EXIT_MESSAGE = (
     "vidrec nightly exited with code 2: it refused its flags, configuration or paths before writing "
     "anything (its 'configuration error' line above says which); not retried: fix it, then clear the task"
 )
+#: The nightly's exit code for a malformed warehouse lease (``ops/lease`` holds more than one holder or a
+#: bad row: someone edited it by hand). Exit code 3 (busy: another writer holds the lease) is retried.
+MALFORMED_LEASE_EXIT_CODE = 4
+MALFORMED_LEASE_MESSAGE = (
+    "vidrec nightly exited with code 4: the warehouse lease ops/lease is malformed (its error line above "
+    "names the rows); not retried: see docs/operations.md (the lease), then clear the task"
+)
+#: Exit codes that fail the task at once, without retries: a retry would meet the same refusal.
+FINAL_EXIT_MESSAGES = {
+    CONFIG_EXIT_CODE: CONFIG_EXIT_MESSAGE,
+    MALFORMED_LEASE_EXIT_CODE: MALFORMED_LEASE_MESSAGE,
+}
 
 
 def submit_exit_code(operator: Any) -> int | None:
@@ -260,16 +273,18 @@ def build_dag(env: Mapping[str, str] | None = None) -> Any:
             raise AirflowFailException(str(exc)) from exc
 
     class NightlySubmitOperator(SparkSubmitOperator):
-        """``SparkSubmitOperator`` whose exit code 2 fails the task without retries: the nightly refused
-        its flags, configuration or paths before writing anything, and a retry would refuse them again
-        (exit code 1, a stage failed and was rolled back, is retried)."""
+        """``SparkSubmitOperator`` whose exit codes 2 and 4 fail the task without retries: the nightly
+        refused its flags, configuration or paths (2) or found the warehouse lease malformed (4) before
+        writing anything, and a retry would meet the same refusal. Exit code 1 (a stage failed and was
+        rolled back) and 3 (another writer holds the lease) are retried."""
 
         def execute(self, context: Any) -> Any:
             try:
                 return super().execute(context)
             except Exception as exc:
-                if submit_exit_code(self) == CONFIG_EXIT_CODE:
-                    raise AirflowFailException(CONFIG_EXIT_MESSAGE) from exc
+                final = FINAL_EXIT_MESSAGES.get(submit_exit_code(self) or 0)
+                if final is not None:
+                    raise AirflowFailException(final) from exc
                 raise
 
     with DAG(

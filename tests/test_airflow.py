@@ -79,7 +79,7 @@ task._pre_execute_hook(context)  # a complete release: passes
 task.execute(context)  # the provider's own path: hook, command, Popen of spark-submit (a recorder)
 out["submitted"] = json.loads(Path(os.environ["RECORD"]).read_text())
 out["exit_codes"] = {}
-for code in (1, 2):  # spark-submit fails: a stage failed (retried) / refused its configuration (not)
+for code in (1, 2, 3, 4):  # a stage failed, refused its configuration, lease busy, lease malformed
     os.environ["RECORD_EXIT"] = str(code)
     try:
         task.execute(context)
@@ -222,6 +222,9 @@ def test_real_airflow_loads_the_dag_and_submits_what_spark_submit_args_builds(
     stage_failed, refused = out["exit_codes"]["1"], out["exit_codes"]["2"]
     assert stage_failed[:2] == ["AirflowException", False] and "Error code is: 1" in stage_failed[2]
     assert refused[:2] == ["AirflowFailException", True] and refused[2] == dag.CONFIG_EXIT_MESSAGE
+    busy, malformed = out["exit_codes"]["3"], out["exit_codes"]["4"]  # busy: retried; malformed: not
+    assert busy[:2] == ["AirflowException", False] and "Error code is: 3" in busy[2]
+    assert malformed[:2] == ["AirflowFailException", True] and malformed[2] == dag.MALFORMED_LEASE_MESSAGE
     name, message = out["missing_wheel"]
     assert name == "AirflowFailException"  # fails the try without retries: a release is not transient
     assert f"no file at {wheel}" in message and "\n" not in message

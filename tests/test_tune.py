@@ -368,8 +368,8 @@ def test_tuning_run_writes_trials_conf_and_runs_and_never_reads_the_test_split(
     # the chosen values are a loadable conf layer
     tuned = load_config(result.conf_path)
     chosen_ease = next(json.loads(r["params"]) for r in rows if r[C.COL_ALGORITHM] == "ease" and r["chosen"])
-    assert tuned["ease"]["lambda"] == chosen_ease["lambda"]
-    assert tuned["hybrid"]["weights"] == pytest.approx(
+    assert tuned.ease.lambda_ == chosen_ease["lambda"]
+    assert tuned.hybrid.weights == pytest.approx(
         {**{a: 0.0 for a in conf.hybrid.weights}, **result.chosen["hybrid"]["weights"]}
     )
 

@@ -8,9 +8,28 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 log = logging.getLogger("vidrec")
+
+
+def report_stream() -> TextIO:
+    """The stream a job's machine-readable report (JSON on stdout) goes to, kept clean of JVM output.
+
+    Delta prints some lines with ``println`` on the JVM's stdout (VACUUM's "Deleted N files and
+    directories in a total of M directories."), and the JVM that PySpark launches shares this process's
+    stdout. Called before the session starts, this points file descriptor 1 at stderr, so the JVM
+    inherits that, and returns a stream on the original stdout. With a JVM already running (a job
+    called inside another Python program), nothing is redirected and ``sys.stdout`` is returned.
+    """
+    from pyspark import SparkContext
+
+    if SparkContext._gateway is not None:
+        return sys.stdout
+    sys.stdout.flush()
+    report = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return report
 
 
 def parse_date(text: str) -> dt.date:

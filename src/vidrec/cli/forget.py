@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from vidrec.cli.common import add_wait, setup_logging, warehouse_override, with_lease
+    from vidrec.cli.common import add_wait, report_stream, setup_logging, warehouse_override, with_lease
     from vidrec.config import ConfigError, load_config
     from vidrec.data import privacy
 
@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(conf.logging.level)
     from vidrec.pipeline.session import build_spark
 
+    report = report_stream()  # Delta's VACUUM prints to the JVM's stdout: keep the JSON report apart
     try:
         spark = build_spark(conf)
     except ConfigError as exc:
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:
             log.error("vidrec forget_user failed: %s", exc)
             return 1
-        print(json.dumps(result, indent=2, sort_keys=True))
+        print(json.dumps(result, indent=2, sort_keys=True), file=report, flush=True)
         if result["unknown_users"]:
             print(
                 f"vidrec forget_user: {result['unknown_users']} of {len(groups)} user id(s) were in no table "

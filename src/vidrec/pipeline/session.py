@@ -225,6 +225,7 @@ def watch_first_job(
     sc = spark.sparkContext
     tracker = sc.statusTracker()
     before = set(tracker.getActiveStageIds())
+    jobs_before = set(tracker.getJobIdsForGroup())
     master = sc.master or "?"
     settings = {str(k): str(v) for k, v in sc.getConf().getAll()}
     handler = on_stuck or _exit_stuck
@@ -236,12 +237,22 @@ def watch_first_job(
                 return True
         return False
 
+    def finished_job() -> bool:
+        """A job submitted since the call has ended (between two polls): its tasks ran, or it failed."""
+        for jid in set(tracker.getJobIdsForGroup()) - jobs_before:
+            info = tracker.getJobInfo(jid)
+            if info is not None and info.status in ("SUCCEEDED", "FAILED"):
+                return True
+        return False
+
     def watch() -> None:
         first_seen: float | None = None
         try:
             while True:
                 stages = [s for s in tracker.getActiveStageIds() if s not in before]
                 now = time.monotonic()
+                if not stages and finished_job():
+                    return
                 if stages:
                     if started(stages):
                         return
