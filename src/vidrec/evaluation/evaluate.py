@@ -263,16 +263,16 @@ def evaluate(
         cand.recs.unpersist()
     rating_algos = {C.ALGO_ALS: C.ALGO_ALS, BASELINE_ITEM_MEAN: C.ALGO_POPULARITY}
     for name, errs in rating_metrics(train_i, h.held_out, conf.rating, conf.als.num_blocks).items():
-        algo = rating_algos.get(name)
-        if algo in algorithms:
-            if algo == C.ALGO_ALS:
+        rated = rating_algos.get(name)
+        if rated is not None and rated in algorithms:
+            if rated == C.ALGO_ALS:
                 version = rating_model_version(run_date.isoformat(), conf.rating)
             else:
-                version = fitted[algo].model_version
+                version = fitted[rated].model_version
             values = {"rmse": errs["rmse"], "mae": errs["mae"]}
-            rows += metric_rows(run_date, algo, version, values, None, split_name)
+            rows += metric_rows(run_date, rated, version, values, None, split_name)
             log.info(
-                "evaluate: %-10s rmse=%.4f mae=%.4f (%d ratings)", algo, errs["rmse"], errs["mae"], errs["n"]
+                "evaluate: %-10s rmse=%.4f mae=%.4f (%d ratings)", rated, errs["rmse"], errs["mae"], errs["n"]
             )
     for name, df in slices.items():
         if name:
