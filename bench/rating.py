@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| data | split | model | RMSE | MAE | rated test pairs |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
     for r in results:
-        print(f"| {r['data']} | {r['split']} | {r['model']} | {r['rmse']:.4f} | {r['mae']:.4f} | {int(r['n']):,} |")
+        cells = [r["data"], r["split"], r["model"], f"{r['rmse']:.4f}", f"{r['mae']:.4f}", f"{int(r['n']):,}"]
+        print("| " + " | ".join(cells) + " |")
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(results, indent=1))
     spark.stop()
