@@ -31,9 +31,11 @@ on any cluster; ``conf/cluster.yaml`` where the executors have GPUs). The Spark 
 come from the Airflow connection ``VIDREC_SPARK_CONN_ID`` (default ``spark_default``). Before
 ``spark-submit`` starts, the task checks that the release holds every file the command names
 (:func:`check_release`); a missing one fails the try at once, without retries, naming its absolute path.
-Exit code 2 of the nightly (bad flags, configuration or paths; nothing written) and exit code 4 (a
-malformed warehouse lease) also fail without retries; exit code 1 (a stage failed, rolled back) and 3
-(the warehouse is busy: another writer holds its lease) are retried.
+Exit code 2 of the nightly (bad flags, configuration or paths; nothing written), exit code 4 (a
+malformed warehouse lease) and exit code 6 (the run finished, but the publish gate held the previous
+lists because the served algorithm's quality dropped: a rerun would hold again) also fail without
+retries; exit code 1 (a stage failed, rolled back) and 3 (the warehouse is busy: another writer holds
+its lease) are retried.
 Tested with a real Airflow 3.1.8 and apache-airflow-providers-apache-spark 6.3.4 (``tests/test_airflow.py``).
 """
 
@@ -241,10 +243,19 @@ MALFORMED_LEASE_MESSAGE = (
     "vidrec nightly exited with code 4: the warehouse lease ops/lease is malformed (its error line above "
     "names the rows); not retried: see docs/operations.md (the lease), then clear the task"
 )
+#: The nightly's exit code when the publish gate held the lists: every stage ran, but tonight's quality of
+#: the served algorithm dropped beyond ``publish_gate.tolerance``, so yesterday's lists are served again.
+GATE_HELD_EXIT_CODE = 6
+GATE_HELD_MESSAGE = (
+    "vidrec nightly exited with code 6: the publish gate held the lists (the served algorithm's quality "
+    "dropped; its 'publish gate held' line above and ops/runs give the numbers) and yesterday's lists are "
+    "served again, re-dated; not retried: see docs/operations.md (the publish gate), then clear the task"
+)
 #: Exit codes that fail the task at once, without retries: a retry would meet the same refusal.
 FINAL_EXIT_MESSAGES = {
     CONFIG_EXIT_CODE: CONFIG_EXIT_MESSAGE,
     MALFORMED_LEASE_EXIT_CODE: MALFORMED_LEASE_MESSAGE,
+    GATE_HELD_EXIT_CODE: GATE_HELD_MESSAGE,
 }
 
 
@@ -273,10 +284,11 @@ def build_dag(env: Mapping[str, str] | None = None) -> Any:
             raise AirflowFailException(str(exc)) from exc
 
     class NightlySubmitOperator(SparkSubmitOperator):
-        """``SparkSubmitOperator`` whose exit codes 2 and 4 fail the task without retries: the nightly
+        """``SparkSubmitOperator`` whose exit codes 2, 4 and 6 fail the task without retries: the nightly
         refused its flags, configuration or paths (2) or found the warehouse lease malformed (4) before
-        writing anything, and a retry would meet the same refusal. Exit code 1 (a stage failed and was
-        rolled back) and 3 (another writer holds the lease) are retried."""
+        writing anything, or its publish gate held the previous lists (6), and a retry would meet the
+        same refusal. Exit code 1 (a stage failed and was rolled back) and 3 (another writer holds the
+        lease) are retried."""
 
         def execute(self, context: Any) -> Any:
             try:

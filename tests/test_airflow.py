@@ -79,7 +79,7 @@ task._pre_execute_hook(context)  # a complete release: passes
 task.execute(context)  # the provider's own path: hook, command, Popen of spark-submit (a recorder)
 out["submitted"] = json.loads(Path(os.environ["RECORD"]).read_text())
 out["exit_codes"] = {}
-for code in (1, 2, 3, 4):  # a stage failed, refused its configuration, lease busy, lease malformed
+for code in (1, 2, 3, 4, 6):  # stage failed, refused its configuration, lease busy, malformed, gate held
     os.environ["RECORD_EXIT"] = str(code)
     try:
         task.execute(context)
@@ -225,6 +225,8 @@ def test_real_airflow_loads_the_dag_and_submits_what_spark_submit_args_builds(
     busy, malformed = out["exit_codes"]["3"], out["exit_codes"]["4"]  # busy: retried; malformed: not
     assert busy[:2] == ["AirflowException", False] and "Error code is: 3" in busy[2]
     assert malformed[:2] == ["AirflowFailException", True] and malformed[2] == dag.MALFORMED_LEASE_MESSAGE
+    held = out["exit_codes"]["6"]  # the publish gate held the lists: not retried
+    assert held[:2] == ["AirflowFailException", True] and held[2] == dag.GATE_HELD_MESSAGE
     name, message = out["missing_wheel"]
     assert name == "AirflowFailException"  # fails the try without retries: a release is not transient
     assert f"no file at {wheel}" in message and "\n" not in message

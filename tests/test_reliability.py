@@ -660,10 +660,13 @@ def test_run_log_has_counts_bad_records_and_model_versions(spark, ref) -> None:
             .collect()
         }
         assert {a for a, _ in written} == set(ref["conf"].models), stage
-        # keyed by model name: the algorithm, or e.g. als-explicit (evaluate's rating model)
+        # keyed by model name: the algorithm, or e.g. als-biased (evaluate's rating model)
         assert rows[stage].model_versions == {v.split(f"-{RUN_DATE}-")[0]: v for _, v in written}, stage
     assert rows["recommend"].model_versions["als"].startswith(f"als-{RUN_DATE}-")
-    assert "als-explicit" in rows["evaluate"].model_versions
+    assert "als-biased" in rows["evaluate"].model_versions
+    # the first night has no earlier signal: the publish gate lets it through, exit code 0
+    assert json.loads(rows["recommend"].details)["publish_gate"]["decision"] == "publish"
+    assert pipeline.exit_code([ref["summary"]]) == 0
     assert rows["matrix"].rows_written[tables.catalog_name(C.T_INTERACTIONS)] > 0
     assert rows["matrix"].bad_records is None and rows["matrix"].model_versions == {}
 

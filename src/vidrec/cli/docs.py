@@ -199,7 +199,7 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         written="every stage appends its row (success or failure)",
         notes="`details` is JSON (the stage's counts), `rows_written` maps each table to the rows its "
         "commits wrote (from Delta's commit metrics), `bad_records` the records ingest rejected, "
-        "`model_versions` (evaluate, recommend) maps a model name (e.g. `als` or `als-explicit`) to its "
+        "`model_versions` (evaluate, recommend) maps a model name (e.g. `als` or `als-biased`) to its "
         "model version.",
         columns=(
             ("run_id", "string"),

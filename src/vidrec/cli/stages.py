@@ -3,7 +3,8 @@
 Every job takes the same flags (``--raw --warehouse --run-date --conf --set``), checks its paths,
 builds the session from conf, runs its stage(s) and exits 0 only when every stage succeeded (1: a
 stage failed and was rolled back; 2: bad flags or configuration, before anything is written; 3: another
-job holds the warehouse's lease, :mod:`vidrec.pipeline.lease`; 4: the lease table is malformed).
+job holds the warehouse's lease, :mod:`vidrec.pipeline.lease`; 4: the lease table is malformed; 6: the
+run finished but the publish gate held the previous lists, :mod:`vidrec.evaluation.gate`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def run_stages(command: str, argv: Sequence[str]) -> int:
     """Run the stages of ``command`` with ``argv`` flags; returns the process exit code.
 
     Exit codes: 0 every stage succeeded; 1 a stage failed (the run was rolled back); 2 bad flags or
-    configuration, found before Spark starts and before anything is written.
+    configuration, found before Spark starts and before anything is written; 6 every stage succeeded
+    but the publish gate held the previous lists of a date (the scheduler alerts).
     """
     parser = argparse.ArgumentParser(prog=f"vidrec {command}", description=f"vidrec {command} stage(s)")
     add_common(parser, raw_required=command in ("nightly", "ingest"))
@@ -119,6 +121,7 @@ def execute(command: str, args: argparse.Namespace) -> int:
                 for day, summary in done.items():
                     print(f"{day}: run {summary['_run']['run_id']} in {summary['_run']['seconds']} s")
                 print(pipeline.format_summary(spark, conf.warehouse, done[dates[-1]]))
+                summaries = list(done.values())
             else:
                 summary = pipeline.run_nightly(
                     spark,
@@ -132,10 +135,15 @@ def execute(command: str, args: argparse.Namespace) -> int:
                     full_refresh=getattr(args, "full_refresh", False),
                 )
                 print(pipeline.format_summary(spark, conf.warehouse, summary))
+                summaries = [summary]
         except Exception as exc:  # the run log and roll-back already happened
             log.error("vidrec %s for %s failed: %s", command, args.run_date, exc)
             return 1
-        return 0
+        for s in summaries:
+            why = pipeline.held_gate(s)
+            if why is not None:
+                print(f"vidrec {command}: publish gate held the lists: {why}", file=sys.stderr)
+        return pipeline.exit_code(summaries)
 
     job = "backfill" if until else command
     return with_lease(f"vidrec {command}", spark, conf, job, args.wait, work)

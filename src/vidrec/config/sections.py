@@ -95,12 +95,30 @@ class AlsConf:
     num_blocks: int
     native_blas: str
     storage_level: str
-    explicit_reg_param: float
 
     def __post_init__(self) -> None:
         _check(self.rank >= 1, "als.rank", ">= 1", self.rank)
         _check(self.max_iter >= 1, "als.max_iter", ">= 1", self.max_iter)
         _check(self.num_blocks >= 1, "als.num_blocks", ">= 1", self.num_blocks)
+
+
+@dataclass(frozen=True)
+class RatingConf:
+    bias_reg_item: float
+    bias_reg_user: float
+    bias_iter: int
+    rank: int
+    max_iter: int
+    reg_param: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        _check(self.bias_reg_item >= 0, "rating.bias_reg_item", ">= 0", self.bias_reg_item)
+        _check(self.bias_reg_user >= 0, "rating.bias_reg_user", ">= 0", self.bias_reg_user)
+        _check(self.bias_iter >= 1, "rating.bias_iter", ">= 1", self.bias_iter)
+        _check(self.rank >= 0, "rating.rank", ">= 0", self.rank)
+        _check(self.max_iter >= 1, "rating.max_iter", ">= 1", self.max_iter)
+        _check(self.reg_param >= 0, "rating.reg_param", ">= 0", self.reg_param)
 
 
 @dataclass(frozen=True)
@@ -269,6 +287,29 @@ class EvaluationConf:
         _check(self.k >= 1, "evaluation.k", ">= 1", self.k)
         _check(0.0 < self.test_fraction < 1.0, "evaluation.test_fraction", "in (0, 1)", self.test_fraction)
         _check(self.min_train_events >= 0, "evaluation.min_train_events", ">= 0", self.min_train_events)
+
+
+@dataclass(frozen=True)
+class PublishGateConf:
+    enabled: bool
+    algorithm: str
+    metric: str
+    tolerance: float
+    nights: int
+    min_nights: int
+    min_users: int
+
+    def __post_init__(self) -> None:
+        _check(
+            self.algorithm in C.ALGORITHMS, "publish_gate.algorithm", f"one of {C.ALGORITHMS}", self.algorithm
+        )
+        metrics = ("precision", "recall", "ndcg", "hit_rate")
+        _check(self.metric in metrics, "publish_gate.metric", f"one of {metrics}", self.metric)
+        _check(0.0 < self.tolerance < 1.0, "publish_gate.tolerance", "in (0, 1)", self.tolerance)
+        _check(self.nights >= 1, "publish_gate.nights", ">= 1", self.nights)
+        _check(1 <= self.min_nights <= self.nights, "publish_gate.min_nights", "in [1, publish_gate.nights]",
+               self.min_nights)  # fmt: skip
+        _check(self.min_users >= 1, "publish_gate.min_users", ">= 1", self.min_users)
 
 
 @dataclass(frozen=True)
@@ -589,6 +630,7 @@ class Config:
     matrix: MatrixConf
     recommend: RecommendConf
     als: AlsConf
+    rating: RatingConf
     ease: EaseConf
     content: ContentConf
     itemknn: ItemKnnConf
@@ -596,6 +638,7 @@ class Config:
     hybrid: HybridConf
     popularity: PopularityConf
     evaluation: EvaluationConf
+    publish_gate: PublishGateConf
     tune: TuneConf
     tracking: TrackingConf
     lease: LeaseConf

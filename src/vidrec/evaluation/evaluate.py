@@ -5,7 +5,8 @@ before a cut-off and tests on the events after it for users seen in training; re
 (user, item) that was completed, liked, favorited or rated >= 4 and that the user had not already
 consumed in training (those are excluded from every list, so they could never be hit). ``chrono``
 and ``random`` hold out a share of each user's events; every held-out item is relevant. Metrics at
-K go to ``gold/model_metrics``; RMSE/MAE where ratings exist.
+K go to ``gold/model_metrics``; RMSE/MAE where ratings exist: the rating model
+(:mod:`vidrec.models.rating`) as ``als``, the item-mean baseline as ``popularity``.
 """
 
 from __future__ import annotations
@@ -15,19 +16,17 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 
-from pyspark.ml.recommendation import ALS
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
 from vidrec.config import Config
-from vidrec.config.sections import AlsConf
+from vidrec.config.sections import RatingConf
 from vidrec.data import schemas
 from vidrec.evaluation import metrics
 from vidrec.evaluation.blend_weights import choose_weights
 from vidrec.evaluation.context import PROTOCOLS, holdout
-from vidrec.models.als import training_frame
-from vidrec.models.base import model_version
+from vidrec.models.rating import RatingModel, fit_rating_model, rating_model_version, rating_rows
 from vidrec.serving.candidates import fit_all
 
 log = logging.getLogger(__name__)
@@ -62,40 +61,56 @@ def metric_rows(
     ]
 
 
-def rating_metrics(train: DataFrame, test: DataFrame, als_params: AlsConf) -> dict[str, dict[str, float]]:
-    """RMSE/MAE of explicit ALS and of the item-mean baseline on held-out explicit ratings.
+#: The rating baselines every rating model must beat (bench/rating.py reports both).
+BASELINE_GLOBAL_MEAN = "global_mean"
+BASELINE_ITEM_MEAN = "item_mean"
 
-    Returns ``{algorithm: {"rmse": .., "mae": ..}}``; empty when either side has no rating.
+
+def rating_predictions(
+    train: DataFrame, test: DataFrame, params: RatingConf, num_blocks: int
+) -> tuple[dict[str, DataFrame], RatingModel | None]:
+    """Predicted ratings of ``test``'s rated pairs by the rating model and the two baselines.
+
+    Returns ``({"als": .., "item_mean": .., "global_mean": ..}, model)``: DataFrames of
+    ``(user_idx, item_idx, prediction)``, every rated test pair predicted (an item without training
+    ratings gets the global mean from the item-mean baseline), and the fitted rating model (release
+    it once the predictions are used); ``({}, None)`` when either side has no rating. ``als`` is the
+    biased matrix factorisation of :mod:`vidrec.models.rating`.
     """
-    train_r = train.where(F.col(C.COL_RATING).isNotNull())
-    test_r = test.where(F.col(C.COL_RATING).isNotNull()).select(C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RATING)
+    train_r = rating_rows(train)
+    test_r = rating_rows(test).select(C.COL_USER_IDX, C.COL_ITEM_IDX)
     if train_r.limit(1).count() == 0 or test_r.limit(1).count() == 0:
-        return {}
-    explicit = ALS(
-        rank=als_params.rank,
-        maxIter=als_params.max_iter,
-        regParam=als_params.explicit_reg_param,
-        implicitPrefs=False,
-        seed=als_params.seed,
-        userCol=C.COL_USER_IDX,
-        itemCol=C.COL_ITEM_IDX,
-        ratingCol="value",
-        coldStartStrategy="drop",
-    ).fit(training_frame(train_r, implicit=False, num_blocks=als_params.num_blocks))
-    als_pred = explicit.transform(test_r).withColumn(
-        "prediction", F.least(F.greatest("prediction", F.lit(0.5)), F.lit(5.0))
-    )
+        return {}, None
+    model = fit_rating_model(train_r, params, num_blocks)
     mean_row = train_r.agg(F.avg(C.COL_RATING)).first()
     assert mean_row is not None, "an aggregate without grouping returns one row"
-    global_mean = mean_row[0]
+    global_mean = float(mean_row[0])
     item_mean = train_r.groupBy(C.COL_ITEM_IDX).agg(F.avg(C.COL_RATING).alias("_m"))
-    pop_pred = test_r.join(item_mean, C.COL_ITEM_IDX, "left").select(
-        C.COL_USER_IDX, C.COL_ITEM_IDX, F.coalesce("_m", F.lit(global_mean)).alias("prediction")
-    )
-    out = {}
-    for name, pred in ((C.ALGO_ALS, als_pred), (C.ALGO_POPULARITY, pop_pred)):
-        err = metrics.rating_errors(pred.select(C.COL_USER_IDX, C.COL_ITEM_IDX, "prediction"), test_r)
-        out[name] = {"rmse": err["rmse"], "mae": err["mae"]}
+    cols = [C.COL_USER_IDX, C.COL_ITEM_IDX, "prediction"]
+    preds = {
+        C.ALGO_ALS: model.predict(test_r).select(*cols),
+        BASELINE_ITEM_MEAN: test_r.join(item_mean, C.COL_ITEM_IDX, "left").select(
+            C.COL_USER_IDX, C.COL_ITEM_IDX, F.coalesce("_m", F.lit(global_mean)).alias("prediction")
+        ),
+        BASELINE_GLOBAL_MEAN: test_r.withColumn("prediction", F.lit(global_mean)),
+    }
+    return preds, model
+
+
+def rating_metrics(
+    train: DataFrame, test: DataFrame, params: RatingConf, num_blocks: int = 4
+) -> dict[str, dict[str, float]]:
+    """RMSE/MAE of the rating model and of the baselines on held-out explicit ratings.
+
+    Returns ``{name: {"rmse": .., "mae": .., "n": ..}}`` for the names of :func:`rating_predictions`;
+    empty when either side has no rating. The nightly writes ``als`` (the rating model) and
+    ``item_mean`` (as the ``popularity`` row) to ``gold/model_metrics``.
+    """
+    test_r = rating_rows(test)
+    preds, model = rating_predictions(train, test, params, num_blocks)
+    out = {name: metrics.rating_errors(pred, test_r) for name, pred in preds.items()}
+    if model is not None:
+        model.release()
     return out
 
 
@@ -246,10 +261,19 @@ def evaluate(
     )
     for cand in fitted.values():
         cand.recs.unpersist()
-    for algo, errs in rating_metrics(train_i, h.held_out, conf.als).items():
-        if algo in algorithms:
-            version = model_version(f"{algo}-explicit", run_date.isoformat(), conf.als)
-            rows += metric_rows(run_date, algo, version, errs, None, split_name)
+    rating_algos = {C.ALGO_ALS: C.ALGO_ALS, BASELINE_ITEM_MEAN: C.ALGO_POPULARITY}
+    for name, errs in rating_metrics(train_i, h.held_out, conf.rating, conf.als.num_blocks).items():
+        rated = rating_algos.get(name)
+        if rated is not None and rated in algorithms:
+            if rated == C.ALGO_ALS:
+                version = rating_model_version(run_date.isoformat(), conf.rating)
+            else:
+                version = fitted[rated].model_version
+            values = {"rmse": errs["rmse"], "mae": errs["mae"]}
+            rows += metric_rows(run_date, rated, version, values, None, split_name)
+            log.info(
+                "evaluate: %-10s rmse=%.4f mae=%.4f (%d ratings)", rated, errs["rmse"], errs["mae"], errs["n"]
+            )
     for name, df in slices.items():
         if name:
             df.unpersist()

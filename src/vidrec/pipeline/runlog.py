@@ -127,7 +127,7 @@ def model_versions(spark: SparkSession, warehouse: str, stage: str, run_date: dt
     """The model versions ``stage`` (evaluate, recommend) wrote for ``run_date``, by model name.
 
     A version reads ``<name>-<run_date>-<hash of its parameters>``; the name is the algorithm, or
-    e.g. ``als-explicit`` for the rating model evaluate fits beside the ranking one.
+    e.g. ``als-biased`` for the rating model evaluate fits beside the ranking one.
     """
     table = _VERSIONED.get(stage)
     if table is None or not tables.exists(spark, warehouse, table):

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from vidrec import constants as C
 from vidrec.config import Config
 from vidrec.data import ingest, tables
+from vidrec.evaluation.gate import EXIT_HELD
 from vidrec.pipeline.context import RunContext
 from vidrec.pipeline.lease import LeaseLost
 from vidrec.pipeline.runlog import (
@@ -123,6 +124,18 @@ def run_nightly(
         _log_run(rc, name, "succeeded", started, details, None, written, bad, versions)
     rc.summary["_run"] = {"run_id": rc.run_id, "seconds": round(time.perf_counter() - total, 1)}
     return rc.summary
+
+
+def held_gate(summary: Mapping[str, Any]) -> str | None:
+    """Why the publish gate held the lists of a run (its ``recommend`` details), or ``None`` if it did not."""
+    gate = (summary.get("recommend") or {}).get("publish_gate") or {}
+    return str(gate.get("reason", "")) if gate.get("decision") == "held" else None
+
+
+def exit_code(summaries: Sequence[Mapping[str, Any]]) -> int:
+    """The exit code of finished runs: :data:`~vidrec.evaluation.gate.EXIT_HELD` (6) when the publish
+    gate held the lists of any of them, else 0."""
+    return EXIT_HELD if any(held_gate(s) is not None for s in summaries) else 0
 
 
 class BackfillError(RuntimeError):
@@ -256,6 +269,12 @@ def format_summary(spark: SparkSession, warehouse: str, summary: Mapping[str, An
             for key in slice_keys:
                 cells = "".join(f"{slices.get(a, {}).get(key, float('nan')):>12.4f}" for a in algos)
                 lines.append("  " + f"{key:<18}" + cells)
+    held = held_gate(summary)
+    if held is not None:
+        lines += [
+            "",
+            f"PUBLISH GATE HELD the lists: {held}; the previous lists are served again (exit {EXIT_HELD})",
+        ]
     stage_times = ", ".join(f"{k} {v['seconds']}s" for k, v in summary.items() if not k.startswith("_"))
     lines += ["", f"Stage times: {stage_times}"]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from vidrec import analytics
 from vidrec import constants as C
 from vidrec.data import contracts, ingest, matrix, tables
 from vidrec.evaluation import evaluate as ev
+from vidrec.evaluation import gate as publish_gate
 from vidrec.evaluation.blend_weights import choose_weights
 from vidrec.evaluation.context import PROTOCOLS
 from vidrec.evaluation.served import SPLIT_SERVED, served_list_check
@@ -167,6 +168,18 @@ def offline_due(rc: RunContext) -> tuple[bool, str]:
 
 
 def stage_recommend(rc: RunContext) -> dict[str, Any]:
+    """Fit every model and replace tonight's ``gold/recommendations``, unless the publish gate holds.
+
+    The gate (:mod:`vidrec.evaluation.gate`) looks at tonight's quality rows first; when it holds,
+    nothing is fitted: the previous lists are served again, re-dated (:func:`hold_lists`).
+    """
+    splits = [SPLIT_SERVED, PROTOCOLS[rc.conf.evaluation.protocol]]
+    gate = publish_gate.check(rc.spark, rc.warehouse, rc.run_date, splits, rc.conf.publish_gate)
+    log.info("recommend: publish gate: %s (%s)", gate["decision"], gate["reason"])
+    if gate["decision"] == "held":
+        held = hold_lists(rc, gate)
+        if held is not None:
+            return held
     full_retrain, why = offline_due(rc)
     warm = rc.conf.deep.train.warm_start and not full_retrain
     log.info(
@@ -236,6 +249,49 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     details: dict[str, Any] = {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
     details["model_versions"] = {a: fitted[a].model_version for a in models}
     details["similar_items"] = similar
+    details["publish_gate"] = gate
+    return details
+
+
+def hold_lists(rc: RunContext, gate: dict[str, Any]) -> dict[str, Any] | None:
+    """Serve the latest earlier lists again, re-dated to tonight with their model versions.
+
+    Returns the stage's details (``publish_gate`` with ``decision: held``), or ``None`` (and marks
+    ``gate`` as publishing) when the warehouse has no earlier lists to hold.
+    """
+    models = list(rc.conf.models)
+    lists = publish_gate.previous_lists(rc.spark, rc.warehouse, rc.run_date, models)
+    if lists is None:
+        gate["decision"] = "publish"
+        gate["reason"] += "; no earlier lists to hold: publishing tonight's"
+        log.warning("recommend: publish gate: %s", gate["reason"])
+        return None
+    lists = lists.cache()
+    algos = ", ".join(f"'{a}'" for a in models)
+    tables.replace_partition(
+        lists,
+        rc.warehouse,
+        C.T_RECOMMENDATIONS,
+        rc.run_date,
+        extra_predicate=f"{C.COL_ALGORITHM} IN ({algos})",
+    )
+    written = (
+        lists.groupBy(C.COL_ALGORITHM, C.COL_MODEL_VERSION, C.COL_RUN_DATE)
+        .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.COL_USER).alias("users"))
+        .collect()
+    )
+    lists.unpersist()
+    details: dict[str, Any] = {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
+    details["model_versions"] = {r[C.COL_ALGORITHM]: r[C.COL_MODEL_VERSION] for r in written}
+    details["publish_gate"] = gate
+    log.error(
+        "recommend: publish gate HELD the lists of %s: %s; the previous lists (%s) are served again, "
+        "re-dated; the run goes on and exits %d",
+        rc.run_date,
+        gate["reason"],
+        ", ".join(sorted(details["model_versions"].values())),
+        publish_gate.EXIT_HELD,
+    )
     return details
 
 
