@@ -1,0 +1,73 @@
+"""The fixed cost of a night: one tiny nightly run twice, with its Spark job count and stage seconds.
+
+The reliability suite's reference night (60 users, 40 titles, 10 days, ``popularity`` and ``als``, the
+test session's settings) on one embedded ``local[2]`` session. Extra Spark settings come as ``key=value``
+arguments, to compare a setting side by side:
+
+    PYTHONPATH=src .venv/bin/python bench/tiny_night.py spark.sql.adaptive.enabled=false
+
+Prints one JSON line: session start, sample, both nights' seconds, the Spark jobs of both nights and the
+first night's stage seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import tempfile
+import time
+
+from vidrec import pipeline
+from vidrec.config import load_config
+from vidrec.devdata import sample
+from vidrec.pipeline.session import build_spark
+
+RUN_DATE = dt.date(2026, 3, 31)
+
+
+def main(argv: list[str]) -> None:
+    extra = {"spark.ui.retainedJobs": "100000", **dict(a.split("=", 1) for a in argv)}
+    root = tempfile.mkdtemp(prefix="vidrec-tiny-night-")
+    conf = load_config(
+        overrides={
+            "warehouse": f"{root}/wh",
+            "spark": {
+                "master": "local[2]",
+                "shuffle_partitions": 2,
+                "driver_memory": "3g",
+                "checkpoint_dir": f"{root}/checkpoints",
+                "extra": extra,
+            },
+            "als": {"rank": 8, "max_iter": 5, "num_blocks": 2},
+            "recommend": {"top_n": 10},
+            "models": ["popularity", "als"],
+        }
+    )
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    spark = build_spark(conf)
+    t1 = time.perf_counter()
+    sample.generate(spark, f"{root}/raw", n_users=60, n_items=40, days=10, end_date=RUN_DATE, seed=5)
+    t2 = time.perf_counter()
+    first = pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
+    t3 = time.perf_counter()
+    pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
+    t4 = time.perf_counter()
+    jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+    stages = {k: v["seconds"] for k, v in first.items() if isinstance(v, dict) and "seconds" in v}
+    result = {
+        "extra": extra,
+        "session_s": round(t1 - t0, 1),
+        "sample_s": round(t2 - t1, 1),
+        "night1_s": round(t3 - t2, 1),
+        "night2_s": round(t4 - t3, 1),
+        "spark_jobs": jobs,
+        "night1_stages_s": stages,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
