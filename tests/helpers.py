@@ -6,7 +6,11 @@ lists and gold tables with the same code the pipeline runs before every gold wri
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,6 +20,7 @@ from vidrec.config import Config
 from vidrec.data import contracts
 from vidrec.models.base import FitContext
 
+REPO = Path(__file__).resolve().parents[1]
 RUN_DATE = "2026-03-31"
 RECS_SCHEMA = f"{C.COL_USER_IDX} int, {C.COL_ITEM_IDX} int, {C.COL_SCORE} double, {C.COL_RANK} int"
 PAIRS_SCHEMA = f"{C.COL_USER_IDX} int, {C.COL_ITEM_IDX} int"
@@ -82,3 +87,30 @@ def assert_candidates(
 def assert_gold_recommendations(gold: DataFrame, seen: DataFrame | None = None, n: int | None = None) -> None:
     """``gold/recommendations`` rows keep their contract (:mod:`vidrec.data.contracts`)."""
     contracts.check_recommendations(gold, seen, n)
+
+
+def dag_module() -> ModuleType:
+    """``pipelines/airflow_dag.py`` imported by path (``pipelines`` is not a package), once per process."""
+    name = "vidrec_pipelines_airflow_dag"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / "airflow_dag.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def scannable_bytes(path: str | Path) -> bytes:
+    """The bytes of a file in which an id would appear as written: all of them, but for a Parquet data
+    file only its footer (schema, column min/max statistics; thrift, uncompressed). Its pages are
+    compressed (snappy), where a back-reference can splice a shorter id out of a longer one; check
+    their decoded rows instead."""
+    data = Path(path).read_bytes()
+    name = Path(path).name
+    if not (name.endswith(".parquet") and not name.startswith(".")):
+        return data
+    assert data[-4:] == b"PAR1", f"{path}: not a Parquet file"
+    size = int.from_bytes(data[-8:-4], "little")
+    return data[-8 - size : -8]

@@ -21,7 +21,6 @@ The venv takes about 3 minutes to install (measured here; reused afterwards, off
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers import dag_module
 
 REPO = Path(__file__).resolve().parents[1]
 AIRFLOW_VERSION = "3.1.8"
@@ -100,18 +100,6 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def _dag_module() -> ModuleType:
-    name = "vidrec_pipelines_airflow_dag"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / "airflow_dag.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def airflow_test(fn: Any) -> Any:
     for mark in (
         pytest.mark.slow,
@@ -153,7 +141,7 @@ def _release(root: Path, dag: ModuleType) -> Path:
 def test_real_airflow_loads_the_dag_and_submits_what_spark_submit_args_builds(
     airflow_python: Path, tmp_path: Path
 ) -> None:
-    dag = _dag_module()
+    dag = dag_module()
     home = _release(tmp_path / "release", dag)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -23,7 +23,6 @@ environment; teardown stops the daemons and then looks for any process still car
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import re
@@ -42,11 +41,11 @@ import venv
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from helpers import dag_module
 
 from vidrec import constants as C
 from vidrec.config import load_config
@@ -59,19 +58,6 @@ RUN_DATE = dt.date(2026, 3, 31)
 MARKER = "VIDREC_CLUSTER_TEST"
 CLUSTER_MODELS = [C.ALGO_POPULARITY, C.ALGO_ALS, C.ALGO_NCF]
 TOP_N = 10
-
-
-def _dag_module() -> ModuleType:
-    """``pipelines/airflow_dag.py`` imported by path (``pipelines`` is not a package; Airflow absent)."""
-    name = "vidrec_pipelines_airflow_dag"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / "airflow_dag.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- conf/cluster.yaml -----------------------------------------------------------------------------
@@ -88,7 +74,7 @@ def test_cluster_cpu_yaml_asks_for_no_gpu() -> None:
     assert conf.deep.launch.use_gpu is False and conf.deep.launch.local_mode is False
     assert not any(".resource." in key for key in conf.spark.extra)
     assert conf.spark.master is None and conf.spark.jars_dir == ""
-    assert conf.spark.extra["spark.executorEnv.PYTHONPATH"] == _dag_module().WHEEL
+    assert conf.spark.extra["spark.executorEnv.PYTHONPATH"] == dag_module().WHEEL
     assert conf.spark.extra["spark.dynamicAllocation.enabled"] == "false"
 
 
@@ -116,7 +102,7 @@ def test_cluster_yaml_runs_training_on_executor_gpus() -> None:
     assert conf.spark.master is None and conf.spark.jars_dir == ""
     assert int(extra["spark.task.resource.gpu.amount"]) >= 1  # TorchDistributor reads it as an int
     assert extra["spark.executor.resource.gpu.discoveryScript"].endswith("gpu_discovery.sh")
-    assert extra["spark.executorEnv.PYTHONPATH"] == _dag_module().WHEEL
+    assert extra["spark.executorEnv.PYTHONPATH"] == dag_module().WHEEL
     assert str(conf.warehouse).startswith(("s3a://", "abfss://", "gs://"))
     # Barrier stages fail under dynamic allocation; one training process per executor GPU.
     assert extra["spark.dynamicAllocation.enabled"] == "false"
@@ -172,7 +158,7 @@ def test_gpu_discovery_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_dag_builds_the_documented_spark_submit() -> None:
-    dag = _dag_module()
+    dag = dag_module()
     settings = dag.SubmitSettings(home="/opt/vidrec", raw="s3a://b/raw/{run_date}", warehouse="s3a://b/wh")
     assert dag.spark_submit_args(settings, "{{ ds }}") == [
         "--files",
@@ -203,7 +189,7 @@ def test_dag_builds_the_documented_spark_submit() -> None:
 
 def test_dag_operator_arguments_equal_the_command_line() -> None:
     """SparkSubmitOperator's hook turns these keywords back into flags: they must say the same."""
-    dag = _dag_module()
+    dag = dag_module()
     settings = dag.SubmitSettings(spark_conf={"spark.eventLog.enabled": "true"})
     kw = dag.operator_kwargs(settings, "2026-03-31")
     rebuilt = [item for key, value in kw["conf"].items() for item in ("--conf", f"{key}={value}")]
@@ -214,7 +200,7 @@ def test_dag_operator_arguments_equal_the_command_line() -> None:
 
 
 def test_dag_schedule_retries_and_catchup() -> None:
-    dag = _dag_module()
+    dag = dag_module()
     assert dag.default_args(2)["sla"] == dt.timedelta(hours=4)
     assert "sla" not in dag.default_args(3)  # Airflow 3 removed SLAs
     assert dag.default_args(3)["retries"] == 2 and dag.default_args(3)["depends_on_past"] is True
@@ -290,7 +276,7 @@ def _run_cron_command(line: str, env: Mapping[str, str], tmp_path: Path) -> list
 
 
 def test_cron_line_submits_what_the_dag_builds(tmp_path: Path) -> None:
-    dag = _dag_module()
+    dag = dag_module()
     env, active, commented = _cron()
     assert len(active) == 1 and env.get("CRON_TZ") == "UTC"
     assert active[0].split()[:5] == dag.SCHEDULE.split()
@@ -592,7 +578,7 @@ def cluster_run(
 
     spark = request.getfixturevalue("spark")  # the local test session: generates the sample, reads gold
 
-    dag = _dag_module()
+    dag = dag_module()
     root = tmp_path_factory.mktemp("cluster")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -772,7 +758,7 @@ def test_nightly_ran_on_the_cluster_from_the_wheel(spark: Any, cluster_run: dict
     probe = cluster_run["hermetic_import"]
     assert probe.returncode != 0 and "No module named 'vidrec'" in probe.stderr  # only the wheel has it
     assert zipfile.ZipFile(cluster_run["wheel"]).getinfo("vidrec/base.yaml").file_size > 0
-    assert cluster_run["wheel"].name == _dag_module().WHEEL
+    assert cluster_run["wheel"].name == dag_module().WHEEL
     state = cluster_run["master_state"]
     assert sum(w["state"] == "ALIVE" for w in state["workers"]) == 2
     assert cluster_run.get("release_problems") == []
@@ -787,7 +773,7 @@ def test_nightly_ran_on_the_cluster_from_the_wheel(spark: Any, cluster_run: dict
     # Python stages name their call site: the driver ran vidrec from the wheel shipped with --py-files.
     events = cluster_run["events"]
     vidrec_sites = [s for s in events["stage_names"] if "/vidrec/" in s]
-    assert vidrec_sites and all(f"{_dag_module().WHEEL}/vidrec/" in s for s in vidrec_sites), vidrec_sites[:5]
+    assert vidrec_sites and all(f"{dag_module().WHEEL}/vidrec/" in s for s in vidrec_sites), vidrec_sites[:5]
     assert {executor for _, executor, _ in events["tasks"]} == {"0", "1"}
 
 

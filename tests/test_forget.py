@@ -32,6 +32,7 @@ from unittest import mock
 import pyarrow.parquet as pq
 import pytest
 import torch
+from helpers import scannable_bytes
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
@@ -51,13 +52,6 @@ DEFAULTS = {
 def token_re(user_id: str) -> re.Pattern[bytes]:
     """``user_id`` as a whole token (not inside a longer id) in bytes."""
     return re.compile(rb"(?<![A-Za-z0-9_-])" + re.escape(user_id.encode()) + rb"(?![A-Za-z0-9_-])")
-
-
-def footer(data: bytes) -> bytes:
-    """The footer of a Parquet file's bytes (uncompressed thrift: schema, row groups, statistics)."""
-    assert data[-4:] == b"PAR1", "not a Parquet file"
-    size = int.from_bytes(data[-8:-4], "little")
-    return data[-8 - size : -8]
 
 
 def delta_tables(warehouse: str) -> list[str]:
@@ -374,12 +368,8 @@ def test_no_byte_of_the_user_survives(forgotten) -> None:
         for name in filenames:
             path = os.path.join(dirpath, name)
             n_files += 1
-            data = Path(path).read_bytes()
             parquet = name.endswith(".parquet") and not name.startswith(".")
-            # a Parquet file's pages are compressed (snappy), so a raw scan can find an id spliced from a
-            # longer one by a back-reference: scan its footer (plain: schema, column min/max statistics)
-            # and check its decoded rows below
-            if tok.search(footer(data) if parquet else data):
+            if tok.search(scannable_bytes(path)):  # Parquet: the footer here, the decoded rows below
                 found.append(f"bytes: {rel(wh, path)}")
             if parquet:
                 n_parquet += 1

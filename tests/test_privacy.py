@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import scannable_bytes
 from pyspark.sql import functions as F
 
 from vidrec import cli, pipeline
@@ -130,7 +131,7 @@ def scan_for_ids(root: str, ids: list[str]) -> list[str]:
                 found.append(f"path: {os.path.join(dirpath, name)}")
         for name in filenames:
             path = os.path.join(dirpath, name)
-            if tok.search(Path(path).read_bytes()):
+            if tok.search(scannable_bytes(path)):  # Parquet: the footer here, the decoded rows below
                 found.append(f"bytes: {path}")
             elif name.endswith(".parquet") and not name.startswith("."):
                 if any(tok.search(repr(row).encode()) for row in pq.read_table(path).to_pylist()):
