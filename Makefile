@@ -25,7 +25,7 @@ ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
 ML100K_WAREHOUSE ?= ./warehouse-ml
 
-.PHONY: setup demo test test-fast test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k tune-ml100k docs
+.PHONY: setup demo test test-fast test-extended test-all test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k tune-ml100k docs
 
 setup: $(STAMP) $(JARS)/.resolved $(NATIVE)/.resolved
 
@@ -65,8 +65,18 @@ demo: setup
 	$(PY) jobs/generate_sample.py --out $(DEMO_RAW) --users 2000 --items 600 --days 60 --end-date $(DEMO_DATE)
 	$(PY) jobs/nightly.py --raw $(DEMO_RAW) --warehouse $(WAREHOUSE) --run-date $(DEMO_DATE)
 
+# The gate (CI, every change): every test but the `extended` scenario matrices, about 40 minutes on 2 cores.
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not extended" $(PYTEST_ARGS)
+
+# The scheduled suite (nightly, and before a release): the scenario matrices that repeat whole nightlies
+# (SIGKILL at three points, dates in reverse order, late events, incremental = refold over several days,
+# the notebooks, a tuning run, multimodal end to end), then the standalone cluster and Airflow tests.
+test-extended: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m extended $(PYTEST_ARGS)
+	$(MAKE) test-cluster
+
+test-all: test test-extended
 
 test-fast: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)

@@ -517,6 +517,7 @@ def _kernels_of_this_process() -> list[int]:
 
 @pytest.mark.notebooks
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.spark
 def test_notebooks_execute(spark: SparkSession, warehouse: str, tmp_path: Path) -> None:
     from vidrec.analytics.notebooks import execute_notebook

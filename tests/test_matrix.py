@@ -151,6 +151,7 @@ def _late_events(raw: Any, user: str, item: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_incremental_builds_equal_a_full_refold(spark: Any, conf: Any, tmp_path: Any) -> None:
     """Night by night (with late events, an empty night and a rerun of an earlier date), the merged
     interactions equal a full refold of bronze, and the state says which nights merged."""

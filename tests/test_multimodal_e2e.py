@@ -23,7 +23,7 @@ from vidrec import pipeline
 from vidrec.data import contracts, tables
 from vidrec.devdata import sample
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.extended]
 
 RUN_DATE = dt.date(2026, 3, 31)
 MODELS = [C.ALGO_POPULARITY, C.ALGO_CONTENT, C.ALGO_FUSION, C.ALGO_HYBRID]

@@ -290,10 +290,11 @@ KILL_POINTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def crashed(spark, base_conf, ref) -> dict[str, Any]:
+def crash_and_rerun(spark, base_conf, ref, points, name: str) -> dict[str, Any]:
+    """Run the nightly job into a fresh warehouse, SIGKILLed at each of ``points`` in turn (each run
+    picking up what the last left), then the same date again in this process."""
     root = ref["root"]
-    wh = str(root / "crash")
+    wh = str(root / name)
     cmd = [
         sys.executable,
         str(ROOT / "jobs" / "nightly.py"),
@@ -307,10 +308,10 @@ def crashed(spark, base_conf, ref) -> dict[str, Any]:
         ",".join(CRASH_STAGES),
         "--wait",
         "120",  # until the killed job's lease is stale
-        *job_overrides(base_conf, root / "crash_checkpoints"),
+        *job_overrides(base_conf, root / f"{name}_checkpoints"),
     ]
     kills = []
-    for name, marker, delay in KILL_POINTS:
+    for point, marker, delay in points:
         start = time.perf_counter()
         rc, lines = run_and_kill(cmd, marker, delay)
         readable = {}
@@ -320,7 +321,7 @@ def crashed(spark, base_conf, ref) -> dict[str, Any]:
         gold = Path(tables.table_path(wh, C.T_RECOMMENDATIONS))
         kills.append(
             {
-                "name": name,
+                "name": point,
                 "rc": rc,
                 "seconds": round(time.perf_counter() - start, 1),
                 "last_log": lines[-1] if lines else "",
@@ -334,7 +335,37 @@ def crashed(spark, base_conf, ref) -> dict[str, Any]:
     return {"wh": wh, "kills": kills, "summary": summary}
 
 
+def assert_like_the_reference(spark, ref, crashed) -> None:
+    names = [t for t in CONTENT_TABLES if t != C.T_MODEL_METRICS]
+    got = snapshot(spark, crashed["wh"], names)
+    want = {k: v for k, v in ref["snapshot"].items() if k in got}
+    assert differences(want, got) == {}
+
+
+@pytest.fixture(scope="module")
+def crashed(spark, base_conf, ref) -> dict[str, Any]:
+    return crash_and_rerun(spark, base_conf, ref, KILL_POINTS, "crash")
+
+
+@pytest.fixture(scope="module")
+def crashed_mid_gold_write(spark, base_conf, ref) -> dict[str, Any]:
+    return crash_and_rerun(spark, base_conf, ref, KILL_POINTS[-1:], "crash_gold")
+
+
 @pytest.mark.slow
+def test_a_run_killed_while_writing_gold_then_a_rerun_ends_like_an_uninterrupted_run(
+    spark, ref, crashed_mid_gold_write
+) -> None:
+    """The gate's crash check: the riskiest point (gold/recommendations being written); the three-point
+    chain below (make test-extended) also kills mid-ingest and mid-ALS and takes stale leases over."""
+    (kill,) = crashed_mid_gold_write["kills"]
+    assert kill["rc"] == -signal.SIGKILL, kill
+    assert tables.catalog_name(C.T_INTERACTIONS) in kill["tables"], kill
+    assert_like_the_reference(spark, ref, crashed_mid_gold_write)
+
+
+@pytest.mark.slow
+@pytest.mark.extended
 def test_killed_runs_then_a_rerun_end_like_an_uninterrupted_run(spark, ref, crashed) -> None:
     for k in crashed["kills"]:
         assert k["rc"] == -signal.SIGKILL, k
@@ -346,10 +377,7 @@ def test_killed_runs_then_a_rerun_end_like_an_uninterrupted_run(spark, ref, cras
     assert tables.catalog_name(C.T_QUARANTINE) in first["tables"], first
     assert second["tables"].get(tables.catalog_name(C.T_INTERACTIONS), 0) > 0, second
     assert tables.catalog_name(C.T_RECOMMENDATIONS) not in second["tables"], second
-    names = [t for t in CONTENT_TABLES if t != C.T_MODEL_METRICS]
-    got = snapshot(spark, crashed["wh"], names)
-    want = {k: v for k, v in ref["snapshot"].items() if k in got}
-    assert differences(want, got) == {}
+    assert_like_the_reference(spark, ref, crashed)
 
 
 # --- a failing stage rolls every table back ----------------------------------------------------
@@ -708,6 +736,7 @@ def orders(spark, ref, rerun) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_dates_run_in_reverse_order_end_like_a_backfill_in_order(spark, orders) -> None:
     assert list(orders["backfill"]) == [D_EARLY, RUN_DATE]
     # the earlier date, run after the later one, saw its own past and left the latest state alone
@@ -753,6 +782,7 @@ def test_backfill_stops_at_the_first_failed_date(spark, conf, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_late_events_land_in_their_day_and_count_the_next_night(spark, conf, tmp_path) -> None:
     day1, day2 = RUN_DATE, RUN_DATE + dt.timedelta(days=1)
     late_day = day1 - dt.timedelta(days=3)

@@ -336,6 +336,7 @@ def _tiny_conf(base_conf: Config, wh: str, store: Path) -> Config:
 
 @pytest.mark.spark
 @pytest.mark.slow
+@pytest.mark.extended
 def test_tuning_run_writes_trials_conf_and_runs_and_never_reads_the_test_split(
     spark: Any, base_conf: Config, tmp_path: Path
 ) -> None:
