@@ -4,14 +4,18 @@ Every promise is checked on one small generated sample (60 users, 40 items, 10 d
 
 - a rerun of the same run date leaves every table exactly as one run did;
 - two dates run in reverse order end exactly like a backfill that runs them in order;
-- runs killed with SIGKILL (mid-ingest, mid-ALS, mid-gold-write), then rerun, end exactly like an
-  uninterrupted run;
+- a run killed with SIGKILL mid-gold-write, then rerun, ends exactly like an uninterrupted run; so do
+  runs killed mid-ingest, mid-ALS and mid-gold-write in a chain, each taking the stale lease over;
 - a reader of ``gold/recommendations`` during a rerun only ever sees complete versions;
 - a failed stage restores every table to its version before the run and logs a ``failed`` row;
   a run refused for bad input keeps its quarantine rows and changes nothing else;
 - ``ops/runs`` holds a row per stage with counts, bad records and model versions;
 - an empty input day is a valid run that says so; configuration errors exit 2 before any table is
   written; a backfill stops at the first failed date and says how to resume.
+
+The three-point kill chain, the reverse-order dates and the late events repeat whole nightlies to
+cover a scenario matrix: they are marked ``extended`` (``make test-extended``, the scheduled suite),
+the rest is in the CI gate (``make test``).
 
 "Exactly": full sorted contents of each bronze/silver/gold table (``ops/runs`` and the
 ``ingested_at`` wall-clock column excluded) and of the ALS factor files under ``models/``, doubles
