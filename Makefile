@@ -69,9 +69,8 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not extended" $(PYTEST_ARGS)
 
-# The scheduled suite (nightly, and before a release): the scenario matrices that repeat whole nightlies
-# (SIGKILL at three points, dates in reverse order, late events, incremental = refold over several days,
-# the notebooks, a tuning run, multimodal end to end), then the standalone cluster and Airflow tests.
+# The scheduled suite (nightly, and before a release): the tests marked `extended`, which repeat whole
+# nightlies (docs/architecture.md, Development), then the standalone cluster and Airflow tests.
 test-extended: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m extended $(PYTEST_ARGS)
 	$(MAKE) test-cluster

@@ -6,8 +6,8 @@ arguments, to compare a setting side by side:
 
     PYTHONPATH=src .venv/bin/python bench/tiny_night.py spark.sql.adaptive.enabled=false
 
-Prints one JSON line: session start, sample, both nights' seconds, the Spark jobs of both nights and the
-first night's stage seconds.
+Prints one JSON line: session start, sample, both nights' seconds and Spark jobs, and per night each
+stage's Spark jobs and seconds (each stage is wrapped to read Spark's job count before and after it).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from vidrec import pipeline
 from vidrec.config import load_config
 from vidrec.devdata import sample
 from vidrec.pipeline.session import build_spark
+from vidrec.pipeline.stages import STAGES
 
 RUN_DATE = dt.date(2026, 3, 31)
 
@@ -49,22 +50,39 @@ def main(argv: list[str]) -> None:
     t0 = time.perf_counter()
     spark = build_spark(conf)
     t1 = time.perf_counter()
+    tracker = spark.sparkContext.statusTracker()
+    per_stage: list[dict[str, list[float]]] = []
+
+    def counted(name, fn):  # noqa: ANN001, ANN202 - a stage function and its wrapper
+        def run(rc):  # noqa: ANN001, ANN202
+            jobs, start = len(tracker.getJobIdsForGroup()), time.perf_counter()
+            try:
+                return fn(rc)
+            finally:
+                per_stage[-1][name] = [
+                    len(tracker.getJobIdsForGroup()) - jobs,
+                    round(time.perf_counter() - start, 1),
+                ]
+
+        return run
+
+    STAGES[:] = [(name, counted(name, fn)) for name, fn in STAGES]  # the runner reads this same list
     sample.generate(spark, f"{root}/raw", n_users=60, n_items=40, days=10, end_date=RUN_DATE, seed=5)
     t2 = time.perf_counter()
-    first = pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
-    t3 = time.perf_counter()
-    pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
-    t4 = time.perf_counter()
-    jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup())
-    stages = {k: v["seconds"] for k, v in first.items() if isinstance(v, dict) and "seconds" in v}
+    nights = []
+    for _ in range(2):
+        per_stage.append({})
+        jobs, start = len(tracker.getJobIdsForGroup()), time.perf_counter()
+        pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
+        nights.append((round(time.perf_counter() - start, 1), len(tracker.getJobIdsForGroup()) - jobs))
     result = {
         "extra": extra,
         "session_s": round(t1 - t0, 1),
         "sample_s": round(t2 - t1, 1),
-        "night1_s": round(t3 - t2, 1),
-        "night2_s": round(t4 - t3, 1),
-        "spark_jobs": jobs,
-        "night1_stages_s": stages,
+        "night1_s": nights[0][0],
+        "night2_s": nights[1][0],
+        "spark_jobs": [nights[0][1], nights[1][1]],
+        "stages_jobs_and_s": per_stage,
     }
     print(json.dumps(result))
 
