@@ -101,7 +101,7 @@ def test_racing_writers_exactly_one_wins(spark, tmp_path, threads) -> None:
             w.start()
         for w in workers:
             w.join(timeout=300)
-        assert errors == [], errors
+        assert errors == [], [f"{type(e).__name__}: {e}" for e in errors]
         assert len(won) == 1, f"round {round_}: {len(won)} winners"
         assert len(busy) == threads - 1 and set(busy) == {won[0].holder.job}
         assert lease.read_holder(spark, wh).token == won[0].holder.token
@@ -217,3 +217,12 @@ def test_jobs_exit_3_when_busy_and_4_when_malformed(spark, base_conf, warehouse,
     ).save(lease.lease_path(warehouse))
     assert cli.main(["popular", *args]) == 4
     assert "is malformed" in capsys.readouterr().err
+
+
+def test_a_creation_that_died_half_way_is_refused_after_the_settle_time(spark, warehouse) -> None:
+    """Only an empty ``_delta_log``: what another job's creation looks like until it commits."""
+    (Path(lease.lease_path(warehouse)) / "_delta_log").mkdir(parents=True)
+    start = time.monotonic()
+    with pytest.raises(lease.LeaseMalformed, match="could not be created in 2 s") as err:
+        lease._ensure_table(spark, warehouse, settle_s=2.0)
+    assert time.monotonic() - start >= 2.0 and err.value.exit_code == 4

@@ -218,25 +218,59 @@ def read_holder(spark: SparkSession, warehouse: str) -> Holder | None:
     )
 
 
-def _ensure_table(spark: SparkSession, warehouse: str) -> None:
+def _folder_names(spark: SparkSession, path: str) -> list[str] | None:
+    """The names in folder ``path``, or ``None`` when it does not exist."""
+    jvm = spark._jvm
+    assert jvm is not None, "the Spark session has no JVM gateway"
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = jpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(jpath):
+        return None
+    return sorted(str(s.getPath().getName()) for s in fs.listStatus(jpath))
+
+
+#: How long a job waits for another job's creation of ``ops/lease`` to commit.
+CREATE_SETTLE_S = 120.0
+
+
+def _ensure_table(
+    spark: SparkSession, warehouse: str, settle_s: float = CREATE_SETTLE_S, poll_s: float = 0.2
+) -> None:
+    """Create ``ops/lease`` unless it exists; safe when several jobs create it at the same moment.
+
+    While another job creates the table, its folder holds only ``_delta_log`` with no commit yet, and
+    Delta refuses a second creation there (``DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION``): such a
+    job waits up to ``settle_s`` for the first creation to commit. A folder holding anything else
+    that is not a Delta table is malformed, refused at once.
+    """
     path = lease_path(warehouse)
-    if DeltaTable.isDeltaTable(spark, path):
-        return
-    read_holder(spark, warehouse)  # a folder that is not a Delta table is malformed, not ours to replace
-    try:
-        (
-            DeltaTable.createIfNotExists(spark)
-            .location(path)
-            .addColumns(spark.createDataFrame([], SCHEMA).schema)
-            .property("delta.enableDeletionVectors", "false")
-            .property("delta.enableChangeDataFeed", "false")
-            .property("delta.logRetentionDuration", "interval 7 days")
-            .execute()
-        )
-    except Exception as exc:  # another job created it at the same moment
-        if not DeltaTable.isDeltaTable(spark, path):
-            raise
-        log.info("lease: %s was created by another job at the same time (%s)", path, type(exc).__name__)
+    deadline = time.monotonic() + settle_s
+    while not DeltaTable.isDeltaTable(spark, path):
+        names = _folder_names(spark, path)
+        if names not in (None, [], ["_delta_log"]):
+            raise _malformed(warehouse, "the folder exists but is not a Delta table")
+        try:
+            (
+                DeltaTable.createIfNotExists(spark)
+                .location(path)
+                .addColumns(spark.createDataFrame([], SCHEMA).schema)
+                .property("delta.enableDeletionVectors", "false")
+                .property("delta.enableChangeDataFeed", "false")
+                .property("delta.logRetentionDuration", "interval 7 days")
+                .execute()
+            )
+            return
+        except Exception as exc:  # another job is creating it at the same moment
+            if DeltaTable.isDeltaTable(spark, path):
+                log.info("lease: %s was created by another job at once (%s)", path, type(exc).__name__)
+                return
+            if time.monotonic() >= deadline:
+                raise _malformed(
+                    warehouse,
+                    f"it could not be created in {settle_s:g} s ({_first_line(exc)}); "
+                    "another job's creation may have died half-way",
+                ) from exc
+            time.sleep(poll_s)
 
 
 def _row(spark: SparkSession, holder: Holder) -> Any:
