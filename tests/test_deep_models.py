@@ -297,6 +297,30 @@ def test_text_encoder_gives_items_with_no_interactions_an_embedding() -> None:
     assert torch.allclose(vecs.norm(dim=1), torch.ones(N_ITEMS), atol=1e-5)
 
 
+def test_text_encoder_encodes_each_distinct_item_once_with_the_same_vectors_and_gradients() -> None:
+    """Training encodes the batch's distinct items once; the vectors and gradients equal encoding the
+    whole catalogue (each item once, no deduplication) and indexing it."""
+    config = {
+        **CONFIGS["text"],
+        "encoder": "cnn",
+        "max_text_len": TEXT_LEN,
+        "kernel_sizes": [2],
+        "channels": 4,
+    }
+    torch.manual_seed(0)
+    model = build_model("text", config)
+    model.attach_side_table(side_table())
+    ids = torch.tensor([3, 1, 3, 3, 0, 1])
+    params = [p for p in model.parameters() if p.requires_grad]
+    got = model.item_vectors(ids)
+    got_grads = torch.autograd.grad(got.pow(3).sum(), params, allow_unused=True)
+    want = model.item_vectors()[ids]
+    want_grads = torch.autograd.grad(want.pow(3).sum(), params, allow_unused=True)
+    assert torch.allclose(got, want, atol=1e-6)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        assert (g is None) == (w is None) and (g is None or torch.allclose(g, w, atol=1e-5))
+
+
 def _in_batch_loss(model: Any, batch: dict[str, torch.Tensor], log_q: torch.Tensor) -> float:
     """The symmetric in-batch softmax loss written out, candidates' logits lowered by ``log_q``."""
     a_ids, b_ids = batch[S.COL_ITEM_A].long(), batch[S.COL_ITEM_B].long()

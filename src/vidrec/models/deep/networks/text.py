@@ -41,6 +41,8 @@ class TextCNN(nn.Module):
     def forward(self, text: torch.Tensor) -> torch.Tensor:
         text = text.long()
         lengths = (text != S.PAD_TOKEN).sum(1)  # right-padded: the text is text[:, :lengths]
+        # the padding past the longest text adds nothing (PAD embeds as zeros, as the conv pads)
+        text = text[:, : max(int(lengths.max()) if text.shape[0] else 0, 1)]
         x = self.emb(text).transpose(1, 2)  # (B, dim, L)
         pooled = []
         for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
@@ -186,17 +188,22 @@ class TextEncoder(RecModel):
                 self.log_q.copy_(torch.log((freq + 1) / (freq + 1).sum()).float())
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        """L2-normalised content embeddings of ``items`` (all items when None)."""
-        tokens = self.item_tokens if items is None else self.item_tokens[items.long()]
-        text = None
-        if self.cnn:
-            text = self.item_text if items is None else self.item_text[items.long()]
-        return F.normalize(self.tower(tokens, text=text), dim=-1)
+        """L2-normalised content embeddings of ``items`` (all items when None).
+
+        Each distinct item is encoded once (a batch of co-watched pairs repeats popular items many
+        times, and the TextCNN is the cost): the same vectors and gradients, fewer convolutions.
+        """
+        if items is None:
+            text = self.item_text if self.cnn else None
+            return F.normalize(self.tower(self.item_tokens, text=text), dim=-1)
+        distinct, where = torch.unique(items.long(), return_inverse=True)
+        text = self.item_text[distinct] if self.cnn else None
+        return F.normalize(self.tower(self.item_tokens[distinct], text=text), dim=-1)[where]
 
     def forward(self, batch: Batch) -> torch.Tensor:
         a_ids, b_ids = batch[S.COL_ITEM_A].long(), batch[S.COL_ITEM_B].long()
-        a, b = self.item_vectors(a_ids), self.item_vectors(b_ids)
         n = _rows(a_ids)
+        a, b = self.item_vectors(torch.cat([a_ids, b_ids])).split([n, n])
         if n == 0:
             return (a.sum() + b.sum()) * 0.0
         logits = a @ b.T / self.temperature
