@@ -150,6 +150,9 @@ def _logger(rank: int, artifact_dir: str) -> logging.Logger:
     fmt = logging.Formatter(f"%(asctime)s [deep rank {rank}] %(levelname)s: %(message)s")
     stream = logging.StreamHandler(sys.stdout)  # TorchDistributor relays the processes' stdout
     stream.setFormatter(fmt)
+    # the ranks log the same epochs: the job's log gets rank 0's lines and any rank's warnings; every
+    # rank's full log stays in <artifacts>/logs/rank-<n>.log
+    stream.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     log.addHandler(stream)
     try:
         logs = Path(artifact_dir) / "logs"
