@@ -34,3 +34,27 @@ def test_window_ends_at_last_event_by_default(spark: Any) -> None:
         r[COL_ITEM]: r[COL_SCORE] for r in item_popularity(events, T + dt.timedelta(days=6), 7).collect()
     }
     assert later == pytest.approx({"a": 1 + 2e-6, "b": 2e-6})  # the window excludes its start
+
+
+@pytest.mark.spark
+def test_ranked_keeps_the_n_best_by_score_then_item_with_or_without_groups(spark: Any) -> None:
+    from vidrec.constants import COL_RANK, COL_SEGMENT
+    from vidrec.models.popularity import _ranked
+
+    rows = [
+        ("x", "d", 5.0),
+        ("x", "b", 7.0),
+        ("x", "c", 7.0),
+        ("x", "a", 1.0),
+        ("y", "e", 2.0),
+        ("y", "f", 3.0),
+    ]
+    df = spark.createDataFrame(rows, f"{COL_SEGMENT} string, {COL_ITEM} string, {COL_SCORE} double")
+    one = sorted((r[COL_RANK], r[COL_ITEM], r[COL_SEGMENT]) for r in _ranked(df, [], 3).collect())
+    assert one == [(1, "b", "x"), (2, "c", "x"), (3, "d", "x")]  # ties broken by item id; every column kept
+    grouped = sorted(
+        (r[COL_SEGMENT], r[COL_RANK], r[COL_ITEM]) for r in _ranked(df, [COL_SEGMENT], 2).collect()
+    )
+    assert grouped == [("x", 1, "b"), ("x", 2, "c"), ("y", 1, "f"), ("y", 2, "e")]
+    assert _ranked(df.limit(0), [], 3).count() == 0
+    assert dict(_ranked(df, [], 3).dtypes)[COL_RANK] == "int"

@@ -48,6 +48,21 @@ def item_popularity(events: DataFrame, end: dt.datetime | F.Column | None, windo
 
 
 def _ranked(df: DataFrame, partition: list[str], n: int) -> DataFrame:
+    """The ``n`` best rows by score (ties: item id) of each ``partition`` group, ranked from 1.
+
+    With no partition (one list), each task keeps its ``n`` best rows and the ``n`` are ranked as one
+    sorted array: a window there (even on a constant key, which Spark's optimizer drops) would move
+    every row to one task and log "No Partition Defined for Window operation".
+    """
+    if not partition:
+        key = F.struct((-F.col(C.COL_SCORE)).alias("_neg"), F.col(C.COL_ITEM).alias("_item"))
+        top = df.orderBy(F.col(C.COL_SCORE).desc(), F.col(C.COL_ITEM)).limit(n)
+        listed = top.agg(
+            F.sort_array(F.collect_list(F.struct(key.alias("_key"), F.struct(*df.columns).alias("_row"))))
+        )
+        return listed.select(F.posexplode(listed.columns[0]).alias("_pos", "_e")).select(
+            "_e._row.*", (F.col("_pos") + 1).cast("int").alias(C.COL_RANK)
+        )
     w = Window.partitionBy(*partition).orderBy(F.col(C.COL_SCORE).desc(), F.col(C.COL_ITEM))
     return df.withColumn(C.COL_RANK, F.row_number().over(w).cast("int")).where(F.col(C.COL_RANK) <= n)
 
@@ -60,7 +75,7 @@ def popular_lists(events: DataFrame, items: DataFrame, pc: PopularityConf, run_d
     n = pc.top_n
     end = dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time())
     pop = item_popularity(events, end, pc.window_days).cache()
-    overall = _ranked(pop.withColumn(C.COL_SEGMENT, F.lit(C.SEGMENT_OVERALL)), [C.COL_SEGMENT], n)
+    overall = _ranked(pop.withColumn(C.COL_SEGMENT, F.lit(C.SEGMENT_OVERALL)), [], n)
     genres = items.select(C.COL_ITEM, F.explode(C.COL_GENRES).alias("_genre"))
     by_genre = _ranked(
         pop.join(genres, C.COL_ITEM).withColumn(
@@ -84,7 +99,7 @@ def popular_lists(events: DataFrame, items: DataFrame, pc: PopularityConf, run_d
         .withColumn(C.COL_SCORE, (F.col("_recent") + 1.0) / (F.col("_before") + 1.0))
         .withColumn(C.COL_SEGMENT, F.lit(C.SEGMENT_TRENDING))
     )
-    trending = _ranked(trend, [C.COL_SEGMENT], n)
+    trending = _ranked(trend, [], n)
     cols = [C.COL_SEGMENT, C.COL_RANK, C.COL_ITEM, C.COL_SCORE]
     out = overall.select(*cols).unionByName(by_genre.select(*cols)).unionByName(trending.select(*cols))
     return out.select(F.lit(run_date).alias(C.COL_RUN_DATE), *cols)

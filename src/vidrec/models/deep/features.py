@@ -104,13 +104,14 @@ def sample_negatives(
     """
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
-    # catalog-sized: numbered in one task on purpose (a constant key, so Spark does not warn about it)
+    # catalog-sized: numbered in one task on purpose, as one sorted array (a window on a constant key
+    # would do the same, but Spark's optimizer drops the key and warns "No Partition Defined")
     numbered = (
         candidates.select(F.col(C.COL_ITEM_IDX).cast("int").alias("_neg"))
         .distinct()
-        .withColumn(
-            "_pos", (F.row_number().over(Window.partitionBy(F.lit(0)).orderBy("_neg")) - 1).cast("long")
-        )
+        .agg(F.sort_array(F.collect_list("_neg")).alias("_all"))
+        .select(F.posexplode("_all").alias("_pos", "_neg"))
+        .withColumn("_pos", F.col("_pos").cast("long"))
     )
     size = numbered.agg(F.count(F.lit(1)).alias("_n"))
     draws = (
