@@ -384,6 +384,17 @@ def test_gini_of_equal_values_is_zero(spark: SparkSession) -> None:
     assert _rows(A.gini(df, "v", ["g"], "k"), ["g", "gini"]) == [("a", 0.0), ("b", None)]
 
 
+@pytest.mark.spark
+def test_gini_of_the_whole_frame_equals_the_gini_of_one_group(spark: SparkSession) -> None:
+    rows = [("x", "a", 0), ("x", "b", 1), ("x", "c", 1), ("x", "d", 6), ("x", "e", 2)]
+    df = spark.createDataFrame(rows, "g string, k string, v long")
+    (grouped,) = _rows(A.gini(df, "v", ["g"], "k"), ["gini"])
+    (whole,) = _rows(A.gini(df.drop("g"), "v", [], "k"), ["gini"])
+    # sorted 0, 1, 1, 2, 6: 2 * (0 + 2 + 3 + 8 + 30) / (5 * 10) - 6 / 5
+    assert whole == grouped == (pytest.approx(0.52),)
+    assert _rows(A.gini(df.drop("g").limit(0), "v", [], "k"), ["gini"]) == [(None,)]
+
+
 # --- argument checks and build_all ----------------------------------------------------------------
 @pytest.mark.spark
 @pytest.mark.parametrize(

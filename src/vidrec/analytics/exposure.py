@@ -67,7 +67,7 @@ def gini(df: DataFrame, value_col: str, group_cols: list[str], order_col: str) -
     value_col : str
         The non-negative quantity (e.g. exposures).
     group_cols : list of str
-        Grouping columns.
+        Grouping columns; none: the whole DataFrame is one group (one row out).
     order_col : str
         Tie-breaker so that the ranking is deterministic.
 
@@ -77,12 +77,20 @@ def gini(df: DataFrame, value_col: str, group_cols: list[str], order_col: str) -
         ``group_cols + ['gini']``; null where the group's total is 0.
     """
     _require(df, [value_col, order_col, *group_cols], "df", "gini")
-    ranked = Window.partitionBy(*group_cols).orderBy(F.col(value_col), F.col(order_col))
-    return (
-        df.select(
+    if group_cols:
+        ranked = Window.partitionBy(*group_cols).orderBy(F.col(value_col), F.col(order_col))
+        positioned = df.select(
             *group_cols, F.col(value_col).cast("double").alias("_x"), F.row_number().over(ranked).alias("_i")
         )
-        .groupBy(*group_cols)
+    else:  # one group: positions from one sorted array (a window would need a key, and warn without one)
+        pairs = F.struct(F.col(value_col).alias("_v"), F.col(order_col).alias("_o"))
+        positioned = (
+            df.agg(F.sort_array(F.collect_list(pairs)).alias("_all"))
+            .select(F.posexplode("_all").alias("_p", "_e"))
+            .select(F.col("_e._v").cast("double").alias("_x"), (F.col("_p") + 1).alias("_i"))
+        )
+    return (
+        positioned.groupBy(*group_cols)
         .agg(
             F.sum(F.col("_i") * F.col("_x")).alias("_s_ix"),
             F.sum("_x").alias("_s_x"),
@@ -171,13 +179,13 @@ def recommendation_coverage(
         .groupBy(COL_ITEM)
         .agg(F.count(F.lit(1)).alias(COL_PLAYS))
     )
-    # One group holding the whole catalog (a constant key: the window needs a partition column).
+    # one group holding the whole catalog
     consumption = gini(
         catalog.join(plays, on=COL_ITEM, how="left").select(
-            F.lit(1).alias("_catalog"), COL_ITEM, F.coalesce(F.col(COL_PLAYS), F.lit(0)).alias(COL_PLAYS)
+            COL_ITEM, F.coalesce(F.col(COL_PLAYS), F.lit(0)).alias(COL_PLAYS)
         ),
         COL_PLAYS,
-        ["_catalog"],
+        [],
         COL_ITEM,
     ).select(F.col("gini").alias(COL_GINI_CONSUMPTION))
     served = recs.groupBy(COL_ALGORITHM).agg(
