@@ -170,6 +170,17 @@ def _malformed(warehouse: str, what: str) -> LeaseMalformed:
     )
 
 
+def _folder_names(spark: SparkSession, path: str) -> list[str] | None:
+    """The names in folder ``path``, or ``None`` when it does not exist."""
+    jvm = spark._jvm
+    assert jvm is not None, "the Spark session has no JVM gateway"
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = jpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(jpath):
+        return None
+    return sorted(str(s.getPath().getName()) for s in fs.listStatus(jpath))
+
+
 def read_holder(spark: SparkSession, warehouse: str) -> Holder | None:
     """The current holder, or ``None`` when the lease is free (or was never taken).
 
@@ -181,10 +192,7 @@ def read_holder(spark: SparkSession, warehouse: str) -> Holder | None:
     """
     path = lease_path(warehouse)
     if not DeltaTable.isDeltaTable(spark, path):
-        jvm = spark._jvm
-        assert jvm is not None, "the Spark session has no JVM gateway"
-        jpath = jvm.org.apache.hadoop.fs.Path(path)
-        if jpath.getFileSystem(spark._jsc.hadoopConfiguration()).exists(jpath):
+        if _folder_names(spark, path) is not None:
             raise _malformed(warehouse, "the folder exists but is not a Delta table")
         return None
     df = spark.read.format("delta").load(path)
@@ -216,17 +224,6 @@ def read_holder(spark: SparkSession, warehouse: str) -> Holder | None:
         started_us=int(row["started_us"]),
         heartbeat_us=int(row["heartbeat_us"]),
     )
-
-
-def _folder_names(spark: SparkSession, path: str) -> list[str] | None:
-    """The names in folder ``path``, or ``None`` when it does not exist."""
-    jvm = spark._jvm
-    assert jvm is not None, "the Spark session has no JVM gateway"
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = jpath.getFileSystem(spark._jsc.hadoopConfiguration())
-    if not fs.exists(jpath):
-        return None
-    return sorted(str(s.getPath().getName()) for s in fs.listStatus(jpath))
 
 
 #: How long a job waits for another job's creation of ``ops/lease`` to commit.
