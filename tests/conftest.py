@@ -2,11 +2,21 @@
 
 One session-scoped SparkSession (``local[2]``, UI off, few shuffle partitions, Delta on) serves every
 test; each test that writes tables gets its own temporary warehouse through ``warehouse``.
+
+Every Spark the tests start, this session and the jobs they run as subprocesses, gets
+:data:`TEST_SUBMIT_ARGS` through ``PYSPARK_SUBMIT_ARGS`` (pyspark's launcher reads it): Spark SQL
+interpreted instead of compiled, and the serial garbage collector. On the tests' tiny tables compiling
+each query costs more than it saves: the reliability suite's reference night took 125 s instead of
+175 s, and 29% less CPU (docs/performance.md). The results are the same by Spark's contract (it falls
+back to the interpreted path whenever compilation fails); `make demo`, `make bench` and the ML-100k
+runs keep Spark's defaults, so the compiled path runs there. Export ``PYSPARK_SUBMIT_ARGS=pyspark-shell``
+to run the tests with Spark's defaults.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +24,13 @@ from typing import Any
 import pytest
 
 from vidrec.config import Config, load_config
+
+#: Spark settings of every test session and of every job a test starts (module docstring).
+TEST_SUBMIT_ARGS = (
+    "--conf spark.sql.codegen.wholeStage=false --conf spark.sql.codegen.factoryMode=NO_CODEGEN "
+    "--conf spark.driver.extraJavaOptions=-XX:+UseSerialGC pyspark-shell"
+)
+os.environ.setdefault("PYSPARK_SUBMIT_ARGS", TEST_SUBMIT_ARGS)
 
 
 @pytest.fixture(scope="session")
