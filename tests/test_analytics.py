@@ -354,6 +354,28 @@ def test_recommendation_coverage(spark: SparkSession) -> None:
 
 
 @pytest.mark.spark
+@pytest.mark.parametrize(("top_k", "als_shown"), [(10, (1, 1)), (2, (1, 1)), (1, (0, 0))])
+def test_recommendation_coverage_counts_new_titles_shown_in_the_top_k(
+    spark: SparkSession, top_k: int, als_shown: tuple[int, int]
+) -> None:
+    """i4 has no engagement up to the run date (a new title); i3 has only an impression and then a
+    play on the run date (not new); i4's play after the run date does not count. als lists i4 at
+    rank 2 for u2; hybrid never lists it."""
+    late = [*EVENTS, _event("e13", "u4", "i4", "play", D3, "tv", 10.0)]
+    out = A.recommendation_coverage(
+        _recommendations(spark), _events(spark, late), _items(spark), RUN, top_k=top_k
+    )
+    cols = ["algorithm", "new_titles", "new_titles_in_top10", "users_shown_new_title"]
+    assert _rows(out, cols) == [("als", 1, *als_shown), ("hybrid", 1, 0, 0)]
+
+
+@pytest.mark.spark
+def test_recommendation_coverage_refuses_a_top_k_below_one(spark: SparkSession) -> None:
+    with pytest.raises(ValueError, match="top_k"):
+        A.recommendation_coverage(_recommendations(spark), _events(spark), _items(spark), RUN, top_k=0)
+
+
+@pytest.mark.spark
 def test_genre_exposure(spark: SparkSession) -> None:
     out = A.genre_exposure(_recommendations(spark), _events(spark), _items(spark), RUN)
     cols = [

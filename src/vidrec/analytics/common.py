@@ -123,6 +123,15 @@ COL_GINI = "gini_exposure"
 
 COL_GINI_CONSUMPTION = "gini_consumption"
 
+COL_NEW_TITLES = "new_titles"
+
+COL_NEW_TITLES_SHOWN = "new_titles_in_top10"
+
+COL_USERS_SHOWN_NEW = "users_shown_new_title"
+
+#: ``recommendation_coverage`` counts a new title as shown when it is at this rank or better.
+NEW_TITLE_TOP_K = 10
+
 COL_EXPOSURE_SHARE = "exposure_share"
 
 COL_CONSUMPTION_SHARE = "consumption_share"

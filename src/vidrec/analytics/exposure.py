@@ -19,12 +19,17 @@ from vidrec.analytics.common import (
     COL_GINI,
     COL_GINI_CONSUMPTION,
     COL_ITEMS_RECOMMENDED,
+    COL_NEW_TITLES,
+    COL_NEW_TITLES_SHOWN,
     COL_PLAYS,
     COL_USERS,
+    COL_USERS_SHOWN_NEW,
     DEFAULT_DAYS,
     EVENT_PLAY,
+    NEW_TITLE_TOP_K,
     RECOMMENDATION_COLUMNS,
     _events_between,
+    _is_engaged,
     _lit_date,
     _positive,
     _ratio,
@@ -39,6 +44,7 @@ from vidrec.constants import (
     COL_EVENT_TYPE,
     COL_GENRES,
     COL_ITEM,
+    COL_RANK,
     COL_RUN_DATE,
     COL_USER,
 )
@@ -112,45 +118,55 @@ def recommendation_coverage(
     items: DataFrame,
     run_date: dt.date | str,
     days: int = DEFAULT_DAYS,
+    top_k: int = NEW_TITLE_TOP_K,
 ) -> DataFrame:
-    """Per algorithm: users served, catalog coverage and concentration (Gini) of exposure.
+    """Per algorithm: users served, catalog coverage, concentration (Gini) of exposure, new titles shown.
 
     Parameters
     ----------
     recommendations : DataFrame
-        ``gold/recommendations`` rows (``run_date``, ``user_id``, ``item_id``, ``algorithm``); only
-        the rows of ``run_date`` count.
+        ``gold/recommendations`` rows (``run_date``, ``user_id``, ``item_id``, ``algorithm``,
+        ``rank``); only the rows of ``run_date`` count.
     events : DataFrame
         ``bronze/events`` rows (``item_id``, ``event_type``, ``event_date``): the ``play`` events
-        of the ``days`` event dates ending on ``run_date`` give the consumption baseline.
+        of the ``days`` event dates ending on ``run_date`` give the consumption baseline; the
+        engagement events up to ``run_date`` tell which titles are new.
     items : DataFrame
         ``silver/items`` rows (``item_id``): the catalog.
     run_date : date or str
         The run date.
     days : int
         Consumption window (default 28).
+    top_k : int
+        A new title counts as shown when a list holds it at this rank or better (default 10).
 
     Returns
     -------
     DataFrame
         ``run_date, algorithm, users, items_recommended, catalog_size, catalog_coverage,
-        exposures, gini_exposure, gini_consumption``. Exposure is the number of lists an item
-        appears in; ``catalog_coverage`` the share of catalog items recommended at least once;
+        exposures, gini_exposure, gini_consumption, new_titles, new_titles_in_top10,
+        users_shown_new_title``. Exposure is the number of lists an item appears in;
+        ``catalog_coverage`` the share of catalog items recommended at least once;
         ``gini_exposure`` the Gini coefficient of exposure over all catalog items (never
         recommended ones count 0): 0 is perfectly even, near 1 is all exposure on one item;
         ``gini_consumption`` the same coefficient of plays over the catalog (the same on every
         row): an algorithm above it concentrates exposure more than users concentrate viewing.
+        ``new_titles`` counts the catalog titles nobody has engaged with up to ``run_date`` (the
+        same on every row); ``new_titles_in_top10`` how many of them are in at least one of the
+        algorithm's lists at rank ``top_k`` or better, ``users_shown_new_title`` how many users
+        have one there.
 
     Raises
     ------
     ValueError
-        When a required column is missing or ``days < 1``.
+        When a required column is missing, ``days < 1`` or ``top_k < 1``.
     """
     func = "recommendation_coverage"
-    _require(recommendations, RECOMMENDATION_COLUMNS, "recommendations", func)
+    _require(recommendations, [*RECOMMENDATION_COLUMNS, COL_RANK], "recommendations", func)
     _require(events, [COL_ITEM, COL_EVENT_TYPE, COL_EVENT_DATE], "events", func)
     _require(items, [COL_ITEM], "items", func)
     _positive(days, "days", func)
+    _positive(top_k, "top_k", func)
     run_day = as_date(run_date)
     start = run_day - dt.timedelta(days=days - 1)
 
@@ -188,6 +204,22 @@ def recommendation_coverage(
         [],
         COL_ITEM,
     ).select(F.col("gini").alias(COL_GINI_CONSUMPTION))
+    engaged = (
+        events.where((F.col(COL_EVENT_DATE) <= _lit_date(run_day)) & _is_engaged())
+        .select(COL_ITEM)
+        .distinct()
+    )
+    new_titles = catalog.join(engaged, on=COL_ITEM, how="left_anti")
+    new_count = new_titles.agg(F.count(F.lit(1)).alias(COL_NEW_TITLES))
+    new_shown = (
+        recs.where(F.col(COL_RANK) <= F.lit(int(top_k)))
+        .join(new_titles, on=COL_ITEM, how="left_semi")
+        .groupBy(COL_ALGORITHM)
+        .agg(
+            F.countDistinct(COL_ITEM).alias(COL_NEW_TITLES_SHOWN),
+            F.countDistinct(COL_USER).alias(COL_USERS_SHOWN_NEW),
+        )
+    )
     served = recs.groupBy(COL_ALGORITHM).agg(
         F.countDistinct(COL_USER).alias(COL_USERS),
         F.countDistinct(COL_ITEM).alias(COL_ITEMS_RECOMMENDED),
@@ -196,8 +228,10 @@ def recommendation_coverage(
     return (
         served.join(covered, on=COL_ALGORITHM, how="left")
         .join(concentration, on=COL_ALGORITHM, how="left")
+        .join(new_shown, on=COL_ALGORITHM, how="left")
         .crossJoin(catalog_size)
         .crossJoin(consumption)
+        .crossJoin(new_count)
         .select(
             _lit_date(run_day).alias(COL_RUN_DATE),
             COL_ALGORITHM,
@@ -210,6 +244,9 @@ def recommendation_coverage(
             F.col(COL_EXPOSURES).cast("long").alias(COL_EXPOSURES),
             F.col(COL_GINI).cast("double").alias(COL_GINI),
             F.col(COL_GINI_CONSUMPTION).cast("double").alias(COL_GINI_CONSUMPTION),
+            F.col(COL_NEW_TITLES).cast("long").alias(COL_NEW_TITLES),
+            F.coalesce(F.col(COL_NEW_TITLES_SHOWN), F.lit(0)).cast("long").alias(COL_NEW_TITLES_SHOWN),
+            F.coalesce(F.col(COL_USERS_SHOWN_NEW), F.lit(0)).cast("long").alias(COL_USERS_SHOWN_NEW),
         )
     )
 
