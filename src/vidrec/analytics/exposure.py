@@ -48,6 +48,7 @@ from vidrec.constants import (
     COL_RUN_DATE,
     COL_USER,
 )
+from vidrec.data.frames import number_in_one_task
 
 
 # --- recommendation coverage ----------------------------------------------------------------------
@@ -88,13 +89,9 @@ def gini(df: DataFrame, value_col: str, group_cols: list[str], order_col: str) -
         positioned = df.select(
             *group_cols, F.col(value_col).cast("double").alias("_x"), F.row_number().over(ranked).alias("_i")
         )
-    else:  # one group: positions from one sorted array (a window would need a key, and warn without one)
-        pairs = F.struct(F.col(value_col).alias("_v"), F.col(order_col).alias("_o"))
-        positioned = (
-            df.agg(F.sort_array(F.collect_list(pairs)).alias("_all"))
-            .select(F.posexplode("_all").alias("_p", "_e"))
-            .select(F.col("_e._v").cast("double").alias("_x"), (F.col("_p") + 1).alias("_i"))
-        )
+    else:  # one group, numbered in one task
+        values = df.select(F.col(value_col).cast("double").alias("_x"), F.col(order_col).alias("_o"))
+        positioned = number_in_one_task(values, [F.col("_x"), F.col("_o")], "_i").select("_x", "_i")
     return (
         positioned.groupBy(*group_cols)
         .agg(

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from vidrec import constants as C
 from vidrec.config.sections import PopularityConf
+from vidrec.data.frames import number_in_one_task
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.topn import COL_FEATURES, top_n_from_factors
 
@@ -55,14 +56,9 @@ def _ranked(df: DataFrame, partition: list[str], n: int) -> DataFrame:
     every row to one task and log "No Partition Defined for Window operation".
     """
     if not partition:
-        key = F.struct((-F.col(C.COL_SCORE)).alias("_neg"), F.col(C.COL_ITEM).alias("_item"))
         top = df.orderBy(F.col(C.COL_SCORE).desc(), F.col(C.COL_ITEM)).limit(n)
-        listed = top.agg(
-            F.sort_array(F.collect_list(F.struct(key.alias("_key"), F.struct(*df.columns).alias("_row"))))
-        )
-        return listed.select(F.posexplode(listed.columns[0]).alias("_pos", "_e")).select(
-            "_e._row.*", (F.col("_pos") + 1).cast("int").alias(C.COL_RANK)
-        )
+        ranked = number_in_one_task(top, [-F.col(C.COL_SCORE), F.col(C.COL_ITEM)], C.COL_RANK)
+        return ranked.withColumn(C.COL_RANK, F.col(C.COL_RANK).cast("int"))
     w = Window.partitionBy(*partition).orderBy(F.col(C.COL_SCORE).desc(), F.col(C.COL_ITEM))
     return df.withColumn(C.COL_RANK, F.row_number().over(w).cast("int")).where(F.col(C.COL_RANK) <= n)
 

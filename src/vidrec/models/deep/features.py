@@ -26,6 +26,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
+from vidrec.data.frames import number_in_one_task
 from vidrec.data.text import tokens_column
 from vidrec.models.deep import schema as S
 
@@ -104,15 +105,9 @@ def sample_negatives(
     """
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
-    # catalog-sized: numbered in one task on purpose, as one sorted array (a window on a constant key
-    # would do the same, but Spark's optimizer drops the key and warns "No Partition Defined")
-    numbered = (
-        candidates.select(F.col(C.COL_ITEM_IDX).cast("int").alias("_neg"))
-        .distinct()
-        .agg(F.sort_array(F.collect_list("_neg")).alias("_all"))
-        .select(F.posexplode("_all").alias("_pos", "_neg"))
-        .withColumn("_pos", F.col("_pos").cast("long"))
-    )
+    # catalog-sized: numbered in one task on purpose
+    distinct = candidates.select(F.col(C.COL_ITEM_IDX).cast("int").alias("_neg")).distinct()
+    numbered = number_in_one_task(distinct, [F.col("_neg")], "_pos", start=0)
     size = numbered.agg(F.count(F.lit(1)).alias("_n"))
     draws = (
         pos.select(

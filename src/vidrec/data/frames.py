@@ -1,0 +1,40 @@
+"""DataFrame transforms shared across layers that belong to no one table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+
+def number_in_one_task(df: DataFrame, order: Sequence[Column], name: str, start: int = 1) -> DataFrame:
+    """``df`` (all its columns) plus ``name``: each row's position ``start, start + 1, ...`` by ``order``.
+
+    For a frame that is one group and small (a catalogue, a top-n list): the rows are collected into
+    one task and numbered as one sorted array. A window without a partition key does the same, but
+    Spark's optimizer drops a constant key and logs "No Partition Defined for Window operation" for
+    each such window.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The rows to number.
+    order : sequence of Column
+        Sort keys, ascending, nulls first (negate a numeric key for descending order); the last should
+        make the order total, or ties get an arbitrary but distinct position.
+    name : str
+        The position column (``long``).
+    start : int
+        The first row's position.
+    """
+    if not order:
+        raise ValueError("number_in_one_task: give at least one order column")
+    key = F.struct(*[c.alias(f"_k{i}") for i, c in enumerate(order)])
+    rows = F.struct(*[F.col(f"`{c}`") for c in df.columns])
+    listed = df.agg(
+        F.sort_array(F.collect_list(F.struct(key.alias("_key"), rows.alias("_row")))).alias("_all")
+    )
+    return listed.select(F.posexplode("_all").alias("_pos", "_e")).select(
+        "_e._row.*", (F.col("_pos") + F.lit(int(start))).cast("long").alias(name)
+    )
