@@ -5,9 +5,11 @@ test session's settings) on one embedded ``local[2]`` session. Extra Spark setti
 arguments, to compare a setting side by side:
 
     PYTHONPATH=src .venv/bin/python bench/tiny_night.py spark.sql.adaptive.enabled=false
+    PYTHONPATH=src .venv/bin/python bench/tiny_night.py --nights 1 spark.sql.codegen.factoryMode=NO_CODEGEN
 
-Prints one JSON line: session start, sample, both nights' seconds and Spark jobs, and per night each
-stage's Spark jobs and seconds (each stage is wrapped to read Spark's job count before and after it).
+Prints one JSON line: session start, sample, each night's seconds and Spark jobs, per night each
+stage's Spark jobs and seconds (each stage is wrapped to read Spark's job count before and after it),
+and the CPU seconds of the whole process tree (driver Python, JVM, Python workers) since it started.
 """
 
 from __future__ import annotations
@@ -28,7 +30,25 @@ from vidrec.pipeline.stages import STAGES
 RUN_DATE = dt.date(2026, 3, 31)
 
 
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and every live descendant (the JVM among them)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def main(argv: list[str]) -> None:
+    nights_to_run = 2
+    if argv[:1] == ["--nights"]:
+        nights_to_run, argv = int(argv[1]), argv[2:]
     extra = {"spark.ui.retainedJobs": "100000", **dict(a.split("=", 1) for a in argv)}
     root = tempfile.mkdtemp(prefix="vidrec-tiny-night-")
     conf = load_config(
@@ -70,7 +90,7 @@ def main(argv: list[str]) -> None:
     sample.generate(spark, f"{root}/raw", n_users=60, n_items=40, days=10, end_date=RUN_DATE, seed=5)
     t2 = time.perf_counter()
     nights = []
-    for _ in range(2):
+    for _ in range(nights_to_run):
         per_stage.append({})
         jobs, start = len(tracker.getJobIdsForGroup()), time.perf_counter()
         pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
@@ -79,9 +99,9 @@ def main(argv: list[str]) -> None:
         "extra": extra,
         "session_s": round(t1 - t0, 1),
         "sample_s": round(t2 - t1, 1),
-        "night1_s": nights[0][0],
-        "night2_s": nights[1][0],
-        "spark_jobs": [nights[0][1], nights[1][1]],
+        "nights_s": [s for s, _ in nights],
+        "spark_jobs": [j for _, j in nights],
+        "cpu_s": round(tree_cpu_seconds(), 1),
         "stages_jobs_and_s": per_stage,
     }
     print(json.dumps(result))

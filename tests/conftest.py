@@ -5,12 +5,12 @@ test; each test that writes tables gets its own temporary warehouse through ``wa
 
 Every Spark the tests start, this session and the jobs they run as subprocesses, gets
 :data:`TEST_SUBMIT_ARGS` through ``PYSPARK_SUBMIT_ARGS`` (pyspark's launcher reads it): Spark SQL
-interpreted instead of compiled, and the serial garbage collector. On the tests' tiny tables compiling
-each query costs more than it saves: the reliability suite's reference night took 125 s instead of
-175 s, and 29% less CPU (docs/performance.md). The results are the same by Spark's contract (it falls
-back to the interpreted path whenever compilation fails); `make demo`, `make bench` and the ML-100k
-runs keep Spark's defaults, so the compiled path runs there. Export ``PYSPARK_SUBMIT_ARGS=pyspark-shell``
-to run the tests with Spark's defaults.
+interpreted instead of compiled, and the serial garbage collector. On the tests' tiny tables
+compiling each query costs more than it saves: the reliability suite's reference night took
+140-145 s instead of 176-231 s, with 20-29% less CPU, side by side (docs/performance.md). The results
+are the same by Spark's contract (it falls back to the interpreted path whenever compilation fails);
+`make demo`, `make bench` and the ML-100k runs keep Spark's defaults, so the compiled path runs
+there. Export ``PYSPARK_SUBMIT_ARGS=pyspark-shell`` to run the tests with Spark's defaults.
 """
 
 from __future__ import annotations
