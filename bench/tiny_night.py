@@ -17,9 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
+
+from run import PeakRss  # bench/run.py: CPU seconds of the whole process tree (the JVM included)
 
 from vidrec import pipeline
 from vidrec.config import load_config
@@ -28,21 +31,6 @@ from vidrec.pipeline.session import build_spark
 from vidrec.pipeline.stages import STAGES
 
 RUN_DATE = dt.date(2026, 3, 31)
-
-
-def tree_cpu_seconds() -> float:
-    """User + system CPU seconds of this process and every live descendant (the JVM among them)."""
-    import psutil
-
-    me = psutil.Process()
-    total = 0.0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def main(argv: list[str]) -> None:
@@ -90,18 +78,19 @@ def main(argv: list[str]) -> None:
     sample.generate(spark, f"{root}/raw", n_users=60, n_items=40, days=10, end_date=RUN_DATE, seed=5)
     t2 = time.perf_counter()
     nights = []
-    for _ in range(nights_to_run):
-        per_stage.append({})
-        jobs, start = len(tracker.getJobIdsForGroup()), time.perf_counter()
-        pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
-        nights.append((round(time.perf_counter() - start, 1), len(tracker.getJobIdsForGroup()) - jobs))
+    with PeakRss([os.getpid()], period=1.0) as tree:  # CPU is cumulative: from the process start
+        for _ in range(nights_to_run):
+            per_stage.append({})
+            jobs, start = len(tracker.getJobIdsForGroup()), time.perf_counter()
+            pipeline.run_nightly(spark, conf, RUN_DATE, f"{root}/raw")
+            nights.append((round(time.perf_counter() - start, 1), len(tracker.getJobIdsForGroup()) - jobs))
     result = {
         "extra": extra,
         "session_s": round(t1 - t0, 1),
         "sample_s": round(t2 - t1, 1),
         "nights_s": [s for s, _ in nights],
         "spark_jobs": [j for _, j in nights],
-        "cpu_s": round(tree_cpu_seconds(), 1),
+        "cpu_s": round(tree.cpu_seconds, 1),
         "stages_jobs_and_s": per_stage,
     }
     print(json.dumps(result))
