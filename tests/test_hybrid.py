@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 from helpers import assert_candidates
+from pyspark.sql import functions as F
 
 from vidrec.config import Config, load_config
-from vidrec.config.sections import HybridConf
+from vidrec.config.sections import SCORE_NORMS, HybridConf
 from vidrec.constants import (
     COL_CONFIDENCE,
     COL_ITEM_IDX,
@@ -33,8 +34,15 @@ from vidrec.constants import (
     COL_SCORE,
     COL_USER_IDX,
 )
+from vidrec.data import tables
 from vidrec.evaluation import metrics
-from vidrec.evaluation.blend_weights import choose_weights
+from vidrec.evaluation.blend_weights import (
+    BLEND_TABLE,
+    choose_weights,
+    latest_choice,
+    store_choice,
+    stored_chooser,
+)
 from vidrec.evaluation.evaluate import cold_slices
 from vidrec.models.base import Candidates, FitContext
 from vidrec.models.topn import RECS_SCHEMA
@@ -43,6 +51,7 @@ from vidrec.serving.hybrid import (
     TIER_COLD,
     TIER_NEW,
     TIER_WARM,
+    BlendChoice,
     blend,
     explain,
     generate_hybrid,
@@ -162,6 +171,7 @@ def hconf(**kw: Any) -> HybridConf:
         ({"weights": {"als": -1.0}}, "hybrid.weights must be >= 0"),
         ({"max_per_genre": -1}, "hybrid.max_per_genre must be >= 0"),
         ({"validation_fraction": 1.0}, r"hybrid.validation_fraction must be in \(0, 1\)"),
+        ({"rrf_k_grid": []}, "hybrid.rrf_k_grid must be non-empty and >= 0"),
     ],
 )
 def test_conf_refuses_bad_values(override: dict[str, Any], message: str) -> None:
@@ -384,10 +394,47 @@ def test_generate_hybrid_end_to_end(spark: Any, base_conf: Config, tmp_path: Any
 def test_choose_weights_on_the_training_data(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path, n=3)
     grid = [0.0, 1.0]
-    weights, ndcg = choose_weights(ctx, ["popularity", "itemknn"], grid, k=3, conf=hconf(tune_rounds=1))
-    assert set(weights) == {"popularity", "itemknn"}
-    assert all(w in (*grid, 0.25) for w in weights.values())  # 0.25: the untouched default
-    assert 0.0 <= ndcg <= 1.0
+    choice = choose_weights(ctx, ["popularity", "itemknn"], grid, k=3, conf=hconf(tune_rounds=1))
+    assert set(choice.weights) == {"popularity", "itemknn"}
+    assert all(w in (*grid, 0.25) for w in choice.weights.values())  # 0.25: the untouched default
+    assert any(w > 0 for w in choice.weights.values())
+    assert choice.score_norm in SCORE_NORMS
+    assert choice.score_norm == "minmax" or choice.rrf_k in hconf().rrf_k_grid
+    assert 0.0 <= choice.validation_ndcg <= 1.0 and choice.k == 3 and choice.validation_users > 0
+    assert set(choice.components) == {"popularity", "itemknn"}  # the versions it was chosen on
+    assert choice.components["itemknn"].startswith("itemknn-")
+
+
+@pytest.mark.spark
+def test_a_stored_blend_is_served_until_the_next_one(spark: Any, base_conf: Config, tmp_path: Any) -> None:
+    wh = str(tmp_path / "wh")
+    conf = base_conf.replace(hybrid=hconf())
+    ctx = make_ctx(spark, conf, tmp_path)
+    names = ["popularity", "itemknn", "content"]
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 8)
+    # nothing stored yet: the configured blend
+    first = stored_chooser(spark, wh, d1, "time")(ctx, names, k=10, conf=conf.hybrid)
+    assert first.weights == {a: conf.hybrid.weights.get(a, 0.0) for a in names}
+    assert (first.score_norm, first.rrf_k, first.k) == (conf.hybrid.score_norm, conf.hybrid.rrf_k, 0)
+
+    def chosen(weights: dict[str, float], day: dt.date, ndcg: float) -> BlendChoice:
+        return BlendChoice(weights, "rrf", 10, ndcg, 10, 40, {"itemknn": "itemknn-x"}, day.isoformat())
+
+    v1 = store_choice(spark, wh, d1, "time", chosen({"popularity": 0.0, "itemknn": 2.0}, d1, 0.30))
+    store_choice(spark, wh, d1, "time", chosen({"popularity": 0.5, "itemknn": 1.0}, d1, 0.31))  # a rerun
+    store_choice(spark, wh, d2, "time", chosen({"popularity": 1.0, "itemknn": 0.0}, d2, 0.25))
+    store_choice(spark, wh, d1, "random", chosen({"popularity": 0.25, "itemknn": 0.25}, d1, 0.5))
+    rows = tables.read(spark, wh, BLEND_TABLE).where(F.col("protocol") == "time").collect()
+    assert sorted(r["run_date"] for r in rows) == [d1, d2]  # the rerun replaced its date's row
+    assert v1.startswith("blend-2026-03-01-")
+    between = latest_choice(spark, wh, dt.date(2026, 3, 5), "time")
+    assert between is not None and between.weights == {"popularity": 0.5, "itemknn": 1.0}
+    assert between.validation_ndcg == pytest.approx(0.31) and between.version.startswith("blend-2026-03-01-")
+    assert latest_choice(spark, wh, dt.date(2026, 2, 1), "time") is None
+    served = stored_chooser(spark, wh, dt.date(2026, 3, 9), "time")(ctx, names, k=10, conf=conf.hybrid)
+    # the latest choice; content was not in it, so it keeps its configured weight
+    assert served.weights == {"popularity": 1.0, "itemknn": 0.0, "content": conf.hybrid.weights["content"]}
+    assert (served.score_norm, served.rrf_k, served.chosen_on) == ("rrf", 10, "2026-03-08")
 
 
 # --- new items ----------------------------------------------------------------------------------

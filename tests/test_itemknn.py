@@ -237,7 +237,7 @@ def test_generate_itemknn(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     targets = spark.createDataFrame([(u,) for u in range(6)], f"{COL_USER_IDX} int")
     ctx = FitContext(
         spark=spark,
-        conf=base_conf.override({"itemknn": {"shrink": 0.0, "neighbours": 5}}),
+        conf=base_conf.override({"itemknn": {"similarity": "cosine", "shrink": 0.0, "neighbours": 5}}),
         interactions=inter,
         events=inter,
         items=inter,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from vidrec import constants as C
 from vidrec import pipeline
 from vidrec.data import contracts, tables
 from vidrec.devdata import sample
+from vidrec.evaluation.blend_weights import BLEND_TABLE
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -102,6 +104,22 @@ def test_models_are_scored_and_collaborative_ones_beat_popularity(spark, nightly
     # (python -m vidrec.cli.quickcheck) and reported in BENCHMARKS.md.
     for algo in (C.ALGO_ALS, C.ALGO_EASE, C.ALGO_ITEMKNN, C.ALGO_HYBRID):
         assert ndcg[algo] > ndcg[C.ALGO_POPULARITY], (algo, ndcg)
+
+
+def test_the_evaluation_learns_the_blend_that_is_served(spark, nightly) -> None:
+    """The first night's evaluation chooses the hybrid's blend and stores it; recommend serves it."""
+    rows = tables.read(spark, nightly["conf"].warehouse, BLEND_TABLE).collect()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.run_date, row.protocol) == (RUN_DATE, "time")
+    assert row.validation_users > 0 and 0.0 <= row.validation_ndcg <= 1.0
+    learned = nightly["summary"]["evaluate"]["blend"]
+    served = nightly["summary"]["recommend"]["blend"]
+    assert learned["weights_version"] == row.weights_version == served["weights_version"]
+    assert served["weights"] == json.loads(row.weights) == learned["weights"]
+    assert (served["score_norm"], served["rrf_k"]) == (row.score_norm, row.rrf_k)
+    chosen_on = set(json.loads(row.components))  # the components it was chosen on: the hybrid's
+    assert chosen_on == set(nightly["conf"].hybrid.components()) & set(MODELS)
 
 
 def test_cold_slices_are_scored(spark, nightly) -> None:

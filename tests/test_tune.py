@@ -123,10 +123,10 @@ def test_local_blend_by_hand() -> None:
 def test_with_params_and_layer() -> None:
     conf = load_config()
     als = with_params(conf, "als", {"rank": 16, "alpha": 2.0})
-    assert (als.als.rank, als.als.alpha) == (16, 2.0) and conf.als.rank == 48
-    deep = with_params(conf, "multvae", {"hidden_dim": 600})
-    assert deep.deep.multvae.hidden_dim == 600 and deep.deep.multvae.dropout == 0.5
-    assert current_params(deep, "multvae", ["hidden_dim", "lr"]) == {"hidden_dim": 600, "lr": 0.002}
+    assert (als.als.rank, als.als.alpha) == (16, 2.0) and conf.als.rank == 96
+    deep = with_params(conf, "multvae", {"hidden_dim": 128})
+    assert deep.deep.multvae.hidden_dim == 128 and deep.deep.multvae.dropout == 0.5
+    assert current_params(deep, "multvae", ["hidden_dim", "lr"]) == {"hidden_dim": 128, "lr": 0.002}
     layer = layer_for({"ease": {"lambda": 500.0}, "ncf": {"dropout": 0.2}, "content": {}})
     assert layer == {"ease": {"lambda": 500.0}, "deep": {"ncf": {"dropout": 0.2}}}
     with pytest.raises(ValueError, match=r"tune.spaces.als names unknown parameter\(s\) \['bogus'\]"):

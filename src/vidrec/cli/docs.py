@@ -51,6 +51,7 @@ class TableDoc:
 
 
 TUNING_TRIALS: Table = (C.OPS, "tuning_trials")
+BLEND_WEIGHTS: Table = (C.OPS, "blend_weights")
 
 #: Hand-written: grain, partitioning, how each table is written, and its rules.
 TABLE_DOCS: dict[Table, TableDoc] = {
@@ -261,6 +262,32 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         ),
         schema_source="vidrec.evaluation.trials.TRIALS_SCHEMA",
         constant="vidrec.evaluation.trials.TRIALS_TABLE",
+    ),
+    BLEND_WEIGHTS: TableDoc(
+        grain="one row per learned blend of the hybrid: (`run_date`, `protocol`)",
+        partitioned_by=(C.COL_RUN_DATE,),
+        written="the offline evaluation (`evaluate` stage, `jobs/evaluate.py`) with `hybrid.tune_weights`: "
+        "a rerun replaces its run date and protocol",
+        notes="`weights` (JSON: component -> warm weight), `score_norm` and `rrf_k` were chosen on a "
+        "validation carve of the evaluation's training side, where they scored `validation_ndcg` at `k` "
+        "over `validation_users`; `components` (JSON) holds the model versions of the lists they were "
+        "chosen on, `weights_version` the choice's own version. The served hybrid uses the latest row of "
+        "`evaluation.protocol` up to its run date. See [evaluation.md](evaluation.md#the-learned-blend).",
+        columns=(
+            (C.COL_RUN_DATE, "date"),
+            ("protocol", "string"),
+            ("weights_version", "string"),
+            ("score_norm", "string"),
+            ("rrf_k", "int"),
+            ("weights", "string"),
+            ("validation_ndcg", "double"),
+            (C.COL_K, "int"),
+            ("validation_users", "bigint"),
+            ("components", "string"),
+            ("chosen_at", "timestamp"),
+        ),
+        schema_source="vidrec.evaluation.blend_weights.BLEND_SCHEMA",
+        constant="vidrec.evaluation.blend_weights.BLEND_TABLE",
     ),
 }
 

@@ -213,6 +213,7 @@ class HybridConf:
     reason_history: int
     tune_weights: bool
     weight_grid: tuple[float, ...]
+    rrf_k_grid: tuple[int, ...]
     validation_fraction: float
     tune_rounds: int
     new_item_max_users: int
@@ -247,6 +248,12 @@ class HybridConf:
             "hybrid.weight_grid",
             "non-empty and >= 0",
             self.weight_grid,
+        )
+        _check(
+            bool(self.rrf_k_grid) and min(self.rrf_k_grid) >= 0,
+            "hybrid.rrf_k_grid",
+            "non-empty and >= 0",
+            self.rrf_k_grid,
         )
 
     def components(self) -> list[str]:

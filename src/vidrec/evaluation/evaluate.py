@@ -28,6 +28,7 @@ from vidrec.evaluation.blend_weights import choose_weights
 from vidrec.evaluation.context import PROTOCOLS, holdout
 from vidrec.models.rating import RatingModel, fit_rating_model, rating_model_version, rating_rows
 from vidrec.serving.candidates import fit_all
+from vidrec.serving.hybrid import WeightChooser
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +163,13 @@ def evaluate(
     algorithms: Sequence[str],
     run_date: dt.date,
     work_dir: str,
+    weight_chooser: WeightChooser = choose_weights,
 ) -> DataFrame:
     """Fit every algorithm on the training side of the protocol's split and score it on the test side.
+
+    With ``hybrid.tune_weights``, ``weight_chooser`` learns the hybrid's blend on a validation carve of
+    the training side (default :func:`~vidrec.evaluation.blend_weights.choose_weights`; the nightly
+    passes a :class:`~vidrec.evaluation.blend_weights.RecordingChooser` to store what it chose).
 
     Returns
     -------
@@ -201,7 +207,7 @@ def evaluate(
             slices[f":{name}"] = pairs.cache()
     rows: list[Row] = []
     start = time.perf_counter()
-    fitted = fit_all(ctx, algorithms, stage="evaluate", choose_weights=choose_weights)
+    fitted = fit_all(ctx, algorithms, stage="evaluate", choose_weights=weight_chooser)
     log.info("evaluate: %d generators fitted in %.1f s", len(fitted), time.perf_counter() - start)
     start = time.perf_counter()
     all_recs = union_all(

@@ -14,7 +14,7 @@ from vidrec import constants as C
 from vidrec.data import contracts, ingest, matrix, tables
 from vidrec.evaluation import evaluate as ev
 from vidrec.evaluation import gate as publish_gate
-from vidrec.evaluation.blend_weights import choose_weights
+from vidrec.evaluation.blend_weights import RecordingChooser, store_choice, stored_chooser
 from vidrec.evaluation.context import PROTOCOLS
 from vidrec.evaluation.served import SPLIT_SERVED, served_list_check
 from vidrec.evaluation.served import to_frame as served_frame
@@ -77,6 +77,7 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
     user_index = tables.read(spark, wh, C.T_USER_INDEX)
     if users is None:
         users = user_index.select(C.COL_USER)
+    chooser = RecordingChooser()
     rows = ev.evaluate(
         spark,
         rc.conf,
@@ -88,6 +89,7 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
         rc.conf.models,
         rc.run_date,
         f"{wh}/{C.MODELS}/{rc.run_date.isoformat()}/eval",
+        chooser,
     ).cache()
     split = PROTOCOLS[rc.conf.evaluation.protocol]
     algos = ", ".join(f"'{a}'" for a in rc.conf.models)
@@ -110,6 +112,17 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
             slices.setdefault(r[C.COL_ALGORITHM], {})[f"{name}:{key}"] = round(r[C.COL_VALUE], 4)
     rows.unpersist()
     details.update({"split": split, "metrics": table, "slices": slices})
+    choice = chooser.choice
+    if choice is not None:  # the hybrid learned its blend: served from tonight on (stage_recommend)
+        version = store_choice(spark, wh, rc.run_date, rc.conf.evaluation.protocol, choice)
+        details["blend"] = {
+            "weights_version": version,
+            "weights": choice.weights,
+            "score_norm": choice.score_norm,
+            "rrf_k": choice.rrf_k,
+            f"validation_ndcg@{choice.k}": round(choice.validation_ndcg, 4),
+            "validation_users": choice.validation_users,
+        }
     return details
 
 
@@ -194,12 +207,13 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     fallback = registry.get(C.ALGO_POPULARITY)(ctx)
     fallback_recs = fallback.recs.cache()
     log.info("recommend: popularity lists built")
+    chooser = stored_chooser(rc.spark, rc.warehouse, rc.run_date, rc.conf.evaluation.protocol)
     fitted = fit_all(
         ctx,
         models,
         {C.ALGO_POPULARITY: fallback} if C.ALGO_POPULARITY in models else None,
         "recommend",
-        choose_weights,
+        chooser,
     )
     for algo in models:
         cand = fitted[algo]
@@ -250,6 +264,13 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     details["model_versions"] = {a: fitted[a].model_version for a in models}
     details["similar_items"] = similar
     details["publish_gate"] = gate
+    if chooser.choice is not None:  # the hybrid's blend: learned (its ops/blend_weights version) or conf
+        details["blend"] = {
+            "weights_version": chooser.choice.version or "hybrid.weights",
+            "weights": chooser.choice.weights,
+            "score_norm": chooser.choice.score_norm,
+            "rrf_k": chooser.choice.rrf_k,
+        }
     return details
 
 

@@ -32,8 +32,9 @@ Modules: :mod:`.common` (tiers, component names, the conf section), :mod:`.routi
 segment lists), :mod:`.blend` (normalisation, weights, new titles, :func:`blend`,
 :func:`generate_hybrid`), :mod:`.rerank` (maturity filter, MMR), :mod:`.explain` (reasons). The warm
 weights can be chosen on a validation split by the evaluation layer
-(:func:`vidrec.evaluation.blend_weights.choose_weights`), which :func:`generate_hybrid` takes as an
-argument: serving never imports evaluation.
+(:func:`vidrec.evaluation.blend_weights.choose_weights`, on by default through ``hybrid.tune_weights``),
+which :func:`generate_hybrid` takes as an argument (a :data:`WeightChooser` returning a
+:class:`BlendChoice`): serving never imports evaluation.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from vidrec.serving.hybrid.common import (
     TIER_COLD,
     TIER_NEW,
     TIER_WARM,
+    BlendChoice,
     WeightChooser,
     materialise,
 )
@@ -67,25 +69,22 @@ from vidrec.serving.hybrid.routing import OVERALL, SEGMENT_LEVELS, segment_popul
 __all__ = [
     "COL_N_POSITIVE",
     "COL_TIER",
-    "DEFAULTS",
     "FILL_WEIGHT",
     "NEW_ITEMS",
     "OVERALL",
-    "SCORE_NORMS",
     "SEGMENT",
     "SEGMENT_LEVELS",
     "TIER_COLD",
     "TIER_NEW",
     "TIER_WARM",
+    "BlendChoice",
     "WeightChooser",
     "anchors",
     "blend",
     "blend_scores",
-    "component_names",
     "contributions",
     "explain",
     "generate_hybrid",
-    "hybrid_conf",
     "materialise",
     "maturity_filter",
     "new_item_ids",

@@ -36,6 +36,7 @@ from vidrec.serving.hybrid.common import (
     TIER_COLD,
     TIER_NEW,
     TIER_WARM,
+    BlendChoice,
     WeightChooser,
     log,
     materialise,
@@ -277,13 +278,11 @@ def generate_hybrid(
     fitted here with lists of ``max(n, hybrid.pool_n)``. ``components``, when given (the nightly
     passes ``models``), limits the components to those names: a weighted generator not among them is
     left out with a warning rather than fitted behind the user's back.
-    With ``hybrid.tune_weights``, ``choose_weights`` (the evaluation layer's
-    :func:`vidrec.evaluation.blend_weights.choose_weights`) picks the warm weights.
-
-    Raises
-    ------
-    ValueError
-        When ``hybrid.tune_weights`` is on and no ``choose_weights`` is given.
+    With ``hybrid.tune_weights``, ``choose_weights`` picks the warm weights, the normalisation and
+    ``rrf_k`` (a :class:`BlendChoice`): the offline evaluation passes
+    :func:`vidrec.evaluation.blend_weights.choose_weights` (chosen on a validation carve of ``ctx``),
+    the served list :func:`vidrec.evaluation.blend_weights.stored_chooser` (the latest stored choice).
+    Without a chooser (or with ``tune_weights`` off) the blend is the configured one.
     """
     hc = ctx.conf.hybrid
     given: Mapping[str, Candidates] = candidates or {}
@@ -297,12 +296,11 @@ def generate_hybrid(
     pool_ctx = dataclasses.replace(ctx, n=max(ctx.n, int(hc.pool_n)))
     cands = {name: given[name] if name in given else registry.get(name)(pool_ctx) for name in names}
     weights = hc.weights
-    if hc.tune_weights:
-        if choose_weights is None:
-            raise ValueError("hybrid.tune_weights is on but the caller gave no weight chooser")
+    if hc.tune_weights and choose_weights is not None:
         k = ctx.conf.evaluation.k
         names = [a for a in cands if a in hc.weights] + ([NEW_ITEMS] if NEW_ITEMS in hc.weights else [])
-        tuned, score = choose_weights(ctx, names, k=k, conf=hc)
-        weights = {**weights, **tuned}
-        log.info("hybrid: tuned weights %s (validation ndcg@%d=%.4f)", tuned, k, score)
+        choice: BlendChoice = choose_weights(ctx, names, k=k, conf=hc)
+        weights = {**weights, **choice.weights}
+        hc = dataclasses.replace(hc, score_norm=choice.score_norm, rrf_k=int(choice.rrf_k))
+        log.info("hybrid: blending with %s (%s, rrf_k %d)", choice.weights, choice.score_norm, choice.rrf_k)
     return blend(ctx, cands, weights, hc)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pyspark.sql import DataFrame
+
+from vidrec.config.sections import HybridConf
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +31,37 @@ COL_N_POSITIVE = "n_positive"
 _ALGO, _NORM, _WEIGHT, _TOP = "_algo", "_norm", "_weight", "_top"
 
 
-#: ``choose(ctx, components, k=k, conf=hybrid section) -> (weights, validation ndcg@k)``: how the
-#: warm weights are chosen when ``hybrid.tune_weights`` is on
-#: (:func:`vidrec.evaluation.blend_weights.choose_weights`).
-WeightChooser = Callable[..., tuple[dict[str, float], float]]
+@dataclasses.dataclass(frozen=True)
+class BlendChoice:
+    """The blend's warm weights, normalisation and ``rrf_k``, and where they come from.
+
+    ``validation_ndcg`` (at ``k``, over ``validation_users``) and ``components`` (name -> model version
+    of the lists it was chosen on) describe a learned choice; ``chosen_on`` is its run date and
+    ``version`` its ``ops/blend_weights`` version once stored. A choice taken from the configuration
+    (:meth:`from_conf`) has ``k`` 0 and no validation.
+    """
+
+    weights: dict[str, float]
+    score_norm: str
+    rrf_k: int
+    validation_ndcg: float = float("nan")
+    k: int = 0
+    validation_users: int = 0
+    components: dict[str, str] = dataclasses.field(default_factory=dict)
+    chosen_on: str = ""
+    version: str = ""
+
+    @classmethod
+    def from_conf(cls, hc: HybridConf, components: Sequence[str]) -> BlendChoice:
+        """``hybrid.weights`` (of ``components``), ``score_norm`` and ``rrf_k`` as configured."""
+        return cls({a: float(hc.weights.get(a, 0.0)) for a in components}, hc.score_norm, int(hc.rrf_k))
+
+
+#: ``choose(ctx, components, k=k, conf=hybrid section) -> BlendChoice``: how the blend is chosen when
+#: ``hybrid.tune_weights`` is on (the offline evaluation:
+#: :func:`vidrec.evaluation.blend_weights.choose_weights`; the served list:
+#: :func:`vidrec.evaluation.blend_weights.stored_chooser`).
+WeightChooser = Callable[..., BlendChoice]
 
 
 # --- the hybrid ---------------------------------------------------------------------------------
