@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ LAYER_ORDER = (C.BRONZE, C.SILVER, C.GOLD, C.OPS)
 class TableDoc:
     """What a schema cannot say about a table: its grain, partitioning, writer and rules.
 
-    ``columns`` (name, type) is only for tables whose schema is declared outside
-    :mod:`vidrec.data.schemas` (``schema_source`` names where); it is rendered as given.
+    A table whose schema is declared outside :mod:`vidrec.data.schemas` names it in ``schema_source``
+    (``module.attribute``): a ``StructType`` there is rendered from the code; otherwise (a DDL string,
+    or a schema a function builds) ``columns`` (name, type) gives the columns, rendered as given.
     """
 
     grain: str
@@ -144,14 +146,6 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         "content vectors, so items nobody has watched have neighbours too). Ranks 1..N per (item, "
         'algorithm), no item similar to itself, scores non-increasing. This is what a "more like this" '
         'shelf and "because you watched X" read.',
-        columns=(
-            (C.COL_RUN_DATE, "date"),
-            (C.COL_ITEM, "string"),
-            (C.COL_RANK, "int"),
-            (C.COL_SIMILAR_ITEM, "string"),
-            (C.COL_SCORE, "double"),
-            (C.COL_ALGORITHM, "string"),
-        ),
         schema_source="vidrec.models.itemknn.SIMILAR_ITEMS_SCHEMA",
     ),
     C.T_POPULAR_ITEMS: TableDoc(
@@ -245,21 +239,6 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         written="`jobs/tune.py`: a rerun replaces its run date and protocol",
         notes="`params` and `metrics` are JSON; `metric` is `ndcg@10`; `chosen` marks the configuration "
         "kept. See [evaluation.md](evaluation.md).",
-        columns=(
-            (C.COL_RUN_DATE, "date"),
-            ("run_id", "string"),
-            ("protocol", "string"),
-            (C.COL_ALGORITHM, "string"),
-            ("trial", "int"),
-            ("params", "string"),
-            (C.COL_METRIC, "string"),
-            (C.COL_VALUE, "double"),
-            ("chosen", "boolean"),
-            ("seconds", "double"),
-            ("metrics", "string"),
-            ("mlflow_run_id", "string"),
-            ("tuned_at", "timestamp"),
-        ),
         schema_source="vidrec.evaluation.trials.TRIALS_SCHEMA",
         constant="vidrec.evaluation.trials.TRIALS_TABLE",
     ),
@@ -273,19 +252,6 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         "over `validation_users`; `components` (JSON) holds the model versions of the lists they were "
         "chosen on, `weights_version` the choice's own version. The served hybrid uses the latest row of "
         "`evaluation.protocol` up to its run date. See [evaluation.md](evaluation.md#the-learned-blend).",
-        columns=(
-            (C.COL_RUN_DATE, "date"),
-            ("protocol", "string"),
-            ("weights_version", "string"),
-            ("score_norm", "string"),
-            ("rrf_k", "int"),
-            ("weights", "string"),
-            ("validation_ndcg", "double"),
-            (C.COL_K, "int"),
-            ("validation_users", "bigint"),
-            ("components", "string"),
-            ("chosen_at", "timestamp"),
-        ),
         schema_source="vidrec.evaluation.blend_weights.BLEND_SCHEMA",
         constant="vidrec.evaluation.blend_weights.BLEND_TABLE",
     ),
@@ -331,6 +297,15 @@ def _columns(schema: StructType) -> list[str]:
     return lines
 
 
+def _declared_schema(source: str) -> StructType | None:
+    """The ``StructType`` that ``source`` (``module.attribute``) names, if it names one."""
+    if "." not in source:
+        return None
+    module, attr = source.rsplit(".", 1)
+    value = getattr(importlib.import_module(module), attr, None)
+    return value if isinstance(value, StructType) else None
+
+
 def _partitioning(doc: TableDoc | None) -> str:
     if doc is None:
         return "–"
@@ -358,9 +333,12 @@ def _section(table: Table, module: str) -> list[str]:
         if doc.notes:
             lines += [doc.notes, ""]
     found = _schema_for(table)
+    declared = _declared_schema(doc.schema_source) if doc is not None else None
     if found is not None:
         attr, schema = found
         lines += [f"Schema `vidrec.data.schemas.{attr}`:", "", *_columns(schema), ""]
+    elif declared is not None and doc is not None:
+        lines += [f"Schema `{doc.schema_source}`:", "", *_columns(declared), ""]
     elif doc is not None and doc.columns:
         lines += [
             f"Columns (declared in `{doc.schema_source}`, not in `vidrec.data.schemas`, so copied by hand):",

@@ -44,13 +44,7 @@ from vidrec.evaluation.context import holdout
 from vidrec.evaluation.search import LocalBlend, blend_search
 from vidrec.models.base import FitContext, model_version
 from vidrec.serving.candidates import fit_all
-from vidrec.serving.hybrid import (
-    NEW_ITEMS,
-    BlendChoice,
-    materialise,
-    new_item_ids,
-    new_item_list,
-)
+from vidrec.serving.hybrid import NEW_ITEMS, BlendChoice
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +86,8 @@ def choose_weights(
     ----------
     ctx : FitContext
     components : sequence of str, optional
-        Algorithms (and ``new_items``) to weigh; default: :meth:`HybridConf.components`.
+        Algorithms to weigh (``new_items`` is left out: it keeps its configured weight); default:
+        :meth:`HybridConf.components`.
     grid : sequence of float, optional
         Weight values tried (default ``hybrid.weight_grid``).
     k : int
@@ -112,7 +107,9 @@ def choose_weights(
         When the grid is empty or holds a negative value.
     """
     hc = conf if conf is not None else ctx.conf.hybrid
-    names = list(components) if components is not None else hc.components()
+    # new titles are never searched: their share of a list is a product decision that a validation
+    # split cannot learn (nobody engaged with them, so they are never relevant there)
+    names = [a for a in (components if components is not None else hc.components()) if a != NEW_ITEMS]
     values = sorted({float(v) for v in (grid if grid is not None else hc.weight_grid)})
     if not values or values[0] < 0:
         raise ValueError(f"weight grid must be non-empty and >= 0, got {values}")
@@ -139,15 +136,11 @@ def choose_weights(
             target_users=v.relevant_known.select(C.COL_USER_IDX).distinct(), use_gpu=ctx.use_gpu
         )
         log.info("hybrid: choosing the blend on %s inside the training data", v.description)
-        fitted = fit_all(vctx, [name for name in names if name != NEW_ITEMS], stage="hybrid validation")
+        fitted = fit_all(vctx, names, stage="hybrid validation")
         lists: dict[str, pd.DataFrame] = {name: cand.recs.toPandas() for name, cand in fitted.items()}
         versions = {name: cand.model_version for name, cand in fitted.items()}
         for cand in fitted.values():
             cand.recs.unpersist()
-        if NEW_ITEMS in names:
-            fresh = materialise(new_item_ids(vctx.interactions, vctx.items, hc.new_item_max_users))
-            recs = new_item_list(vctx, fitted.get(C.ALGO_CONTENT), fresh, hc.new_item_slots)
-            lists[NEW_ITEMS] = recs.toPandas()
         relevant: pd.DataFrame = v.relevant_known.toPandas()
         n_users = int(relevant[C.COL_USER_IDX].nunique())
         blend = LocalBlend(lists, relevant, k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -115,14 +116,7 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
     choice = chooser.choice
     if choice is not None:  # the hybrid learned its blend: served from tonight on (stage_recommend)
         version = store_choice(spark, wh, rc.run_date, rc.conf.evaluation.protocol, choice)
-        details["blend"] = {
-            "weights_version": version,
-            "weights": choice.weights,
-            "score_norm": choice.score_norm,
-            "rrf_k": choice.rrf_k,
-            f"validation_ndcg@{choice.k}": round(choice.validation_ndcg, 4),
-            "validation_users": choice.validation_users,
-        }
+        details["blend"] = dataclasses.replace(choice, version=version).summary()
     return details
 
 
@@ -265,12 +259,7 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     details["similar_items"] = similar
     details["publish_gate"] = gate
     if chooser.choice is not None:  # the hybrid's blend: learned (its ops/blend_weights version) or conf
-        details["blend"] = {
-            "weights_version": chooser.choice.version or "hybrid.weights",
-            "weights": chooser.choice.weights,
-            "score_norm": chooser.choice.score_norm,
-            "rrf_k": chooser.choice.rrf_k,
-        }
+        details["blend"] = chooser.choice.summary()
     return details
 
 

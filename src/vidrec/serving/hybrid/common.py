@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 
@@ -55,6 +56,20 @@ class BlendChoice:
     def from_conf(cls, hc: HybridConf, components: Sequence[str]) -> BlendChoice:
         """``hybrid.weights`` (of ``components``), ``score_norm`` and ``rrf_k`` as configured."""
         return cls({a: float(hc.weights.get(a, 0.0)) for a in components}, hc.score_norm, int(hc.rrf_k))
+
+    def summary(self) -> dict[str, Any]:
+        """The choice as a run log shows it: its version (``hybrid.weights`` for a configured one),
+        weights, normalisation, ``rrf_k`` and, for a learned one, its validation NDCG and users."""
+        out: dict[str, Any] = {
+            "weights_version": self.version or "hybrid.weights",
+            "weights": self.weights,
+            "score_norm": self.score_norm,
+            "rrf_k": self.rrf_k,
+        }
+        if self.k:
+            out[f"validation_ndcg@{self.k}"] = round(self.validation_ndcg, 4)
+            out["validation_users"] = self.validation_users
+        return out
 
 
 #: ``choose(ctx, components, k=k, conf=hybrid section) -> BlendChoice``: how the blend is chosen when
