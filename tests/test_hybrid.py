@@ -57,7 +57,9 @@ from vidrec.serving.hybrid import (
     generate_hybrid,
     new_item_ids,
     new_item_list,
+    new_title_placements,
     normalise_scores,
+    place_new_titles,
     rerank,
     segment_popularity,
     user_tiers,
@@ -157,6 +159,7 @@ COLD_WEIGHTS = {"popularity": 1.0, "itemknn": 1.0, "content": 1.0, "new_items": 
 
 def hconf(**kw: Any) -> HybridConf:
     base = load_config().hybrid
+    kw.setdefault("new_title_share", 0.0)
     return dataclasses.replace(base, min_segment_users=2, weights=WEIGHTS, cold_weights=COLD_WEIGHTS, **kw)
 
 
@@ -463,5 +466,68 @@ def test_new_items_enter_through_content(spark: Any, base_conf: Config, tmp_path
     out = generate_hybrid(ctx)
     got = lists(out.recs)
     assert 8 in got[0] and 8 in got[1]
+    reasons = {(r[COL_USER_IDX], r[COL_ITEM_IDX]): r[COL_REASON] for r in out.artifacts["reasons"].collect()}
+    assert reasons[(0, 8)] == "new in Horror you like"
+
+
+@pytest.mark.spark
+def test_place_new_titles_takes_the_last_places(spark: Any) -> None:
+    """A placed title already listed keeps its place; the others take the last places, best match
+    first, with the score of the last item kept; users without placements keep their lists."""
+    recs = spark.createDataFrame(
+        [(0, 10, 0.9, 1), (0, 11, 0.8, 2), (0, 12, 0.7, 3), (0, 13, 0.6, 4),
+         (1, 10, 0.5, 1), (1, 11, 0.4, 2), (1, 12, 0.3, 3), (1, 13, 0.2, 4),
+         (2, 10, 0.9, 1),
+         (3, 10, 0.9, 1), (3, 11, 0.8, 2)],
+        RECS_SCHEMA,
+    )  # fmt: skip
+    placed = spark.createDataFrame(
+        [(0, 20, 0.1), (0, 21, 0.3), (1, 12, 0.9), (1, 21, 0.2), (2, 20, 0.5), (9, 20, 0.9)],
+        "user_idx int, item_idx int, score double",
+    )
+    out = place_new_titles(recs, placed, 4)
+    assert_candidates(spark, out, n=4)
+    got = {(r[COL_USER_IDX], r[COL_RANK]): (r[COL_ITEM_IDX], r[COL_SCORE]) for r in out.collect()}
+    assert got == {
+        (0, 1): (10, 0.9), (0, 2): (11, 0.8), (0, 3): (21, 0.8), (0, 4): (20, 0.8),
+        (1, 1): (10, 0.5), (1, 2): (11, 0.4), (1, 3): (12, 0.3), (1, 4): (21, 0.3),
+        (2, 1): (10, 0.9), (2, 2): (20, 0.9),  # a short list grows
+        (3, 1): (10, 0.9), (3, 2): (11, 0.8),
+    }  # fmt: skip
+
+
+@pytest.mark.spark
+def test_unwatched_titles_reach_their_best_matching_users(
+    spark: Any, base_conf: Config, tmp_path: Any
+) -> None:
+    """Fresh Fear (8, Horror, R), watched by nobody, is placed in the lists of the horror fans (users 0
+    and 1), never of the 13-17 user 2 (R is restricted); Blank (5, no genres or text) only matches the
+    users of its era's dramas (2 and 3, by the release-year bucket); the share sets the reach and
+    ``new_item_slots`` caps each list."""
+    conf = base_conf.override({"content": {"dim": 64}})
+    hc = hconf(new_title_share=1.0, new_item_slots=1)
+    ctx = make_ctx(spark, conf.replace(hybrid=hc), tmp_path)
+    placed = new_title_placements(ctx, None, hc, 3)
+    assert placed is not None
+    rows = placed.collect()
+    by_title: dict[int, set[int]] = {}
+    for r in rows:
+        by_title.setdefault(r[COL_ITEM_IDX], set()).add(r[COL_USER_IDX])
+    assert by_title[8] == {0, 1} and by_title.get(5, set()) <= {2, 3}
+    per_user = [r[COL_USER_IDX] for r in rows]
+    assert len(per_user) == len(set(per_user))  # one placed title per list at most
+    # the smallest share still reaches one user per title: the best match of Fresh Fear
+    few = new_title_placements(ctx, None, dataclasses.replace(hc, new_title_share=1e-6), 3)
+    assert few is not None
+    fear = [r[COL_USER_IDX] for r in few.collect() if r[COL_ITEM_IDX] == 8]
+    assert len(fear) == 1 and fear[0] in (0, 1)
+    assert new_title_placements(ctx, None, dataclasses.replace(hc, new_title_share=0.0), 3) is None
+
+    # served: in the top 3 of both horror fans even with the new-title slot's weight at 0, explained
+    ctx = make_ctx(spark, conf.replace(hybrid=hc), tmp_path)
+    out = blend(ctx, {"a": fake(spark, [(u, i, 1.0, 1) for u, i in [(0, 3), (1, 6), (2, 0), (3, 2)]])})
+    assert_candidates(spark, out.recs, ctx.seen, 3)
+    got = lists(out.recs)
+    assert 8 in got[0] and 8 in got[1] and 8 not in got.get(2, [])
     reasons = {(r[COL_USER_IDX], r[COL_ITEM_IDX]): r[COL_REASON] for r in out.artifacts["reasons"].collect()}
     assert reasons[(0, 8)] == "new in Horror you like"

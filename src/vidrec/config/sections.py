@@ -218,6 +218,7 @@ class HybridConf:
     tune_rounds: int
     new_item_max_users: int
     new_item_slots: int
+    new_title_share: float
 
     def __post_init__(self) -> None:
         for key in ("weights", "cold_weights"):  # their names are base.yaml's (checked when merged)
@@ -226,6 +227,8 @@ class HybridConf:
             _check(not negative, f"hybrid.{key}", ">= 0", negative)
         _check(self.score_norm in SCORE_NORMS, "hybrid.score_norm", f"one of {SCORE_NORMS}", self.score_norm)
         _check(0.0 <= self.mmr_lambda <= 1.0, "hybrid.mmr_lambda", "in [0, 1]", self.mmr_lambda)
+        share = self.new_title_share
+        _check(0.0 <= share <= 1.0, "hybrid.new_title_share", "in [0, 1]", share)
         for key in (
             "cold_start_max_events",
             "max_per_genre",

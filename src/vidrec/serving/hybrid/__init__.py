@@ -25,7 +25,11 @@
    max_{j chosen} jaccard(genres_i, genres_j)`` with ``rel = score / max score``, skipping items
    that would put a genre over ``max_per_genre``. The greedy values never increase, so they are
    the scores of the re-ranked list.
-6. **Explain** (:func:`explain`): one ``reason`` per row, returned as
+6. **Place unwatched titles** (:func:`new_title_placements`, :func:`place_new_titles`): a title nobody
+   has watched yet goes to the end of the top-N of the users whose content taste profile matches it
+   best, whatever the learned blend's scale: ``new_title_share`` of all list places, split evenly
+   over those titles (each reaches at least one user), at most ``new_item_slots`` per list.
+7. **Explain** (:func:`explain`): one ``reason`` per row, returned as
    ``Candidates.artifacts["reasons"]`` ``(user_idx, item_idx, reason)``.
 
 Modules: :mod:`.common` (tiers, component names, the conf section), :mod:`.routing` (tiers and
@@ -46,7 +50,9 @@ from vidrec.serving.hybrid.blend import (
     generate_hybrid,
     new_item_ids,
     new_item_list,
+    new_title_placements,
     normalise_scores,
+    place_new_titles,
     weight_table,
 )
 from vidrec.serving.hybrid.common import (
@@ -89,6 +95,8 @@ __all__ = [
     "maturity_filter",
     "new_item_ids",
     "new_item_list",
+    "new_title_placements",
+    "place_new_titles",
     "normalise_scores",
     "rerank",
     "rerank_lists",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -169,6 +170,109 @@ def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFr
     return top_n_from_factors(ctx.spark, targets, fresh, ctx.seen, int(slots), block_size=block)
 
 
+#: Each user's best unwatched titles searched for the placement (:func:`new_title_placements`): a title's
+#: best-matching users are found among the users it is one of the best this many for (exact while the
+#: catalog has at most this many unwatched titles).
+NEW_TITLE_SEARCH = 50
+
+
+def new_title_placements(
+    ctx: FitContext, content: Candidates | None, hc: HybridConf, n: int
+) -> DataFrame | None:
+    """``(user_idx, item_idx, score)``: where the lists must show a title nobody has watched yet.
+
+    An *unwatched* title is a catalog item without a positive training interaction. Each one is
+    placed in the lists of the target users whose content taste profile matches it best (cosine of
+    :func:`vidrec.models.content.user_profiles` and the title's content vector), under two caps from
+    ``hybrid``: ``new_title_share`` of all ``n``-long lists' places goes to placements, split evenly
+    over the unwatched titles (each reaches at least one user), and no list gets more than
+    ``new_item_slots`` placed titles (a user's best-matching ones). Users without a profile, pairs the
+    maturity filter forbids and users whose profile shares nothing with the title (cosine 0) are never
+    placements. ``None`` when ``new_title_share`` is 0 or nothing is unwatched.
+    """
+    from vidrec.models.content import user_profiles
+
+    share = float(hc.new_title_share)
+    if share <= 0:
+        return None
+    cc = ctx.conf.content
+    vectors = content.artifacts.get("item_vectors") if content is not None else None
+    profiles = content.artifacts.get("user_profiles") if content is not None else None
+    if vectors is None:
+        vectors = item_vectors(ctx.items, cc)
+    unwatched = vectors.join(new_item_ids(ctx.interactions, ctx.items, 0), COL_ITEM_IDX, "left_semi")
+    unwatched = materialise(unwatched)
+    titles = unwatched.count()
+    if titles == 0:
+        return None
+    if profiles is None:
+        profiles = user_profiles(ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users)
+    wanted = ctx.target_users.select(COL_USER_IDX).distinct()
+    targets = materialise(profiles.join(wanted, COL_USER_IDX, "left_semi"))
+    users = targets.count()
+    if users == 0:
+        return None
+    slots = int(hc.new_item_slots)
+    reach = max(1, math.floor(share * users * n / titles))
+    block = ctx.conf.recommend.user_block_size
+    best = top_n_from_factors(
+        ctx.spark, targets, unwatched, ctx.seen, max(slots, NEW_TITLE_SEARCH), block_size=block
+    ).where(F.col(COL_SCORE) > 0)
+    best = maturity_filter(best, ctx.users, ctx.items, hc.restricted_age_bands, hc.restricted_ratings)
+    per_title = Window.partitionBy(COL_ITEM_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_USER_IDX))
+    per_user = Window.partitionBy(COL_USER_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_ITEM_IDX))
+    placed = (
+        best.withColumn("_r", F.row_number().over(per_title))
+        .where(F.col("_r") <= reach)
+        .withColumn("_s", F.row_number().over(per_user))
+        .where(F.col("_s") <= slots)
+        .select(COL_USER_IDX, COL_ITEM_IDX, COL_SCORE)
+    )
+    log.info(
+        "hybrid: %d unwatched title(s), each placed in the lists of up to %d best-matching user(s) "
+        "(new_title_share %.3g of %d lists of %d; at most %d per list)",
+        titles,
+        reach,
+        share,
+        users,
+        n,
+        slots,
+    )
+    return materialise(placed)
+
+
+def place_new_titles(recs: DataFrame, placed: DataFrame, n: int) -> DataFrame:
+    """``recs`` with each user's ``placed`` titles in its list: at the end, in the places of its last items.
+
+    A placed title already in the user's list keeps its place. The others (``m`` of them) follow the
+    user's first ``min(length, n - m)`` items, best match first, with the score of the last item
+    kept (so scores stay non-increasing with rank). Users without placements keep their list; a
+    placement of a user without a list is dropped.
+    """
+    missing = placed.join(recs.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti")
+    per_user = Window.partitionBy(COL_USER_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_ITEM_IDX))
+    missing = missing.withColumn("_j", F.row_number().over(per_user))
+    counts = missing.groupBy(COL_USER_IDX).agg(F.max("_j").alias("_m"))
+    kept = (
+        recs.join(counts, COL_USER_IDX, "left")
+        .where(F.col(COL_RANK) <= F.lit(int(n)) - F.coalesce(F.col("_m"), F.lit(0)))
+        .select(*recs.columns)
+    )
+    tail = kept.groupBy(COL_USER_IDX).agg(F.max(COL_RANK).alias("_last"), F.min(COL_SCORE).alias("_floor"))
+    listed = recs.select(COL_USER_IDX).distinct()
+    added = (
+        missing.join(listed, COL_USER_IDX, "left_semi")
+        .join(tail, COL_USER_IDX, "left")
+        .select(
+            COL_USER_IDX,
+            COL_ITEM_IDX,
+            F.coalesce(F.col("_floor"), F.col(COL_SCORE)).alias(COL_SCORE),
+            (F.coalesce(F.col("_last"), F.lit(0)) + F.col("_j")).cast("int").alias(COL_RANK),
+        )
+    )
+    return kept.unionByName(added.select(*recs.columns))
+
+
 def _prepared(
     ctx: FitContext,
     candidates: Mapping[str, Candidates],
@@ -249,6 +353,14 @@ def blend(
         recs = rerank_lists(scored.drop(_TOP), ctx.items, n, lam, cap, n * int(hc.rerank_pool))
     else:
         recs = rank_per_user(scored.drop(_TOP), n)
+    placed = new_title_placements(ctx, candidates.get(ALGO_CONTENT), hc, n)
+    if placed is not None:
+        recs = place_new_titles(recs, placed, n)
+        # a placed title's explanation names it as new (and its genre), like the new-title slot's
+        tops = placed.select(COL_USER_IDX, COL_ITEM_IDX, COL_SCORE, F.lit(NEW_ITEMS).alias(_TOP))
+        scored = scored.join(placed, [COL_USER_IDX, COL_ITEM_IDX], "left_anti").unionByName(tops)
+        unwatched = placed.select(COL_ITEM_IDX).distinct()
+        fresh = unwatched if fresh is None else fresh.unionByName(unwatched).distinct()
     recs = materialise(recs)
     params = {
         **{k: v for k, v in to_mapping(hc).items() if k != "weights"},
