@@ -31,6 +31,8 @@ def test_env_file_and_local_layer(tmp_path: Path) -> None:
         ("als: 3\n", "'als' must be a mapping"),
         ("ingest:\n  max_bad_fraction: 2\n", "ingest.max_bad_fraction must be in [0, 1]"),
         ("models: [als, bogus]\n", "unknown algorithm 'bogus'"),
+        ("deep:\n  gru:\n    readout: first\n", "deep.gru.readout must be one of"),
+        ("hybrid:\n  new_title_share: 1.5\n", "hybrid.new_title_share must be in [0, 1]"),
         ("- a\n", "must hold a mapping"),
     ],
 )

@@ -206,6 +206,40 @@ def test_gru_reads_the_history_in_order_ignoring_the_padding() -> None:
     assert float(h[0, 3:].abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize("name", ["sequence", "gru"])
+def test_sequence_readouts_score_from_the_last_state_the_mean_state_or_both(name: str) -> None:
+    from vidrec.config.sections import SEQUENCE_READOUTS
+    from vidrec.models.deep.networks.base import READOUTS
+
+    assert READOUTS == SEQUENCE_READOUTS
+    seq = i32([[-1, -1, 1, 2, 3], [-1, -1, -1, -1, 4]])
+    scores = {}
+    for readout in READOUTS:
+        model = build_model(name, {**CONFIGS[name], "readout": readout})
+        torch.manual_seed(0)
+        model.load_state_dict(make(name).state_dict())
+        with torch.no_grad():
+            scores[readout] = model.eval().score({S.COL_SEQ: seq})
+    with torch.no_grad():
+        model = make(name).eval()
+        if name == "gru":
+            h, aligned = model.encode(seq)
+            h = h[:, :3]  # front-aligned: the states after items 1, 2, 3 (row 0) and 4 (row 1)
+            states = [h[0, :3], h[1, :1]]
+        else:
+            h = model.encode(seq)
+            states = [h[0, 2:], h[1, 4:]]
+        weight = model.item_emb.weight[1:]
+    for row, st in enumerate(states):
+        assert torch.allclose(scores["last"][row], st[-1] @ weight.T, atol=1e-5)
+        assert torch.allclose(scores["mean"][row], st.mean(0) @ weight.T, atol=1e-5)
+        assert torch.allclose(scores["mix"][row], 0.5 * (st[-1] + st.mean(0)) @ weight.T, atol=1e-5)
+    # a single-item history: every readout is the same state
+    assert torch.allclose(scores["last"][1], scores["mean"][1], atol=1e-5)
+    with pytest.raises(ValueError, match="readout"):
+        build_model(name, {**CONFIGS[name], "readout": "first"}).eval().score({S.COL_SEQ: seq})
+
+
 def test_next_items_loss_is_the_next_item_softmax_and_counts_every_target_of_the_window() -> None:
     from vidrec.models.deep.networks.base import next_items_loss
 

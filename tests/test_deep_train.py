@@ -263,3 +263,12 @@ def test_a_warm_start_trains_from_the_saved_model(data: dict[str, str], tmp_path
     # one more epoch from last night's weights is further along than one epoch from scratch
     assert warm["history"][0]["train_loss"] < cold["history"][0]["train_loss"]
     assert "warm start from" in (tmp_path / "night2" / "logs" / "rank-0.log").read_text()
+
+
+def test_the_checkpoint_digest_ignores_scoring_only_settings() -> None:
+    """A checkpoint trained with one readout is resumed for another; a change of architecture is not."""
+    conf = {"max_len": 50, "hidden_dim": 64, "readout": "last"}
+    digest = train.config_digest("gru", conf, "d")
+    assert train.config_digest("gru", {**conf, "readout": "mix"}, "d") == digest
+    assert train.config_digest("gru", {**conf, "hidden_dim": 32}, "d") != digest
+    assert train.config_digest("sequence", conf, "d") != digest

@@ -490,6 +490,15 @@ class MultVaeConf(_ModelConf):
     lr: float
 
 
+#: ``deep.sequence.readout`` / ``deep.gru.readout`` (the networks' ``READOUTS``).
+SEQUENCE_READOUTS = ("last", "mean", "mix")
+
+
+def _check_readout(conf: Any, name: str) -> None:
+    ok = conf.readout in SEQUENCE_READOUTS
+    _check(ok, f"deep.{name}.readout", f"one of {SEQUENCE_READOUTS}", conf.readout)
+
+
 @dataclass(frozen=True)
 class SequenceConf(_ModelConf):
     SECTION: typing.ClassVar[str] = C.ALGO_SEQUENCE
@@ -499,6 +508,7 @@ class SequenceConf(_ModelConf):
     num_heads: int
     dropout: float
     target_window: int
+    readout: str
     batch_size: int
     max_epochs: int
     lr: float
@@ -506,6 +516,7 @@ class SequenceConf(_ModelConf):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self.target_window >= 1, "deep.sequence.target_window", ">= 1", self.target_window)
+        _check_readout(self, "sequence")
 
 
 @dataclass(frozen=True)
@@ -517,6 +528,7 @@ class GruConf(_ModelConf):
     dropout: float
     target_window: int
     logq_correction: bool
+    readout: str
     batch_size: int
     max_epochs: int
     lr: float
@@ -526,6 +538,7 @@ class GruConf(_ModelConf):
         for key in ("max_len", "hidden_dim", "num_layers", "target_window"):
             _check(getattr(self, key) >= 1, f"deep.gru.{key}", ">= 1", getattr(self, key))
         _check(0.0 <= self.dropout < 1.0, "deep.gru.dropout", "in [0, 1)", self.dropout)
+        _check_readout(self, "gru")
 
 
 #: ``deep.text.encoder`` / ``deep.fusion.encoder``: a bag of tokens, or a bag of metadata plus a TextCNN.

@@ -193,11 +193,19 @@ def seed_everything(seed: int, epoch: int | None = None, rank: int = 0) -> None:
 # --- checkpoints ------------------------------------------------------------------------------
 
 
+#: Model settings that only change how a trained model scores (not its weights or training): a
+#: checkpoint trained under another value is resumed, and its weights serve the new one.
+SCORING_ONLY = ("readout",)
+
+
 def config_digest(model_name: str, config: Mapping[str, Any], data_digest: str | None = None) -> str:
-    """Short hash of the model architecture and the data: a checkpoint of another one is not resumed."""
-    text = json.dumps(
-        {"model": model_name, "config": dict(config), "data": data_digest}, sort_keys=True, default=str
-    )
+    """Short hash of the model architecture and the data: a checkpoint of another one is not resumed.
+
+    :data:`SCORING_ONLY` settings are left out.
+    """
+    trained = {k: v for k, v in config.items() if k not in SCORING_ONLY}
+    payload = {"model": model_name, "config": trained, "data": data_digest}
+    text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

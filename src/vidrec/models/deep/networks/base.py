@@ -125,6 +125,29 @@ def next_items_loss(
     return (nll * ok).sum() / ok.sum() + 0.0 * h.sum()
 
 
+#: How a sequence model turns its hidden states into a user's scores (``deep.sequence.readout``,
+#: ``deep.gru.readout``): ``last``, the state after the last item (the next-item prediction); ``mean``,
+#: the mean of the states after every item (what tends to follow anything in the history); ``mix``,
+#: their average.
+READOUTS = ("last", "mean", "mix")
+
+
+def readout_state(h: torch.Tensor, valid: torch.Tensor, last: torch.Tensor, readout: str) -> torch.Tensor:
+    """``(B, d)`` user states from hidden states ``h (B, L, d)``: see :data:`READOUTS`.
+
+    ``valid (B, L)`` marks the positions that hold an item; ``last (B,)`` is the index of each row's
+    last item.
+    """
+    state = h[torch.arange(h.shape[0], device=h.device), last]
+    if readout == "last":
+        return state
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    w = valid.to(h.dtype)[..., None]
+    mean = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+    return mean if readout == "mean" else 0.5 * (state + mean)
+
+
 def target_log_share(freq: torch.Tensor) -> torch.Tensor:
     """``log((freq + 1) / sum(freq + 1))``: each item's log share of the training targets (+1: finite)."""
     f = freq.double().clamp(min=0) + 1.0

@@ -14,6 +14,7 @@ from vidrec.models.deep.networks.base import (
     RecModel,
     _normal_,
     next_items_loss,
+    readout_state,
     target_log_share,
 )
 
@@ -38,11 +39,20 @@ class GRU4Rec(RecModel):
     are lowered by each item's log share of the training targets (``logq_correction``, Yi et al.
     2019; the side table's ``freq``), so popular items are neither over- nor under-sampled as
     negatives; without the correction, a full softmax over the catalog. ``target_window`` > 1 makes
-    every one of the next ``target_window`` items a target of each position. A user's scores are
-    the predictions after their last item.
+    every one of the next ``target_window`` items a target of each position. A user's scores come
+    from the state after their last item (``readout`` ``last``), the mean state over their history
+    (``mean``) or the average of both (``mix``); see :data:`~vidrec.models.deep.networks.base.READOUTS`.
     """
 
-    HPARAMS = ("max_len", "hidden_dim", "num_layers", "dropout", "target_window", "logq_correction")
+    HPARAMS = (
+        "max_len",
+        "hidden_dim",
+        "num_layers",
+        "dropout",
+        "target_window",
+        "logq_correction",
+        "readout",
+    )
     SIZES = ("n_items",)
     score_columns = (S.COL_SEQ,)
     # buffer registered in __init__
@@ -57,9 +67,11 @@ class GRU4Rec(RecModel):
         dropout: float = 0.2,
         target_window: int = 1,
         logq_correction: bool = True,
+        readout: str = "last",
     ) -> None:
         super().__init__()
         self.n_items, self.max_len, self.dim = int(n_items), int(max_len), int(hidden_dim)
+        self.readout = str(readout)
         self.target_window = max(int(target_window), 1)
         self.logq_correction = bool(logq_correction)
         self.item_emb = nn.Embedding(self.n_items + 1, hidden_dim, padding_idx=0)
@@ -114,6 +126,6 @@ class GRU4Rec(RecModel):
     def score(self, batch: Batch) -> torch.Tensor:
         seq = batch[S.COL_SEQ][:, -self.max_len :].long()
         h, aligned = self.encode(seq)
-        last = ((aligned >= 0).sum(1) - 1).clamp(min=0)
-        state = h[torch.arange(h.shape[0], device=h.device), last]
-        return state @ self.item_emb.weight[1:].T
+        valid = aligned >= 0
+        last = (valid.sum(1) - 1).clamp(min=0)
+        return readout_state(h, valid, last, self.readout) @ self.item_emb.weight[1:].T

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidrec.models.deep import schema as S
-from vidrec.models.deep.networks.base import Batch, RecModel, _normal_, next_items_loss
+from vidrec.models.deep.networks.base import Batch, RecModel, _normal_, next_items_loss, readout_state
 
 # --- SASRec -----------------------------------------------------------------------------------
 
@@ -42,11 +42,13 @@ class SASRec(RecModel):
     Causal self-attention over a user's time-ordered items (item plus learned position embeddings);
     the hidden state at each position predicts the next item with a full softmax over the catalog
     (scores are dot products with the shared item embeddings). A user's scores are the predictions
-    after their last item. With ``target_window`` > 1 each position predicts each of the next
-    ``target_window`` items (:func:`~vidrec.models.deep.networks.base.next_items_loss`).
+    after their last item (``readout`` ``last``; ``mean`` and ``mix`` as for GRU4Rec, see
+    :data:`~vidrec.models.deep.networks.base.READOUTS`). With ``target_window`` > 1 each position
+    predicts each of the next ``target_window`` items
+    (:func:`~vidrec.models.deep.networks.base.next_items_loss`).
     """
 
-    HPARAMS = ("max_len", "hidden_dim", "num_blocks", "num_heads", "dropout", "target_window")
+    HPARAMS = ("max_len", "hidden_dim", "num_blocks", "num_heads", "dropout", "target_window", "readout")
     SIZES = ("n_items",)
     score_columns = (S.COL_SEQ,)
 
@@ -59,9 +61,11 @@ class SASRec(RecModel):
         num_heads: int = 2,
         dropout: float = 0.2,
         target_window: int = 1,
+        readout: str = "last",
     ) -> None:
         super().__init__()
         self.target_window = max(int(target_window), 1)
+        self.readout = str(readout)
         if hidden_dim % num_heads:
             raise ValueError(f"hidden_dim {hidden_dim} must be a multiple of num_heads {num_heads}")
         self.n_items, self.max_len, self.dim = int(n_items), int(max_len), int(hidden_dim)
@@ -97,5 +101,7 @@ class SASRec(RecModel):
         return next_items_loss(self.encode(inp), inp, seq, self.item_emb.weight[1:], self.target_window)
 
     def score(self, batch: Batch) -> torch.Tensor:
-        h = self.encode(batch[S.COL_SEQ][:, -self.max_len :])[:, -1]
-        return h @ self.item_emb.weight[1:].T
+        seq = batch[S.COL_SEQ][:, -self.max_len :]
+        h = self.encode(seq)
+        last = torch.full((h.shape[0],), h.shape[1] - 1, dtype=torch.long, device=h.device)
+        return readout_state(h, seq >= 0, last, self.readout) @ self.item_emb.weight[1:].T
