@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+import pandas as pd
 import pytest
 from helpers import assert_candidates
 from pyspark.sql import functions as F
@@ -52,6 +53,7 @@ from vidrec.serving.hybrid import (
     TIER_NEW,
     TIER_WARM,
     BlendChoice,
+    allocate_new_titles,
     blend,
     explain,
     generate_hybrid,
@@ -485,7 +487,7 @@ def test_place_new_titles_takes_the_last_places(spark: Any) -> None:
         [(0, 20, 0.1), (0, 21, 0.3), (1, 12, 0.9), (1, 21, 0.2), (2, 20, 0.5), (9, 20, 0.9)],
         "user_idx int, item_idx int, score double",
     )
-    out = place_new_titles(recs, placed, 4)
+    out = place_new_titles(recs, placed, 4, 10)  # rank 10 > n: the places ending at n
     assert_candidates(spark, out, n=4)
     got = {(r[COL_USER_IDX], r[COL_RANK]): (r[COL_ITEM_IDX], r[COL_SCORE]) for r in out.collect()}
     assert got == {
@@ -494,6 +496,36 @@ def test_place_new_titles_takes_the_last_places(spark: Any) -> None:
         (2, 1): (10, 0.9), (2, 2): (20, 0.9),  # a short list grows
         (3, 1): (10, 0.9), (3, 2): (11, 0.8),
     }  # fmt: skip
+    # placed in the top 2 of lists of 4: the items from there move down, the last ones drop out
+    out = place_new_titles(recs, placed, 4, 2)
+    assert_candidates(spark, out, n=4)
+    got = {(r[COL_USER_IDX], r[COL_RANK]): (r[COL_ITEM_IDX], r[COL_SCORE]) for r in out.collect()}
+    assert got == {
+        (0, 1): (21, 0.9), (0, 2): (20, 0.9), (0, 3): (10, 0.9), (0, 4): (11, 0.8),
+        (1, 1): (10, 0.5), (1, 2): (21, 0.5), (1, 3): (11, 0.4), (1, 4): (12, 0.3),
+        (2, 1): (10, 0.9), (2, 2): (20, 0.9),
+        (3, 1): (10, 0.9), (3, 2): (11, 0.8),
+    }  # fmt: skip
+
+
+def test_allocation_is_fair_across_titles() -> None:
+    """Each round gives every title its next best user; a user wanted by two titles goes to the one
+    it matches best, and the other title takes its next candidate."""
+    cand = pd.DataFrame(
+        [(1, 100, 0.9), (2, 100, 0.7), (5, 100, 0.5), (1, 200, 0.8), (3, 200, 0.6), (4, 200, 0.4),
+         (1, 300, 0.3)],
+        columns=[COL_USER_IDX, COL_ITEM_IDX, COL_SCORE],
+    )  # fmt: skip
+    got = allocate_new_titles(cand, reach=2, slots=1)
+    by_title = {t: set(g[COL_USER_IDX]) for t, g in got.groupby(COL_ITEM_IDX)}
+    assert by_title == {100: {1, 2}, 200: {3, 4}}  # 300's only candidate was taken
+    roomy = allocate_new_titles(cand, reach=2, slots=3)  # user 1 has room for all three
+    assert {t: set(g[COL_USER_IDX]) for t, g in roomy.groupby(COL_ITEM_IDX)} == {
+        100: {1, 2},
+        200: {1, 3},
+        300: {1},
+    }
+    assert len(allocate_new_titles(cand.iloc[:0], reach=2, slots=1)) == 0
 
 
 @pytest.mark.spark

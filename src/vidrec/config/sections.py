@@ -219,6 +219,7 @@ class HybridConf:
     new_item_max_users: int
     new_item_slots: int
     new_title_share: float
+    new_title_rank: int
 
     def __post_init__(self) -> None:
         for key in ("weights", "cold_weights"):  # their names are base.yaml's (checked when merged)
@@ -238,7 +239,14 @@ class HybridConf:
             "new_item_max_users",
         ):
             _check(getattr(self, key) >= 0, f"hybrid.{key}", ">= 0", getattr(self, key))
-        for key in ("pool_n", "rerank_pool", "reason_history", "new_item_slots", "tune_rounds"):
+        for key in (
+            "pool_n",
+            "rerank_pool",
+            "reason_history",
+            "new_item_slots",
+            "tune_rounds",
+            "new_title_rank",
+        ):
             _check(getattr(self, key) >= 1, f"hybrid.{key}", ">= 1", getattr(self, key))
         _check(
             0.0 < self.validation_fraction < 1.0,

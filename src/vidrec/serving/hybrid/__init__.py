@@ -26,9 +26,10 @@
    that would put a genre over ``max_per_genre``. The greedy values never increase, so they are
    the scores of the re-ranked list.
 6. **Place unwatched titles** (:func:`new_title_placements`, :func:`place_new_titles`): a title nobody
-   has watched yet goes to the end of the top-N of the users whose content taste profile matches it
-   best, whatever the learned blend's scale: ``new_title_share`` of all list places, split evenly
-   over those titles (each reaches at least one user), at most ``new_item_slots`` per list.
+   has watched yet goes into the top ``new_title_rank`` of the users whose content taste profile
+   matches it best, whatever the learned blend's scale: ``new_title_share`` of those places over all
+   lists, split evenly over the titles (:func:`allocate_new_titles`: each reaches at least one user),
+   at most ``new_item_slots`` per list.
 7. **Explain** (:func:`explain`): one ``reason`` per row, returned as
    ``Candidates.artifacts["reasons"]`` ``(user_idx, item_idx, reason)``.
 
@@ -44,6 +45,7 @@ which :func:`generate_hybrid` takes as an argument (a :data:`WeightChooser` retu
 from __future__ import annotations
 
 from vidrec.serving.hybrid.blend import (
+    allocate_new_titles,
     blend,
     blend_scores,
     contributions,
@@ -73,6 +75,7 @@ from vidrec.serving.hybrid.rerank import maturity_filter, rerank, rerank_lists
 from vidrec.serving.hybrid.routing import OVERALL, SEGMENT_LEVELS, segment_popularity, user_tiers
 
 __all__ = [
+    "allocate_new_titles",
     "COL_N_POSITIVE",
     "COL_TIER",
     "FILL_WEIGHT",

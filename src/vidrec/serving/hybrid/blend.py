@@ -6,6 +6,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -175,6 +176,37 @@ def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFr
 #: catalog has at most this many unwatched titles).
 NEW_TITLE_SEARCH = 50
 
+#: Candidate users per unwatched title handed to the allocation, as a multiple of its reach: room for
+#: the users a better-matching title already took.
+NEW_TITLE_CANDIDATES = 3
+
+
+def allocate_new_titles(candidates: pd.DataFrame, reach: int, slots: int) -> pd.DataFrame:
+    """Greedy allocation of unwatched titles to users, fair across titles.
+
+    ``candidates`` ``(user_idx, item_idx, score)``: Round ``r`` gives every title its ``r``-th best
+    candidate (titles in order of that candidate's score) unless the title already has ``reach``
+    users or the user ``slots`` titles. So every title with a free candidate reaches at least one
+    user, and a user wanted by several titles goes to the one it matches best in the earliest round.
+    Returns the chosen rows, same columns.
+    """
+    if candidates.empty:
+        return candidates
+    df = candidates.sort_values([COL_ITEM_IDX, COL_SCORE, COL_USER_IDX], ascending=[True, False, True])
+    df = df.assign(_r=df.groupby(COL_ITEM_IDX).cumcount())
+    df = df.sort_values(["_r", COL_SCORE, COL_ITEM_IDX, COL_USER_IDX], ascending=[True, False, True, True])
+    taken: dict[int, int] = {}
+    given: dict[int, int] = {}
+    keep = []
+    for k, (user, item) in enumerate(
+        zip(df[COL_USER_IDX].to_numpy(), df[COL_ITEM_IDX].to_numpy(), strict=True)
+    ):
+        if given.get(item, 0) < reach and taken.get(user, 0) < slots:
+            given[item] = given.get(item, 0) + 1
+            taken[user] = taken.get(user, 0) + 1
+            keep.append(k)
+    return df.iloc[keep][list(candidates.columns)]
+
 
 def new_title_placements(
     ctx: FitContext, content: Candidates | None, hc: HybridConf, n: int
@@ -184,11 +216,12 @@ def new_title_placements(
     An *unwatched* title is a catalog item without a positive training interaction. Each one is
     placed in the lists of the target users whose content taste profile matches it best (cosine of
     :func:`vidrec.models.content.user_profiles` and the title's content vector), under two caps from
-    ``hybrid``: ``new_title_share`` of all ``n``-long lists' places goes to placements, split evenly
-    over the unwatched titles (each reaches at least one user), and no list gets more than
-    ``new_item_slots`` placed titles (a user's best-matching ones). Users without a profile, pairs the
-    maturity filter forbids and users whose profile shares nothing with the title (cosine 0) are never
-    placements. ``None`` when ``new_title_share`` is 0 or nothing is unwatched.
+    ``hybrid``: ``new_title_share`` of the places up to rank ``min(n, new_title_rank)`` of all lists
+    goes to placements, split evenly over the unwatched titles (each reaches at least one user), and
+    no list gets more than ``new_item_slots`` placed titles (:func:`allocate_new_titles`, on the
+    driver: at most ``NEW_TITLE_CANDIDATES`` x reach candidates per title). Users without a profile,
+    pairs the maturity filter forbids and users whose profile shares nothing with the title (cosine 0)
+    are never placements. ``None`` when ``new_title_share`` is 0 or nothing is unwatched.
     """
     from vidrec.models.content import user_profiles
 
@@ -213,64 +246,76 @@ def new_title_placements(
     if users == 0:
         return None
     slots = int(hc.new_item_slots)
-    reach = max(1, math.floor(share * users * n / titles))
+    places = min(int(n), int(hc.new_title_rank))
+    reach = max(1, math.floor(share * users * places / titles))
     block = ctx.conf.recommend.user_block_size
     best = top_n_from_factors(
         ctx.spark, targets, unwatched, ctx.seen, max(slots, NEW_TITLE_SEARCH), block_size=block
     ).where(F.col(COL_SCORE) > 0)
     best = maturity_filter(best, ctx.users, ctx.items, hc.restricted_age_bands, hc.restricted_ratings)
     per_title = Window.partitionBy(COL_ITEM_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_USER_IDX))
-    per_user = Window.partitionBy(COL_USER_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_ITEM_IDX))
-    placed = (
+    candidates = (
         best.withColumn("_r", F.row_number().over(per_title))
-        .where(F.col("_r") <= reach)
-        .withColumn("_s", F.row_number().over(per_user))
-        .where(F.col("_s") <= slots)
+        .where(F.col("_r") <= reach * NEW_TITLE_CANDIDATES)
         .select(COL_USER_IDX, COL_ITEM_IDX, COL_SCORE)
+        .toPandas()
     )
+    chosen = allocate_new_titles(candidates, reach, slots)
+    reached = int(chosen[COL_ITEM_IDX].nunique()) if not chosen.empty else 0
     log.info(
-        "hybrid: %d unwatched title(s), each placed in the lists of up to %d best-matching user(s) "
-        "(new_title_share %.3g of %d lists of %d; at most %d per list)",
+        "hybrid: %d unwatched title(s), each placed in the top %d of up to %d best-matching user(s) "
+        "(new_title_share %.3g of %d lists; at most %d per list): %d placement(s), %d title(s) placed",
         titles,
+        places,
         reach,
         share,
         users,
-        n,
         slots,
+        len(chosen),
+        reached,
     )
-    return materialise(placed)
+    schema = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_SCORE} double"
+    return ctx.spark.createDataFrame(chosen.astype({COL_USER_IDX: "int32", COL_ITEM_IDX: "int32"}), schema)
 
 
-def place_new_titles(recs: DataFrame, placed: DataFrame, n: int) -> DataFrame:
-    """``recs`` with each user's ``placed`` titles in its list: at the end, in the places of its last items.
+def place_new_titles(recs: DataFrame, placed: DataFrame, n: int, rank: int) -> DataFrame:
+    """``recs`` with each user's ``placed`` titles in the places ending at ``min(n, rank)``.
 
-    A placed title already in the user's list keeps its place. The others (``m`` of them) follow the
-    user's first ``min(length, n - m)`` items, best match first, with the score of the last item
-    kept (so scores stay non-increasing with rank). Users without placements keep their list; a
-    placement of a user without a list is dropped.
+    A placed title already in the user's list keeps its place. The others (``m`` of them, best match
+    first) take the places just before rank ``min(rank, length + m)``; the items from there on move
+    down ``m`` places and those past ``n`` drop out. A placed title gets the score of the item just
+    above it (the first item's when it is placed first), so scores stay non-increasing with rank.
+    Users without placements keep their list; a placement of a user without a list is dropped.
     """
     missing = placed.join(recs.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti")
     per_user = Window.partitionBy(COL_USER_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_ITEM_IDX))
     missing = missing.withColumn("_j", F.row_number().over(per_user))
-    counts = missing.groupBy(COL_USER_IDX).agg(F.max("_j").alias("_m"))
-    kept = (
-        recs.join(counts, COL_USER_IDX, "left")
-        .where(F.col(COL_RANK) <= F.lit(int(n)) - F.coalesce(F.col("_m"), F.lit(0)))
-        .select(*recs.columns)
+    end = min(int(n), int(rank))
+    info = (
+        missing.groupBy(COL_USER_IDX)
+        .agg(F.max("_j").alias("_m"))
+        .join(recs.groupBy(COL_USER_IDX).agg(F.max(COL_RANK).alias("_len")), COL_USER_IDX)
+        .withColumn("_cut", F.least(F.lit(end), F.col("_len") + F.col("_m")) - F.col("_m"))
     )
-    tail = kept.groupBy(COL_USER_IDX).agg(F.max(COL_RANK).alias("_last"), F.min(COL_SCORE).alias("_floor"))
-    listed = recs.select(COL_USER_IDX).distinct()
+    marked = recs.join(info, COL_USER_IDX, "left")
+    moved = F.when(F.col("_m").isNull() | (F.col(COL_RANK) <= F.col("_cut")), F.col(COL_RANK)).otherwise(
+        F.col(COL_RANK) + F.col("_m")
+    )
+    kept = marked.withColumn(COL_RANK, moved.cast("int")).where(F.col(COL_RANK) <= F.lit(int(n)))
+    floor = marked.where(F.col(COL_RANK) == F.greatest(F.col("_cut"), F.lit(1))).select(
+        COL_USER_IDX, F.col(COL_SCORE).alias("_floor")
+    )
     added = (
-        missing.join(listed, COL_USER_IDX, "left_semi")
-        .join(tail, COL_USER_IDX, "left")
+        missing.join(info, COL_USER_IDX)
+        .join(floor, COL_USER_IDX, "left")
         .select(
             COL_USER_IDX,
             COL_ITEM_IDX,
             F.coalesce(F.col("_floor"), F.col(COL_SCORE)).alias(COL_SCORE),
-            (F.coalesce(F.col("_last"), F.lit(0)) + F.col("_j")).cast("int").alias(COL_RANK),
+            (F.col("_cut") + F.col("_j")).cast("int").alias(COL_RANK),
         )
     )
-    return kept.unionByName(added.select(*recs.columns))
+    return kept.select(*recs.columns).unionByName(added.select(*recs.columns))
 
 
 def _prepared(
@@ -355,7 +400,7 @@ def blend(
         recs = rank_per_user(scored.drop(_TOP), n)
     placed = new_title_placements(ctx, candidates.get(ALGO_CONTENT), hc, n)
     if placed is not None:
-        recs = place_new_titles(recs, placed, n)
+        recs = place_new_titles(recs, placed, n, int(hc.new_title_rank))
         # a placed title's explanation names it as new (and its genre), like the new-title slot's
         tops = placed.select(COL_USER_IDX, COL_ITEM_IDX, COL_SCORE, F.lit(NEW_ITEMS).alias(_TOP))
         scored = scored.join(placed, [COL_USER_IDX, COL_ITEM_IDX], "left_anti").unionByName(tops)
