@@ -176,9 +176,10 @@ def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFr
 #: catalog has at most this many unwatched titles).
 NEW_TITLE_SEARCH = 50
 
-#: Candidate users per unwatched title handed to the allocation, as a multiple of its reach: room for
-#: the users a better-matching title already took.
-NEW_TITLE_CANDIDATES = 3
+#: Candidate users per unwatched title handed to the allocation, as a multiple of its reach (at most
+#: the number of unwatched titles): room for the users that better-matching titles already took, as
+#: when several new titles are near copies of each other (same genres, years) and want the same users.
+NEW_TITLE_CANDIDATES = 20
 
 
 def allocate_new_titles(candidates: pd.DataFrame, reach: int, slots: int) -> pd.DataFrame:
@@ -219,9 +220,10 @@ def new_title_placements(
     ``hybrid``: ``new_title_share`` of the places up to rank ``min(n, new_title_rank)`` of all lists
     goes to placements, split evenly over the unwatched titles (each reaches at least one user), and
     no list gets more than ``new_item_slots`` placed titles (:func:`allocate_new_titles`, on the
-    driver: at most ``NEW_TITLE_CANDIDATES`` x reach candidates per title). Users without a profile,
-    pairs the maturity filter forbids and users whose profile shares nothing with the title (cosine 0)
-    are never placements. ``None`` when ``new_title_share`` is 0 or nothing is unwatched.
+    driver: at most ``min(titles, NEW_TITLE_CANDIDATES)`` x reach candidates per title, so at most
+    ``NEW_TITLE_CANDIDATES x new_title_share x new_title_rank`` rows per user, 2 by default). Users
+    without a profile, pairs the maturity filter forbids and users whose profile shares nothing with
+    the title (cosine 0) are never placements. ``None`` when ``new_title_share`` is 0 or nothing is unwatched.
     """
     from vidrec.models.content import user_profiles
 
@@ -256,7 +258,7 @@ def new_title_placements(
     per_title = Window.partitionBy(COL_ITEM_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_USER_IDX))
     candidates = (
         best.withColumn("_r", F.row_number().over(per_title))
-        .where(F.col("_r") <= reach * NEW_TITLE_CANDIDATES)
+        .where(F.col("_r") <= reach * min(titles, NEW_TITLE_CANDIDATES))
         .select(COL_USER_IDX, COL_ITEM_IDX, COL_SCORE)
         .toPandas()
     )
