@@ -474,8 +474,9 @@ def test_new_items_enter_through_content(spark: Any, base_conf: Config, tmp_path
 
 @pytest.mark.spark
 def test_place_new_titles_takes_the_last_places(spark: Any) -> None:
-    """A placed title already listed keeps its place; the others take the last places, best match
-    first, with the score of the last item kept; users without placements keep their lists."""
+    """A placed title already in the top places keeps its place; the others take the last of those
+    places, best match first, with the score of the item above; users without placements keep
+    their lists."""
     recs = spark.createDataFrame(
         [(0, 10, 0.9, 1), (0, 11, 0.8, 2), (0, 12, 0.7, 3), (0, 13, 0.6, 4),
          (1, 10, 0.5, 1), (1, 11, 0.4, 2), (1, 12, 0.3, 3), (1, 13, 0.2, 4),
@@ -502,7 +503,8 @@ def test_place_new_titles_takes_the_last_places(spark: Any) -> None:
     got = {(r[COL_USER_IDX], r[COL_RANK]): (r[COL_ITEM_IDX], r[COL_SCORE]) for r in out.collect()}
     assert got == {
         (0, 1): (21, 0.9), (0, 2): (20, 0.9), (0, 3): (10, 0.9), (0, 4): (11, 0.8),
-        (1, 1): (10, 0.5), (1, 2): (21, 0.5), (1, 3): (11, 0.4), (1, 4): (12, 0.3),
+        # 12 was placed but only at rank 3: it moves up into the top 2 too
+        (1, 1): (12, 0.5), (1, 2): (21, 0.5), (1, 3): (10, 0.5), (1, 4): (11, 0.4),
         (2, 1): (10, 0.9), (2, 2): (20, 0.9),
         (3, 1): (10, 0.9), (3, 2): (11, 0.8),
     }  # fmt: skip

@@ -283,28 +283,33 @@ def new_title_placements(
 def place_new_titles(recs: DataFrame, placed: DataFrame, n: int, rank: int) -> DataFrame:
     """``recs`` with each user's ``placed`` titles in the places ending at ``min(n, rank)``.
 
-    A placed title already in the user's list keeps its place. The others (``m`` of them, best match
-    first) take the places just before rank ``min(rank, length + m)``; the items from there on move
-    down ``m`` places and those past ``n`` drop out. A placed title gets the score of the item just
-    above it (the first item's when it is placed first), so scores stay non-increasing with rank.
-    Users without placements keep their list; a placement of a user without a list is dropped.
+    A placed title already in the user's top ``min(n, rank)`` keeps its place. The others (``m`` of
+    them, best match first; moved up when they are further down the list) take the places just before
+    ``min(rank, length + m)``; the items from there on move down and those past ``n`` drop out. A
+    placed title gets the score of the item just above it (the first item's when it is placed first),
+    so scores stay non-increasing with rank. Users without placements keep their list; a placement of
+    a user without a list is dropped.
     """
-    missing = placed.join(recs.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti")
-    per_user = Window.partitionBy(COL_USER_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_ITEM_IDX))
-    missing = missing.withColumn("_j", F.row_number().over(per_user))
     end = min(int(n), int(rank))
+    pair = [COL_USER_IDX, COL_ITEM_IDX]
+    top = recs.where(F.col(COL_RANK) <= F.lit(end)).select(*pair)
+    missing = placed.join(top, pair, "left_anti").join(recs.select(COL_USER_IDX).distinct(), COL_USER_IDX)
+    by_score = Window.partitionBy(COL_USER_IDX).orderBy(F.col(COL_SCORE).desc(), F.col(COL_ITEM_IDX))
+    missing = missing.withColumn("_j", F.row_number().over(by_score))
+    by_rank = Window.partitionBy(COL_USER_IDX).orderBy(F.col(COL_RANK))
+    rest = recs.join(missing.select(*pair), pair, "left_anti").withColumn("_p", F.row_number().over(by_rank))
+    length = F.coalesce(F.col("_len"), F.lit(0))
     info = (
         missing.groupBy(COL_USER_IDX)
         .agg(F.max("_j").alias("_m"))
-        .join(recs.groupBy(COL_USER_IDX).agg(F.max(COL_RANK).alias("_len")), COL_USER_IDX)
-        .withColumn("_cut", F.least(F.lit(end), F.col("_len") + F.col("_m")) - F.col("_m"))
+        .join(rest.groupBy(COL_USER_IDX).agg(F.count("*").alias("_len")), COL_USER_IDX, "left")
+        .select(COL_USER_IDX, "_m", (F.least(F.lit(end), length + F.col("_m")) - F.col("_m")).alias("_cut"))
     )
-    marked = recs.join(info, COL_USER_IDX, "left")
-    moved = F.when(F.col("_m").isNull() | (F.col(COL_RANK) <= F.col("_cut")), F.col(COL_RANK)).otherwise(
-        F.col(COL_RANK) + F.col("_m")
+    marked = rest.join(info, COL_USER_IDX, "left")
+    key = F.when(F.col("_m").isNull() | (F.col("_p") <= F.col("_cut")), F.col("_p")).otherwise(
+        F.col("_p") + F.col("_m")
     )
-    kept = marked.withColumn(COL_RANK, moved.cast("int")).where(F.col(COL_RANK) <= F.lit(int(n)))
-    floor = marked.where(F.col(COL_RANK) == F.greatest(F.col("_cut"), F.lit(1))).select(
+    floor = marked.where(F.col("_p") == F.greatest(F.col("_cut"), F.lit(1))).select(
         COL_USER_IDX, F.col(COL_SCORE).alias("_floor")
     )
     added = (
@@ -314,10 +319,13 @@ def place_new_titles(recs: DataFrame, placed: DataFrame, n: int, rank: int) -> D
             COL_USER_IDX,
             COL_ITEM_IDX,
             F.coalesce(F.col("_floor"), F.col(COL_SCORE)).alias(COL_SCORE),
-            (F.col("_cut") + F.col("_j")).cast("int").alias(COL_RANK),
+            (F.col("_cut") + F.col("_j")).alias("_key"),
         )
     )
-    return kept.select(*recs.columns).unionByName(added.select(*recs.columns))
+    merged = marked.select(COL_USER_IDX, COL_ITEM_IDX, COL_SCORE, key.alias("_key")).unionByName(added)
+    by_key = Window.partitionBy(COL_USER_IDX).orderBy(F.col("_key"))
+    ranked = merged.withColumn(COL_RANK, F.row_number().over(by_key)).where(F.col(COL_RANK) <= F.lit(int(n)))
+    return ranked.select(*recs.columns)
 
 
 def _prepared(
