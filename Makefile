@@ -65,7 +65,7 @@ demo: setup
 	$(PY) jobs/generate_sample.py --out $(DEMO_RAW) --users 2000 --items 600 --days 60 --end-date $(DEMO_DATE)
 	$(PY) jobs/nightly.py --raw $(DEMO_RAW) --warehouse $(WAREHOUSE) --run-date $(DEMO_DATE)
 
-# The gate (CI, every change): every test but the `extended` scenario matrices (31 min on 2 cores, quiet).
+# The gate (CI, every change): every test but the `extended` scenario matrices (21-31 min on 2 cores).
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not extended" $(PYTEST_ARGS)
 
