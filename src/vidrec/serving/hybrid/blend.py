@@ -150,12 +150,8 @@ def new_item_ids(interactions: DataFrame, items: DataFrame, max_users: int) -> D
     )
 
 
-def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFrame, slots: int) -> DataFrame:
-    """Each target user's ``slots`` best new items by content cosine: ``(user_idx, item_idx, score, rank)``.
-
-    Uses the content generator's ``item_vectors`` and ``user_profiles`` when it was fitted (else
-    builds them). Users without a profile (no positive item) get no row.
-    """
+def _content_vectors(ctx: FitContext, content: Candidates | None) -> tuple[DataFrame, DataFrame]:
+    """The content model's ``item_vectors`` and ``user_profiles`` when it was fitted, else built (lazily)."""
     from vidrec.models.content import user_profiles
 
     cc = ctx.conf.content
@@ -165,6 +161,16 @@ def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFr
         vectors = item_vectors(ctx.items, cc)
     if profiles is None:
         profiles = user_profiles(ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users)
+    return vectors, profiles
+
+
+def new_item_list(ctx: FitContext, content: Candidates | None, new_items: DataFrame, slots: int) -> DataFrame:
+    """Each target user's ``slots`` best new items by content cosine: ``(user_idx, item_idx, score, rank)``.
+
+    Uses the content generator's ``item_vectors`` and ``user_profiles`` when it was fitted (else
+    builds them). Users without a profile (no positive item) get no row.
+    """
+    vectors, profiles = _content_vectors(ctx, content)
     fresh = vectors.join(new_items.select(COL_ITEM_IDX), COL_ITEM_IDX, "left_semi")
     targets = profiles.join(ctx.target_users.select(COL_USER_IDX).distinct(), COL_USER_IDX, "left_semi")
     block = ctx.conf.recommend.user_block_size
@@ -225,23 +231,15 @@ def new_title_placements(
     without a profile, pairs the maturity filter forbids and users whose profile shares nothing with
     the title (cosine 0) are never placements. ``None`` when ``new_title_share`` is 0 or nothing is unwatched.
     """
-    from vidrec.models.content import user_profiles
-
     share = float(hc.new_title_share)
     if share <= 0:
         return None
-    cc = ctx.conf.content
-    vectors = content.artifacts.get("item_vectors") if content is not None else None
-    profiles = content.artifacts.get("user_profiles") if content is not None else None
-    if vectors is None:
-        vectors = item_vectors(ctx.items, cc)
+    vectors, profiles = _content_vectors(ctx, content)
     unwatched = vectors.join(new_item_ids(ctx.interactions, ctx.items, 0), COL_ITEM_IDX, "left_semi")
     unwatched = materialise(unwatched)
     titles = unwatched.count()
     if titles == 0:
         return None
-    if profiles is None:
-        profiles = user_profiles(ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users)
     wanted = ctx.target_users.select(COL_USER_IDX).distinct()
     targets = materialise(profiles.join(wanted, COL_USER_IDX, "left_semi"))
     users = targets.count()
