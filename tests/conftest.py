@@ -32,6 +32,17 @@ TEST_SUBMIT_ARGS = (
 )
 os.environ.setdefault("PYSPARK_SUBMIT_ARGS", TEST_SUBMIT_ARGS)
 
+#: The time limit of the scheduled suite's tests (``extended``, ``cluster``), which repeat whole nightlies
+#: or start a cluster; every other test has the 15 minutes of ``timeout`` in pyproject.toml.
+SCHEDULED_TIMEOUT_S = 3600
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        scheduled = item.get_closest_marker("extended") or item.get_closest_marker("cluster")
+        if scheduled and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SCHEDULED_TIMEOUT_S))
+
 
 @pytest.fixture(scope="session")
 def base_conf(tmp_path_factory: pytest.TempPathFactory) -> Config:

@@ -42,6 +42,8 @@ from vidrec.models.deep.networks import MODEL_CLASSES, build_model
 from vidrec.pipeline import forget, lease, runner
 
 RUN_DATE = dt.date(2026, 3, 10)
+#: the longest any one step of the forget-during-a-nightly scenario may take (each takes seconds to a minute)
+WAIT_S = 600
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "true",
@@ -193,7 +195,7 @@ def forget_during_a_failing_nightly(spark, conf, raw: str, target: str, root: Pa
 
     def failing_popular(rc: pipeline.RunContext) -> dict[str, Any]:
         started.set()
-        go.wait(1800)
+        go.wait(WAIT_S)
         raise RuntimeError("injected failure after the forget was requested")
 
     stages = [(n, failing_popular if n == "popular" else f) for n, f in runner.STAGES]
@@ -219,7 +221,7 @@ def forget_during_a_failing_nightly(spark, conf, raw: str, target: str, root: Pa
 
     thread = threading.Thread(target=nightly, daemon=True)
     thread.start()
-    assert started.wait(1800), "the nightly never reached its failing stage"
+    assert started.wait(WAIT_S), "the nightly never reached its failing stage"
     waiting = subprocess.Popen(
         forget_job(wh, root / "cp_wait", target, "--wait", "1800"),
         cwd=ROOT,
@@ -240,14 +242,14 @@ def forget_during_a_failing_nightly(spark, conf, raw: str, target: str, root: Pa
     reader = threading.Thread(target=read_log, daemon=True)
     reader.start()
     refused = subprocess.run(
-        forget_job(wh, root / "cp_refused", target), cwd=ROOT, capture_output=True, text=True, timeout=1800
+        forget_job(wh, root / "cp_refused", target), cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S
     )
-    outcome["waited_before_the_failure"] = said_waiting.wait(1800) and waiting.poll() is None
+    outcome["waited_before_the_failure"] = said_waiting.wait(WAIT_S) and waiting.poll() is None
     go.set()
-    thread.join(timeout=1800)
+    thread.join(timeout=WAIT_S)
     outcome["nightly_ended_at"] = time.time()
     stdout = waiting.stdout.read() if waiting.stdout else ""
-    waiting.wait(timeout=3600)
+    waiting.wait(timeout=WAIT_S)
     reader.join(timeout=60)
     outcome.update(refused=refused, waiting_rc=waiting.returncode, waiting_log=log_lines, stdout=stdout)
     return outcome
