@@ -211,7 +211,7 @@ def test_sequence_readouts_score_from_the_last_state_the_mean_state_or_both(name
     from vidrec.config.sections import SEQUENCE_READOUTS
     from vidrec.models.deep.networks.base import READOUTS
 
-    assert READOUTS == SEQUENCE_READOUTS
+    assert SEQUENCE_READOUTS == ("auto", *READOUTS)
     seq = i32([[-1, -1, 1, 2, 3], [-1, -1, -1, -1, 4]])
     scores = {}
     for readout in READOUTS:

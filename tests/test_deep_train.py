@@ -165,6 +165,18 @@ def test_model_params_layer_train_model_and_conf() -> None:
         model_params(conf.deep, "als")
 
 
+@pytest.mark.parametrize("name", ["sequence", "gru"])
+def test_readout_auto_follows_what_the_protocol_predicts(name: str) -> None:
+    assert read_defaults()["deep"][name]["readout"] == "auto"
+    deep = load_config().deep
+    assert model_params(deep, name)["readout"] == "last"  # the nightly predicts the coming days
+    assert model_params(deep, name, "chrono")["readout"] == "last"
+    assert model_params(deep, name, "time")["readout"] == "last"
+    assert model_params(deep, name, "random")["readout"] == "mean"  # withheld from the whole history
+    fixed = load_config(overrides={"deep": {name: {"readout": "mix"}}}).deep
+    assert {model_params(fixed, name, p)["readout"] for p in ("time", "chrono", "random")} == {"mix"}
+
+
 @pytest.mark.slow
 def test_torchrun_starts_the_same_training_without_spark(data: dict[str, str], tmp_path: Path) -> None:
     # what a GPU box without Java runs: torchrun -m vidrec.models.deep.train --spec spec.json

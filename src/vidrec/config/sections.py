@@ -498,8 +498,22 @@ class MultVaeConf(_ModelConf):
     lr: float
 
 
-#: ``deep.sequence.readout`` / ``deep.gru.readout`` (the networks' ``READOUTS``).
-SEQUENCE_READOUTS = ("last", "mean", "mix")
+#: ``deep.sequence.readout`` / ``deep.gru.readout``: ``auto`` (:func:`resolve_readout`) or one of the
+#: networks' ``READOUTS``.
+SEQUENCE_READOUTS = ("auto", "last", "mean", "mix")
+
+
+def resolve_readout(readout: str, protocol: str) -> str:
+    """The readout a sequence model scores with when fitted under evaluation protocol ``protocol``.
+
+    ``auto`` follows what is to be predicted: the state after the last item when it is what comes
+    next (``time`` and ``chrono``, and so the served lists, which predict the coming days), the mean
+    state over the history when the withheld items are spread over the whole history (``random``).
+    Any other value is returned as it is.
+    """
+    if readout != "auto":
+        return readout
+    return "mean" if protocol == "random" else "last"
 
 
 def _check_readout(conf: Any, name: str) -> None:

@@ -86,7 +86,7 @@ BLEND_KEYS = ("score_norm", "rrf_k")
 def current_params(conf: Config, algorithm: str, keys: Sequence[str]) -> dict[str, Any]:
     """The configuration's value of each of ``keys`` for ``algorithm`` (deep models: ``train`` + model)."""
     if algorithm in DEEP_MODELS:
-        section = model_params(conf.deep, algorithm)
+        section = model_params(conf.deep, algorithm, conf.evaluation.protocol)
     else:
         section = to_mapping(getattr(conf, algorithm))
     missing = [k for k in keys if k not in section]

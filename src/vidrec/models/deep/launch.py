@@ -280,7 +280,7 @@ def prepare(
     if model_name not in MODEL_CLASSES:
         raise ValueError(f"unknown deep model '{model_name}' (known: {', '.join(MODEL_CLASSES)})")
     start = time.perf_counter()
-    mp = model_params(ctx.conf.deep, model_name)
+    mp = model_params(ctx.conf.deep, model_name, ctx.conf.evaluation.protocol)
     for key, value in (params or {}).items():
         if key not in mp:
             raise ValueError(f"unknown parameter '{key}' for deep model '{model_name}'")

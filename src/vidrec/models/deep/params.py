@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from vidrec import constants as C
-from vidrec.config.sections import DeepConf, to_mapping
+from vidrec.config.sections import DeepConf, resolve_readout, to_mapping
 
 #: Model names this package trains, in the order of the design's algorithm list.
 MODEL_NAMES: tuple[str, ...] = (
@@ -25,8 +25,11 @@ MODEL_NAMES: tuple[str, ...] = (
 )
 
 
-def model_params(deep: DeepConf, model_name: str) -> dict[str, Any]:
+def model_params(deep: DeepConf, model_name: str, protocol: str = "time") -> dict[str, Any]:
     """Parameters of ``model_name``: ``deep.train`` then ``deep.<model_name>``, as a fresh dictionary.
+
+    A sequence model's ``readout: auto`` is resolved for ``protocol`` (``evaluation.protocol`` of the
+    fit; the nightly's is ``time``): see :func:`vidrec.config.sections.resolve_readout`.
 
     Raises
     ------
@@ -35,4 +38,7 @@ def model_params(deep: DeepConf, model_name: str) -> dict[str, Any]:
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"unknown deep model '{model_name}' (known: {', '.join(MODEL_NAMES)})")
-    return {**to_mapping(deep.train), **to_mapping(getattr(deep, model_name))}
+    params = {**to_mapping(deep.train), **to_mapping(getattr(deep, model_name))}
+    if "readout" in params:
+        params["readout"] = resolve_readout(str(params["readout"]), protocol)
+    return params
