@@ -284,3 +284,19 @@ def test_the_checkpoint_digest_ignores_scoring_only_settings() -> None:
     assert train.config_digest("gru", {**conf, "readout": "mix"}, "d") == digest
     assert train.config_digest("gru", {**conf, "hidden_dim": 32}, "d") != digest
     assert train.config_digest("sequence", conf, "d") != digest
+
+
+def test_a_readout_change_still_warm_starts_from_last_nights_model(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from vidrec.models.deep.launch import previous_model
+
+    conf = load_config()
+    params = model_params(conf.deep, "gru")  # readout last (the nightly's)
+    saved = tmp_path / "models" / "2026-03-09" / "gru" / "model.pt"
+    saved.parent.mkdir(parents=True)
+    torch.save({"config": {**params, "readout": "mean"}}, saved)
+    ctx = SimpleNamespace(conf=conf, work_dir=str(tmp_path / "models" / "2026-03-10"), run_date="2026-03-10")
+    assert previous_model(ctx, "gru", params) == str(saved)  # type: ignore[arg-type]
+    other = {**params, "hidden_dim": params["hidden_dim"] * 2}
+    assert previous_model(ctx, "gru", other) is None  # type: ignore[arg-type]

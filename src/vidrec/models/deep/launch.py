@@ -32,7 +32,13 @@ from vidrec.models.deep import features, shards
 from vidrec.models.deep import schema as S
 from vidrec.models.deep.networks import MODEL_CLASSES, model_config
 from vidrec.models.deep.params import model_params
-from vidrec.models.deep.train import SPEC_FILE, cleanup_checkpoint_nights, train_many, train_worker
+from vidrec.models.deep.train import (
+    SCORING_ONLY,
+    SPEC_FILE,
+    cleanup_checkpoint_nights,
+    train_many,
+    train_worker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +228,8 @@ def previous_model(ctx: FitContext, model_name: str, params: Mapping[str, Any]) 
     Looked for as ``<models root>/<run date>/<model>/model.pt`` with a run date before ``ctx.run_date``
     (the nightly's layout: ``ctx.work_dir`` is ``<models root>/<run date>``); it must have been trained
     with the same architecture (every hyper-parameter of its configuration but the sizes, which grow
-    with new ids). ``None`` when there is none, or when ``deep.launch.artifact_root`` moves models
-    elsewhere.
+    with new ids, and the scoring-only ``readout``). ``None`` when there is none, or when
+    ``deep.launch.artifact_root`` moves models elsewhere.
     """
     if ctx.conf.deep.launch.artifact_root or urlparse(ctx.work_dir).scheme not in ("", "file"):
         return None
@@ -231,7 +237,8 @@ def previous_model(ctx: FitContext, model_name: str, params: Mapping[str, Any]) 
     if not root.is_dir():
         return None
     dates = sorted((d.name for d in root.iterdir() if d.is_dir() and d.name < ctx.run_date), reverse=True)
-    hparams = MODEL_CLASSES[model_name].HPARAMS
+    # the architecture, not how it scores: a readout change still warm-starts (as it resumes a checkpoint)
+    hparams = [k for k in MODEL_CLASSES[model_name].HPARAMS if k not in SCORING_ONLY]
     want = {k: params[k] for k in hparams}
     for day in dates:
         path = root / day / model_name / "model.pt"
