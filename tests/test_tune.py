@@ -117,6 +117,26 @@ def test_local_blend_by_hand() -> None:
     assert value == pytest.approx(1.0) and params["weights"]["b"] > 0
 
 
+def test_blend_search_also_starts_from_equal_weights() -> None:
+    """From a alone, adding b or c alone never lifts item 9 to the top: coordinate ascent stops there."""
+    a = pd.DataFrame([(0, 7, 1.0, 1)], columns=[U, IT, S, R])
+    b = pd.DataFrame([(0, 5, 2.0, 1), (0, 9, 1.0, 2)], columns=[U, IT, S, R])
+    c = pd.DataFrame([(0, 6, 2.0, 1), (0, 9, 1.0, 2)], columns=[U, IT, S, R])
+    blend = LocalBlend({"a": a, "b": b, "c": c}, pd.DataFrame([(0, 9)], columns=[U, IT]), k=1)
+    space = {n: [0.0, 1.0] for n in "abc"}
+
+    def objective(w: dict) -> float:
+        return blend.metrics(w, "rrf", 1)["ndcg"] if any(w.values()) else -1.0
+
+    assert coordinate_search(space, {"a": 1.0, "b": 0.0, "c": 0.0}, objective, 2)[1] == 0.0
+    trials: list[dict] = []
+    params, value = blend_search(
+        blend, {"a": 1.0}, "rrf", 1, ["rrf"], [1], [0.0, 1.0], 2, lambda p, m: trials.append(p)
+    )
+    assert value == pytest.approx(1.0) and params["weights"]["b"] == params["weights"]["c"] == 1.0
+    assert len(trials) == len({str(sorted(t["weights"].items())) for t in trials})  # each blend scored once
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 

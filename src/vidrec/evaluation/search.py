@@ -151,8 +151,10 @@ def blend_search(
 ) -> tuple[dict[str, Any], float]:
     """Choose the hybrid's ``score_norm``, ``rrf_k`` and warm weights by coordinate ascent on NDCG@k.
 
-    Each normalisation (and ``rrf_k`` for ``rrf``) gets its own weight search from ``start_weights``;
-    the best of them wins. ``on_trial(params, metrics)`` is called for each blend scored.
+    Each normalisation (and ``rrf_k`` for ``rrf``) gets its own weight search, from ``start_weights``
+    and again from equal weights (coordinate ascent stops at the first local optimum it meets, and
+    which one depends on where it starts); the best of them all wins, the first on a tie.
+    ``on_trial(params, metrics)`` is called once for each distinct blend scored.
 
     Returns
     -------
@@ -164,21 +166,30 @@ def blend_search(
     start = {a: float(start_weights.get(a, 0.0)) for a in names}
     if not any(v > 0 for v in start.values()):
         start = dict.fromkeys(names, 1.0)
+    equal = dict.fromkeys(names, 1.0)
+    starts = [start] if equal == start else [start, equal]
     best: tuple[float, dict[str, Any]] = (-1.0, {})
     settings = [(m, int(r)) for m in norms for r in (rrf_ks if m == "rrf" else [start_rrf_k])]
     for method, rrf_k in settings:
+        scored: dict[str, float] = {}  # each blend once, whichever start reaches it
 
-        def objective(w: dict[str, Any], method: str = method, rrf_k: int = rrf_k) -> float:
+        def objective(
+            w: dict[str, Any], method: str = method, rrf_k: int = rrf_k, scored: dict[str, float] = scored
+        ) -> float:
             if not any(v > 0 for v in w.values()):
                 return -1.0
-            values = blend.metrics(w, method, rrf_k)
-            if on_trial is not None:
-                on_trial({"score_norm": method, "rrf_k": rrf_k, "weights": dict(w)}, values)
-            return values["ndcg"]
+            key = params_key(w)
+            if key not in scored:
+                values = blend.metrics(w, method, rrf_k)
+                if on_trial is not None:
+                    on_trial({"score_norm": method, "rrf_k": rrf_k, "weights": dict(w)}, values)
+                scored[key] = float(values["ndcg"])
+            return scored[key]
 
         space = {a: [float(v) for v in grid] for a in names}
-        weights, value = coordinate_search(space, start, objective, rounds)
-        if value > best[0] + 1e-12:
-            best = (value, {"score_norm": method, "rrf_k": rrf_k, "weights": weights})
+        for origin in starts:
+            weights, value = coordinate_search(space, origin, objective, rounds)
+            if value > best[0] + 1e-12:
+                best = (value, {"score_norm": method, "rrf_k": rrf_k, "weights": weights})
     del start_norm
     return best[1], best[0]
