@@ -79,8 +79,9 @@ def choose_weights(
     For each normalisation (``rrf`` at each ``hybrid.rrf_k_grid`` value, and ``minmax``), coordinate
     ascent from ``hybrid.weights`` and from equal weights: each component in turn, each value of
     ``grid`` with the others fixed, keeping the best, for ``tune_rounds`` rounds or until nothing
-    improves; the best setting wins. Blends are scored on the driver (:class:`~vidrec.evaluation.search.LocalBlend`: normalised
-    and weighted lists, no re-ranking or filters).
+    improves; the best setting wins. Blends are scored on the driver
+    (:class:`~vidrec.evaluation.search.LocalBlend`: normalised and weighted lists, no re-ranking or
+    filters).
 
     Parameters
     ----------

@@ -31,14 +31,16 @@ def coordinate_search(
     objective: Callable[[dict[str, Any]], float],
     rounds: int = 2,
     canonicalise: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    cache: dict[str, float] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Coordinate ascent: the best parameters found and their objective (higher is better).
 
     From ``start``, for each parameter in turn, every value of its list with the others fixed; the
     best so far is kept (ties keep the earlier). Stops after ``rounds`` rounds or a round without
-    improvement. ``objective`` is called once per distinct configuration (after ``canonicalise``).
+    improvement. ``objective`` is called once per distinct configuration (after ``canonicalise``);
+    pass ``cache`` to share those values between searches of the same objective.
     """
-    cache: dict[str, float] = {}
+    cache = {} if cache is None else cache
 
     def score(params: dict[str, Any]) -> float:
         key = params_key(canonicalise(params) if canonicalise else params)
@@ -163,32 +165,25 @@ def blend_search(
     ndcg : float
     """
     names = blend.names
-    start = {a: float(start_weights.get(a, 0.0)) for a in names}
-    if not any(v > 0 for v in start.values()):
-        start = dict.fromkeys(names, 1.0)
     equal = dict.fromkeys(names, 1.0)
-    starts = [start] if equal == start else [start, equal]
+    start = {a: float(start_weights.get(a, 0.0)) for a in names}
+    starts = [start, equal] if any(v > 0 for v in start.values()) and start != equal else [equal]
     best: tuple[float, dict[str, Any]] = (-1.0, {})
     settings = [(m, int(r)) for m in norms for r in (rrf_ks if m == "rrf" else [start_rrf_k])]
     for method, rrf_k in settings:
-        scored: dict[str, float] = {}  # each blend once, whichever start reaches it
 
-        def objective(
-            w: dict[str, Any], method: str = method, rrf_k: int = rrf_k, scored: dict[str, float] = scored
-        ) -> float:
+        def objective(w: dict[str, Any], method: str = method, rrf_k: int = rrf_k) -> float:
             if not any(v > 0 for v in w.values()):
                 return -1.0
-            key = params_key(w)
-            if key not in scored:
-                values = blend.metrics(w, method, rrf_k)
-                if on_trial is not None:
-                    on_trial({"score_norm": method, "rrf_k": rrf_k, "weights": dict(w)}, values)
-                scored[key] = float(values["ndcg"])
-            return scored[key]
+            values = blend.metrics(w, method, rrf_k)
+            if on_trial is not None:
+                on_trial({"score_norm": method, "rrf_k": rrf_k, "weights": dict(w)}, values)
+            return values["ndcg"]
 
         space = {a: [float(v) for v in grid] for a in names}
+        scored: dict[str, float] = {}  # each blend once, whichever start reaches it
         for origin in starts:
-            weights, value = coordinate_search(space, origin, objective, rounds)
+            weights, value = coordinate_search(space, origin, objective, rounds, cache=scored)
             if value > best[0] + 1e-12:
                 best = (value, {"score_norm": method, "rrf_k": rrf_k, "weights": weights})
     del start_norm
