@@ -40,12 +40,21 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def night(raw: str, warehouse: Path, day: dt.date, sets: list[str]) -> dict[str, object]:
+def night(
+    raw: str,
+    warehouse: Path,
+    day: dt.date,
+    sets: list[str],
+    stages: str | None = None,
+    log: Path | None = None,
+) -> dict[str, object]:
     """One ``jobs/nightly.py`` run: wall seconds, CPU seconds and peak resident memory of its process
-    tree (sampled every 0.5 s), stage seconds."""
+    tree (sampled every 0.5 s), stage seconds. ``stages`` runs a subset; ``log`` keeps its stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, str(ROOT / "jobs" / "nightly.py"), "--raw", raw, "--warehouse", str(warehouse),
            "--run-date", day.isoformat()] + [a for s in sets for a in ("--set", s)]  # fmt: skip
+    if stages:
+        cmd += ["--stages", stages]
     start = time.perf_counter()
     peak = 0
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -59,6 +68,8 @@ def night(raw: str, warehouse: Path, day: dt.date, sets: list[str]) -> dict[str,
             time.sleep(0.5)
         err.seek(0)
         stderr = err.read()
+    if log is not None:
+        log.write_text(stderr)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if child.returncode != 0:
@@ -89,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warehouse = Path(args.workdir) / "warehouse"
     shutil.rmtree(warehouse, ignore_errors=True)
-    first = night(args.raw, warehouse, args.end_date - dt.timedelta(days=1), args.set)
-    second = night(args.raw, warehouse, args.end_date, args.set)
+    logs = Path(args.workdir)
+    first = night(
+        args.raw, warehouse, args.end_date - dt.timedelta(days=1), args.set, log=logs / "night1.log"
+    )
+    second = night(args.raw, warehouse, args.end_date, args.set, log=logs / "night2.log")
     ratio = second["wall_s"] / first["wall_s"]
     names = sorted(set(first["stages"]) | set(second["stages"]))  # type: ignore[arg-type]
     print(f"{'':<12}{'first night':>14}{'second night':>14}")

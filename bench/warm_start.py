@@ -1,0 +1,111 @@
+"""Warm start against a cold fit: the quality of the next night's lists, each way, on the same events.
+
+    .venv/bin/python bench/warm_start.py --raw data/sample-ahead --night-date 2026-03-31 \
+        [--horizon-days 7] [--workdir DIR] [--set key=value ...] [--out-json FILE]
+
+``--raw`` must hold events after ``--night-date`` (``make sample`` with a later ``DEMO_DATE``). Night 1
+runs the day before ``--night-date`` on a fresh warehouse (the first load: every model fitted from
+scratch, the offline evaluation). The warehouse is then copied, and night 2 (``--night-date``) runs on
+each copy: once with the defaults (the deep models fine-tune from night 1's fit for
+``deep.train.warm_epochs``), once with ``deep.train.warm_start=false`` (every model from scratch).
+A third run on each copy, ``--horizon-days`` later and with the ingest, matrix and evaluate stages
+only, scores night 2's served lists of every algorithm against the pairs first engaged with since
+(the nightly's served-list check, split ``served_next_day``). Both sides are scored on the same
+events; the script prints NDCG@k per algorithm, warm against cold, and night 2's wall time each way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from second_night import night  # noqa: E402  (a sibling script, not a package)
+
+SIDES = ("warm", "cold")
+
+
+def served_scores(warehouse: Path, run_date: dt.date) -> dict[str, dict[str, float]]:
+    """``{algorithm: {metric: value}}`` of the served-list check of ``run_date`` in ``gold/model_metrics``."""
+    from pyspark.sql import functions as F
+
+    from vidrec import constants as C
+    from vidrec.config import load_config
+    from vidrec.data import tables
+    from vidrec.pipeline.session import build_spark
+
+    spark = build_spark(load_config(None, overrides={"warehouse": str(warehouse)}))
+    rows = (
+        tables.read(spark, str(warehouse), C.T_MODEL_METRICS)
+        .where((F.col(C.COL_RUN_DATE) == F.lit(run_date)) & (F.col(C.COL_SPLIT) == "served_next_day"))
+        .select(C.COL_ALGORITHM, C.COL_METRIC, C.COL_K, C.COL_VALUE)
+        .collect()
+    )
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        key = r[C.COL_METRIC] + (f"@{r[C.COL_K]}" if r[C.COL_K] else "")
+        out.setdefault(r[C.COL_ALGORITHM], {})[key] = round(float(r[C.COL_VALUE]), 4)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--night-date", required=True, type=dt.date.fromisoformat)
+    parser.add_argument("--horizon-days", type=int, default=7)
+    parser.add_argument("--workdir", default="/tmp/vidrec-warm-start")
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--out-json")
+    args = parser.parse_args(argv)
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    day1, day2 = args.night_date - dt.timedelta(days=1), args.night_date
+    score_day = day2 + dt.timedelta(days=args.horizon_days)
+    first = night(args.raw, work / "warm", day1, args.set, log=work / "night1.log")
+    shutil.copytree(work / "warm", work / "cold", symlinks=True)
+    sides = {
+        "warm": args.set,
+        "cold": [*args.set, "deep.train.warm_start=false"],
+    }
+    result: dict[str, object] = {"first_night": first, "score_date": score_day.isoformat()}
+    for side in SIDES:
+        wh = work / side
+        second = night(args.raw, wh, day2, sides[side], log=work / f"night2-{side}.log")
+        # score night 2's lists only: no offline evaluation, no new lists
+        night(
+            args.raw,
+            wh,
+            score_day,
+            [*sides[side], "evaluation.every_days=3650"],
+            stages="ingest,matrix,evaluate",
+            log=work / f"score-{side}.log",
+        )
+        result[side] = {"second_night": second, "served": served_scores(wh, score_day)}
+    warm, cold = result["warm"], result["cold"]  # type: ignore[assignment]
+    key = next((k for k in next(iter(cold["served"].values()), {}) if k.startswith("ndcg@")), "ndcg@10")
+    print(f"night 2's lists scored on {score_day} (pairs first engaged with after {day2}), {key}")
+    print(f"{'algorithm':<14}{'warm':>9}{'cold':>9}{'warm/cold':>11}{'users':>8}")
+    ratios = {}
+    for algo in sorted(cold["served"]):
+        w = warm["served"].get(algo, {}).get(key, float("nan"))
+        c = cold["served"][algo].get(key, float("nan"))
+        ratios[algo] = round(w / c, 4) if c else float("nan")
+        users = int(cold["served"][algo].get("users_evaluated", 0))
+        print(f"{algo:<14}{w:>9.4f}{c:>9.4f}{ratios[algo]:>11.3f}{users:>8}")
+    print(
+        f"night 2 wall: warm {warm['second_night']['wall_s']} s, cold {cold['second_night']['wall_s']} s; "
+        f"night 1 {first['wall_s']} s"
+    )
+    result["warm_vs_cold_ndcg"] = ratios
+    if args.out_json:
+        Path(args.out_json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
