@@ -277,6 +277,31 @@ def test_a_warm_start_trains_from_the_saved_model(data: dict[str, str], tmp_path
     assert "warm start from" in (tmp_path / "night2" / "logs" / "rank-0.log").read_text()
 
 
+def test_a_warm_start_keeps_last_nights_weights_unless_an_epoch_beats_them(
+    data: dict[str, str], tmp_path: Path
+) -> None:
+    first = train.train_worker(spec_for(data, tmp_path / "night1", 2))
+    # steps too small to move the validation loss by min_delta: no epoch beats the start
+    warm = train.train_worker(
+        spec_for(data, tmp_path / "night2", 2, warm_from=first["model_path"], lr=1e-9, min_delta=1e-3)
+    )
+    assert warm["best_epoch"] == 0 and warm["epochs_run"] == 2
+    saved, start = weights(tmp_path / "night2"), weights(tmp_path / "night1")
+    assert all(torch.equal(saved[k], start[k]) for k in start)
+    assert "val loss" in (tmp_path / "night2" / "logs" / "rank-0.log").read_text()
+
+
+def test_warm_params_fine_tune_at_a_share_of_the_learning_rate() -> None:
+    from vidrec.models.deep.launch import warm_params
+
+    params = model_params(load_config().deep, "ncf")
+    warm = warm_params({**params, "max_epochs": 30, "warm_epochs": 3, "warm_lr_scale": 0.5})
+    assert warm["max_epochs"] == 3 and warm["lr"] == pytest.approx(params["lr"] * 0.5)
+    assert params["max_epochs"] != 3 or params["lr"] != warm["lr"]  # the input is not changed
+    with pytest.raises(ValueError, match="warm_lr_scale"):
+        load_config(overrides=["deep.train.warm_lr_scale=0"])
+
+
 def test_the_checkpoint_digest_ignores_scoring_only_settings() -> None:
     """A checkpoint trained with one readout is resumed for another; a change of architecture is not."""
     conf = {"max_len": 50, "hidden_dim": 64, "readout": "last"}

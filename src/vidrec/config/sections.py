@@ -450,9 +450,11 @@ class TrainConf:
     shuffle_buffer: int
     warm_start: bool
     warm_epochs: int
+    warm_lr_scale: float
 
     def __post_init__(self) -> None:
         _check(self.warm_epochs >= 1, "deep.train.warm_epochs", ">= 1", self.warm_epochs)
+        _check(0.0 < self.warm_lr_scale <= 1.0, "deep.train.warm_lr_scale", "in (0, 1]", self.warm_lr_scale)
         _check(0.0 < self.val_fraction < 1.0, "deep.train.val_fraction", "in (0, 1)", self.val_fraction)
 
 

@@ -222,6 +222,15 @@ def write_model_shards(
     return out
 
 
+def warm_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` for a fine-tune from last night's model: at most ``warm_epochs`` epochs, at
+    ``warm_lr_scale`` of the learning rate (a step from a trained model, not a new descent)."""
+    out = dict(params)
+    out["max_epochs"] = min(int(out["max_epochs"]), int(out["warm_epochs"]))
+    out["lr"] = float(out["lr"]) * float(out["warm_lr_scale"])
+    return out
+
+
 def previous_model(ctx: FitContext, model_name: str, params: Mapping[str, Any]) -> str | None:
     """The latest earlier night's saved ``model_name`` to warm-start from, if one fits.
 
@@ -276,8 +285,11 @@ def prepare(
     use_gpu: bool,
     params: Mapping[str, Any] | None = None,
     diagnostics: bool = False,
+    sizes: Mapping[str, int] | None = None,
 ) -> Prepared:
     """Resolve ``model_name``'s parameters, build its training frames, write the shards and the spec.
+
+    ``sizes`` is :func:`data_sizes` of ``ctx`` when the caller has it (one Spark job saved per model).
 
     Raises
     ------
@@ -293,12 +305,12 @@ def prepare(
             raise ValueError(f"unknown parameter '{key}' for deep model '{model_name}'")
         mp[key] = value
     lp = ctx.conf.deep.launch
-    sizes = data_sizes(ctx.interactions, ctx.items)
+    sizes = dict(sizes) if sizes is not None else data_sizes(ctx.interactions, ctx.items)
     if sizes["n_users"] == 0 or sizes["n_items"] == 0:
         raise ValueError(f"deep {model_name}: no interactions or no catalog items to train on")
     warm_from = previous_model(ctx, model_name, mp) if ctx.warm_start and mp["warm_start"] else None
     if warm_from is not None:
-        mp["max_epochs"] = min(int(mp["max_epochs"]), int(mp["warm_epochs"]))
+        mp = warm_params(mp)
     config = model_config(model_name, mp, sizes)
     frames = features.training_frames(
         model_name, ctx.interactions, ctx.items, mp, sizes["visual_dim"], sizes["audio_dim"]
@@ -411,7 +423,8 @@ def fit_many(
     gpu = bool(lp.use_gpu if use_gpu is None else use_gpu)
     if procs < 1:
         raise ValueError(f"num_processes must be >= 1, got {procs}")
-    prepared = [prepare(spark, name, ctx, procs, gpu) for name in model_names]
+    sizes = data_sizes(ctx.interactions, ctx.items)  # the same for every model of the context
+    prepared = [prepare(spark, name, ctx, procs, gpu, sizes=sizes) for name in model_names]
     local = run_locally(spark.sparkContext.master, bool(lp.local_mode))
     results = train_prepared(prepared, procs, local, gpu)
     prune_checkpoints(ctx)

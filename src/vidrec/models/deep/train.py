@@ -391,12 +391,20 @@ class _Trainer:
         if resumed_from is None and spec["warm_from"]:
             warm_from = str(spec["warm_from"])
             copied, grown, fresh = warm_start(model, warm_from)
+            # last night's weights (grown for new ids) are the model to beat: an epoch of fine-tuning
+            # replaces them only when it improves their validation loss on tonight's data
+            start_val = self._validate(model, math.inf)
+            if math.isfinite(start_val):
+                state.update(best_val=start_val, best_epoch=0)
+                best_state = _cpu_state(model)
             log.info(
-                "warm start from %s: %d parameter(s) copied, %d grown for new ids, %d fresh",
+                "warm start from %s: %d parameter(s) copied, %d grown for new ids, %d fresh; "
+                "val loss %.5f before fine-tuning",
                 warm_from,
                 copied,
                 grown,
                 fresh,
+                start_val,
             )
         start_epoch = state["epochs_done"]
         ddp = DistributedDataParallel(
