@@ -6,8 +6,9 @@
 ``--raw`` must hold events after ``--night-date`` (``make sample`` with a later ``DEMO_DATE``). Night 1
 runs the day before ``--night-date`` on a fresh warehouse (the first load: every model fitted from
 scratch, the offline evaluation). The warehouse is then copied, and night 2 (``--night-date``) runs on
-each copy: once with the defaults (the deep models fine-tune from night 1's fit for
-``deep.train.warm_epochs``), once with ``deep.train.warm_start=false`` (every model from scratch).
+each copy: once with ``deep.train.warm_start=true`` (the deep models fine-tune from night 1's fit for
+at most ``deep.train.warm_epochs``), once with ``deep.train.warm_start=false`` (every model from
+scratch, the default).
 A third run on each copy, ``--horizon-days`` later and with the ingest, matrix and evaluate stages
 only, scores night 2's served lists of every algorithm against the pairs first engaged with since
 (the nightly's served-list check, split ``served_next_day``). Both sides are scored on the same
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     first = night(args.raw, work / "warm", day1, args.set, log=work / "night1.log")
     shutil.copytree(work / "warm", work / "cold", symlinks=True)
     sides = {
-        "warm": args.set,
+        "warm": [*args.set, "deep.train.warm_start=true"],
         "cold": [*args.set, "deep.train.warm_start=false"],
     }
     result: dict[str, object] = {"first_night": first, "score_date": score_day.isoformat()}
