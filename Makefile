@@ -60,14 +60,15 @@ $(NATIVE)/.resolved:
 	rm -rf $(NATIVE)/jar
 	touch $@
 
+GENERATE_SAMPLE = $(PY) jobs/generate_sample.py --out $(DEMO_RAW) --users 2000 --items 600 --days 60 \
+  --end-date $(DEMO_DATE) --lang $(DEMO_LANG)
+
 sample: setup
-	$(PY) jobs/generate_sample.py --out $(DEMO_RAW) --users 2000 --items 600 --days 60 --end-date $(DEMO_DATE) \
-	  --lang $(DEMO_LANG)
+	$(GENERATE_SAMPLE)
 
 demo: setup
 	rm -rf $(WAREHOUSE) $(DEMO_RAW)
-	$(PY) jobs/generate_sample.py --out $(DEMO_RAW) --users 2000 --items 600 --days 60 --end-date $(DEMO_DATE) \
-	  --lang $(DEMO_LANG)
+	$(GENERATE_SAMPLE)
 	$(PY) jobs/nightly.py --raw $(DEMO_RAW) --warehouse $(WAREHOUSE) --run-date $(DEMO_DATE)
 
 # The gate (CI, every change): every test but the `extended` scenario matrices (16-31 min on 2 cores).

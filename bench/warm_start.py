@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         "warm": [*args.set, "deep.train.warm_start=true"],
         "cold": [*args.set, "deep.train.warm_start=false"],
     }
-    result: dict[str, object] = {"first_night": first, "score_date": score_day.isoformat()}
+    seconds: dict[str, dict[str, object]] = {}
     for side in SIDES:
         wh = work / side
-        second = night(args.raw, wh, day2, sides[side], log=work / f"night2-{side}.log")
+        seconds[side] = night(args.raw, wh, day2, sides[side], log=work / f"night2-{side}.log")
         # score night 2's lists only: no offline evaluation, no new lists
         night(
             args.raw,
@@ -86,23 +86,29 @@ def main(argv: list[str] | None = None) -> int:
             stages="ingest,matrix,evaluate",
             log=work / f"score-{side}.log",
         )
-        result[side] = {"second_night": second, "served": served_scores(wh, score_day)}
-    warm, cold = result["warm"], result["cold"]  # type: ignore[assignment]
-    key = next((k for k in next(iter(cold["served"].values()), {}) if k.startswith("ndcg@")), "ndcg@10")
+    # read once every night has ended: this process's Spark session never runs beside a nightly's
+    served = {side: served_scores(work / side, score_day) for side in SIDES}
+    warm, cold = served["warm"], served["cold"]
+    key = next((k for k in next(iter(cold.values()), {}) if k.startswith("ndcg@")), "ndcg@10")
     print(f"night 2's lists scored on {score_day} (pairs first engaged with after {day2}), {key}")
     print(f"{'algorithm':<14}{'warm':>9}{'cold':>9}{'warm/cold':>11}{'users':>8}")
-    ratios = {}
-    for algo in sorted(cold["served"]):
-        w = warm["served"].get(algo, {}).get(key, float("nan"))
-        c = cold["served"][algo].get(key, float("nan"))
+    ratios: dict[str, float] = {}
+    for algo in sorted(cold):
+        w = warm.get(algo, {}).get(key, float("nan"))
+        c = cold[algo].get(key, float("nan"))
         ratios[algo] = round(w / c, 4) if c else float("nan")
-        users = int(cold["served"][algo].get("users_evaluated", 0))
+        users = int(cold[algo].get("users_evaluated", 0))
         print(f"{algo:<14}{w:>9.4f}{c:>9.4f}{ratios[algo]:>11.3f}{users:>8}")
     print(
-        f"night 2 wall: warm {warm['second_night']['wall_s']} s, cold {cold['second_night']['wall_s']} s; "
+        f"night 2 wall: warm {seconds['warm']['wall_s']} s, cold {seconds['cold']['wall_s']} s; "
         f"night 1 {first['wall_s']} s"
     )
-    result["warm_vs_cold_ndcg"] = ratios
+    result = {
+        "first_night": first,
+        "score_date": score_day.isoformat(),
+        **{side: {"second_night": seconds[side], "served": served[side]} for side in SIDES},
+        "warm_vs_cold_ndcg": ratios,
+    }
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(result, indent=2))
     return 0

@@ -295,9 +295,10 @@ def test_warm_params_fine_tune_at_a_share_of_the_learning_rate() -> None:
     from vidrec.models.deep.launch import warm_params
 
     params = model_params(load_config().deep, "ncf")
-    warm = warm_params({**params, "max_epochs": 30, "warm_epochs": 3, "warm_lr_scale": 0.5})
+    given = {**params, "max_epochs": 30, "warm_epochs": 3, "warm_lr_scale": 0.5}
+    warm = warm_params(given)
     assert warm["max_epochs"] == 3 and warm["lr"] == pytest.approx(params["lr"] * 0.5)
-    assert params["max_epochs"] != 3 or params["lr"] != warm["lr"]  # the input is not changed
+    assert given["max_epochs"] == 30 and given["lr"] == params["lr"]  # the input is not changed
     with pytest.raises(ValueError, match="warm_lr_scale"):
         load_config(overrides=["deep.train.warm_lr_scale=0"])
 
