@@ -27,7 +27,8 @@ def fit_all(
 ) -> dict[str, Candidates]:
     """Fit every generator of ``algorithms`` on ``ctx``, the hybrid last, from the others' lists.
 
-    Each generator's ``recs`` come back cached. The hybrid (when listed) blends the lists already
+    Each generator's ``recs`` come back cached and computed (its log line times its own fit and
+    lists, with their row count). The hybrid (when listed) blends the lists already
     fitted here, limited to ``algorithms``,
     so no model is trained twice. ``fitted`` holds generators already fitted on ``ctx`` (reused).
     When the hybrid is listed, the others are fitted with lists of ``max(n, hybrid.pool_n)`` (the
@@ -53,8 +54,12 @@ def fit_all(
             cand = generate_deep(pool_ctx, algo, trained[algo])
         else:
             cand = registry.get(algo)(pool_ctx)
-        out[algo] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
-        log.info("%s: %s fitted and listed in %.1f s", stage, algo, time.perf_counter() - start)
+        recs = cand.recs.cache()
+        rows = recs.count()  # listed now, so the line below times this model's own work
+        out[algo] = Candidates(recs, cand.model_version, cand.artifacts)
+        log.info(
+            "%s: %s fitted and listed in %.1f s (%d rows)", stage, algo, time.perf_counter() - start, rows
+        )
     if blend:
         start = time.perf_counter()
         cand = generate_hybrid(ctx, dict(out), list(algorithms), choose_weights)

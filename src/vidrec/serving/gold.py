@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from vidrec import constants as C
@@ -36,38 +36,85 @@ def seen_ids(ctx: FitContext) -> DataFrame:
     return ctx.seen.join(users, C.COL_USER_IDX).join(items, C.COL_ITEM_IDX).select(C.COL_USER, C.COL_ITEM)
 
 
-def to_gold(cand: Candidates, algorithm: str, ctx: FitContext, run_date: dt.date, reason: str) -> DataFrame:
-    """Map a generator's candidates to ``gold/recommendations`` rows (ids, version, reason)."""
+def served_list(recs: DataFrame, algorithm: str, model_version: str, reason: str | Column) -> DataFrame:
+    """One generator's list in index space with the gold columns that need no id.
+
+    ``(user_idx, item_idx, rank, score, algorithm, model_version, reason)``: every model's lists are
+    unioned in this shape and mapped to ids once (:func:`to_gold`), not one id join per model.
+    """
+    why = reason if isinstance(reason, Column) else F.lit(reason)
+    return recs.select(
+        C.COL_USER_IDX,
+        C.COL_ITEM_IDX,
+        F.col(C.COL_RANK).cast("int").alias(C.COL_RANK),
+        F.col(C.COL_SCORE).cast("double").alias(C.COL_SCORE),
+        F.lit(algorithm).alias(C.COL_ALGORITHM),
+        F.lit(model_version).alias(C.COL_MODEL_VERSION),
+        why.cast("string").alias(C.COL_REASON),
+    )
+
+
+def hybrid_list(cand: Candidates, n: int) -> DataFrame:
+    """The hybrid's :func:`served_list`: each row with its own explanation (``reasons`` artifact)."""
+    recs = cand.recs.where(F.col(C.COL_RANK) <= n)
+    reasons = cand.artifacts.get("reasons")
+    if reasons is None:
+        return served_list(recs, C.ALGO_HYBRID, cand.model_version, F.lit(None))
+    why = reasons.select(C.COL_USER_IDX, C.COL_ITEM_IDX, F.col(C.COL_REASON).alias("_why"))
+    joined = recs.join(why, [C.COL_USER_IDX, C.COL_ITEM_IDX], "left")
+    return served_list(joined, C.ALGO_HYBRID, cand.model_version, F.col("_why"))
+
+
+def cold_start_lists(fallback: DataFrame, served: Mapping[str, tuple[DataFrame, str]]) -> DataFrame | None:
+    """The popularity list, as :func:`served_list` rows, of every (algorithm, user) pair that the
+    algorithm has no list for but ``fallback`` has: marked :data:`COLD_START_REASON`.
+
+    ``served`` maps an algorithm to its ``(lists, model_version)``. Two joins whatever the number of
+    algorithms: the pairs that are missing, then their popularity lists.
+    """
+    if not served:
+        return None
+    spark = fallback.sparkSession
+    covered = [
+        recs.select(C.COL_USER_IDX).distinct().withColumn(C.COL_ALGORITHM, F.lit(algo))
+        for algo, (recs, _) in served.items()
+    ]
+    have = covered[0]
+    for frame in covered[1:]:
+        have = have.unionByName(frame)
+    versions = spark.createDataFrame(
+        [(algo, version) for algo, (_, version) in served.items()],
+        f"{C.COL_ALGORITHM} string, {C.COL_MODEL_VERSION} string",
+    )
+    fallback = fallback.select(C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RANK, C.COL_SCORE)
+    missing = (
+        fallback.select(C.COL_USER_IDX)
+        .distinct()
+        .crossJoin(F.broadcast(versions))
+        .join(have, [C.COL_USER_IDX, C.COL_ALGORITHM], "left_anti")
+    )
+    rows = fallback.join(missing, C.COL_USER_IDX)
+    return rows.select(
+        C.COL_USER_IDX,
+        C.COL_ITEM_IDX,
+        F.col(C.COL_RANK).cast("int").alias(C.COL_RANK),
+        F.col(C.COL_SCORE).cast("double").alias(C.COL_SCORE),
+        C.COL_ALGORITHM,
+        C.COL_MODEL_VERSION,
+        F.lit(COLD_START_REASON).alias(C.COL_REASON),
+    )
+
+
+def to_gold(lists: DataFrame, ctx: FitContext, run_date: dt.date) -> DataFrame:
+    """:func:`served_list` rows (any number of algorithms, unioned) to ``gold/recommendations`` rows:
+    one join with the user index and one with the catalog for all of them."""
     users = tables.read(ctx.spark, ctx.conf.warehouse, C.T_USER_INDEX).select(C.COL_USER, C.COL_USER_IDX)
     items = ctx.items.select(C.COL_ITEM, C.COL_ITEM_IDX)
     return (
-        cand.recs.join(users, C.COL_USER_IDX)
+        lists.join(users, C.COL_USER_IDX)
         .join(items, C.COL_ITEM_IDX)
-        .select(
-            F.lit(run_date).alias(C.COL_RUN_DATE),
-            C.COL_USER,
-            F.col(C.COL_RANK).cast("int").alias(C.COL_RANK),
-            C.COL_ITEM,
-            F.col(C.COL_SCORE).cast("double").alias(C.COL_SCORE),
-            F.lit(algorithm).alias(C.COL_ALGORITHM),
-            F.lit(cand.model_version).alias(C.COL_MODEL_VERSION),
-            F.lit(reason).alias(C.COL_REASON),
-        )
+        .select(F.lit(run_date).alias(C.COL_RUN_DATE), *[c for c in schemas.RECOMMENDATIONS.fieldNames()[1:]])
     )
-
-
-def hybrid_to_gold(cand: Candidates, ctx: FitContext, run_date: dt.date) -> DataFrame:
-    """``gold/recommendations`` rows of the hybrid: each row with its own explanation."""
-    rows = to_gold(cand, C.ALGO_HYBRID, ctx, run_date, "").drop(C.COL_REASON)
-    reasons = cand.artifacts["reasons"]
-    users = tables.read(ctx.spark, ctx.conf.warehouse, C.T_USER_INDEX).select(C.COL_USER, C.COL_USER_IDX)
-    items = ctx.items.select(C.COL_ITEM, C.COL_ITEM_IDX)
-    named = (
-        reasons.join(users, C.COL_USER_IDX)
-        .join(items, C.COL_ITEM_IDX)
-        .select(C.COL_USER, C.COL_ITEM, C.COL_REASON)
-    )
-    return rows.join(named, [C.COL_USER, C.COL_ITEM], "left").select(*schemas.RECOMMENDATIONS.fieldNames())
 
 
 def write_similar_items(
