@@ -60,7 +60,8 @@ TABLE_DOCS: dict[Table, TableDoc] = {
     C.T_EVENTS: TableDoc(
         grain="one row per accepted event; `event_id` unique",
         partitioned_by=(C.COL_EVENT_DATE,),
-        written="`ingest`: MERGE on `event_id` inserting new ids only (a replayed event is skipped)",
+        written="`ingest`: appends the events whose `event_id` it did not find in bronze "
+        "(one read of bronze per night; a replayed event is skipped)",
         notes="`event_type` is one of "
         + ", ".join(f"`{t}`" for t in C.EVENT_TYPES)
         + "; `ts` is UTC; `watch_seconds` only on "

@@ -399,6 +399,10 @@ def run(
 ) -> IngestReport:
     """Ingest ``raw_dir`` for ``run_date``: catalog and users MERGEd, new events appended to bronze.
 
+    Bronze is read once (the ``event_id`` and content of every stored event, to tell new events from
+    replays and conflicts); the new events are then appended, which relies on the caller holding the
+    warehouse lease (:mod:`vidrec.pipeline.lease`) as every job does.
+
     Order of writes: quarantine (replaced for the run date) first; then, only when the bad fraction
     is within ``ingest.max_bad_fraction``, ``silver/items``, ``silver/users`` and ``bronze/events``
     (each one commit). Events after the run date are left for later runs.
@@ -524,7 +528,11 @@ def run(
         bronze = new_events.drop(C.COL_RAW).withColumn(
             C.COL_INGESTED_AT, F.lit(now.isoformat(sep=" ")).cast("timestamp")
         )
-        tables.merge_insert_new(bronze, wh, C.T_EVENTS, [C.COL_EVENT_ID], partition_by=[C.COL_EVENT_DATE])
+        # an append, not a MERGE: ``new_events`` already holds only ids absent from the bronze that
+        # was read above, and the warehouse lease keeps any other writer out until this commit, so a
+        # second scan of all of bronze (MERGE's join) would find nothing more; the night writes the
+        # day's files and reads history once
+        tables.append(bronze, wh, C.T_EVENTS, partition_by=[C.COL_EVENT_DATE])
     for df in (items_ok, users_ok, new_events, quarantine, ev_typed):
         if df is not None:
             df.unpersist()

@@ -3,7 +3,8 @@
 Every write is one Delta commit, so a reader sees the previous complete version or the new one:
 - ``replace_partition``: overwrite one ``run_date`` (``replaceWhere``), idempotent per run date;
 - ``overwrite``: replace a whole table (silver snapshots);
-- ``merge_upsert`` / ``merge_insert_new``: MERGE on key columns (catalog upserts, event dedupe).
+- ``merge_upsert``: MERGE on key columns (catalog and profile upserts);
+- ``append``: add rows (bronze's new events, run logs).
 Tables are registered in the Spark catalog as ``vidrec_<layer>.<table>``.
 """
 
@@ -280,27 +281,4 @@ def merge_upsert(
         .whenNotMatchedInsertAll()
         .execute()
     )
-    register(spark, warehouse, table)
-
-
-def merge_insert_new(
-    df: DataFrame,
-    warehouse: str,
-    table: Table,
-    keys: Sequence[str],
-    partition_by: Sequence[str] = (),
-) -> None:
-    """Insert the rows of ``df`` whose ``keys`` are not in ``table`` yet (rerun-safe append): one commit."""
-    path = table_path(warehouse, table)
-    spark = df.sparkSession
-    if not DeltaTable.isDeltaTable(spark, path):
-        _writer(df, partition_by).mode("overwrite").save(path)
-    else:
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(df.alias("s"), _match_condition(keys))
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
     register(spark, warehouse, table)
