@@ -124,27 +124,23 @@ def write_shards(
     """
     df = df.persist()  # counted, then written: computed once
     try:
-        rows = df.count()
+        # rows and the content checksum in one pass (a sum of row hashes: any order, any partitioning)
+        row_hash = F.pmod(F.xxhash64(*[F.col(c) for c in df.columns]), F.lit(2**31 - 1))
+        totals = df.agg(F.count(F.lit(1)).alias("_n"), F.sum(row_hash).alias("_h")).first()
+        assert totals is not None, "an aggregate without grouping returns one row"
+        rows, checksum = int(totals["_n"]), f"{int(totals['_h'] or 0):x}"
         groups = plan_row_groups(rows, num_processes, rows_per_row_group, min_row_groups_per_process)
         df.repartition(groups).write.mode("overwrite").option("compression", "snappy").parquet(path)
     finally:
         df.unpersist()
-    written = df.sparkSession.read.parquet(path)
-    row_hash = F.pmod(F.xxhash64(*[F.col(c) for c in written.columns]), F.lit(2**31 - 1))
-    counts = (
-        written.groupBy(F.input_file_name().alias("_f"))
-        .agg(F.count(F.lit(1)).alias("_n"), F.sum(row_hash).alias("_h"))
-        .orderBy("_f")
-        .collect()
-    )
-    per_file = [int(r["_n"]) for r in counts]
+    per_file = rows_per_file(df.sparkSession, path)
     info = ShardInfo(
         path=path,
         rows=int(sum(per_file)),
         row_groups=len(per_file),
         rows_per_file=per_file,
         columns=df.columns,
-        checksum=f"{sum(int(r['_h'] or 0) for r in counts):x}",
+        checksum=checksum,
     )
     if info.rows != rows:
         raise RuntimeError(f"write_shards({path}): wrote {info.rows} rows, expected {rows}")
@@ -162,6 +158,25 @@ def write_shards(
         path,
     )
     return info
+
+
+def rows_per_file(spark: Any, path: str) -> list[int]:
+    """Rows of each non-empty Parquet file under ``path``, in file-name order: read from the files'
+    footers when ``path`` is local (no Spark job), else counted by Spark."""
+    local = _local(path)
+    if local is not None:
+        import pyarrow.parquet as pq
+
+        counts = [pq.read_metadata(f).num_rows for f in sorted(local.glob("*.parquet"))]
+        return [n for n in counts if n > 0]
+    found = (
+        spark.read.parquet(path)
+        .groupBy(F.input_file_name().alias("_f"))
+        .agg(F.count(F.lit(1)).alias("_n"))
+        .orderBy("_f")
+        .collect()
+    )
+    return [int(r["_n"]) for r in found]
 
 
 def _local(path: str) -> Path | None:
