@@ -49,6 +49,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from second_night import day_drop  # noqa: E402  (a sibling script, not a package)
+
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("vidrec.bench")
 #: BENCHMARKS.md is generated whole from ``results.json``; hand-written measurements and their history
@@ -339,12 +342,16 @@ def run_nightly(
 def bench_full_nightly(raw: Path, work: Path) -> dict[str, Any]:
     """The default model set (every model in conf/base.yaml): night 1 on a fresh warehouse (the day
     before the run date: every event up to it, the first offline evaluation), then night 2 on the same
-    warehouse (one more day of events: incremental matrix, served-list check, warm starts)."""
+    warehouse with that day's drop (the catalog, the profiles and the run date's events: incremental
+    matrix, served-list check)."""
     wh = work / "warehouse_full"
     day1 = (dt.date.fromisoformat(RUN_DATE) - dt.timedelta(days=1)).isoformat()
     first = run_nightly(raw, wh, work / "full_night1.log", day1, models=None)
     log.info("bench: full nightly, night 1 %s", first)
-    second = run_nightly(raw, wh, work / "full_night2.log", RUN_DATE, models=None, fresh=False)
+    # night 2 reads the day's drop, as a scheduled nightly does (--raw .../{run_date})
+    drop = day_drop(raw, dt.date.fromisoformat(RUN_DATE), work / "full_night2_drop")
+    second = run_nightly(drop, wh, work / "full_night2.log", RUN_DATE, models=None, fresh=False)
+    shutil.rmtree(drop, ignore_errors=True)
     log.info("bench: full nightly, night 2 %s", second)
     shutil.rmtree(wh, ignore_errors=True)
     return {

@@ -295,3 +295,24 @@ def test_the_full_nightly_section_and_its_headline_keys(bench):
     text = "\n".join(bench.full_nightly_section(results["sizes"], ["1m", "5m"]))
     assert "| 5m | second (2026-03-31) | 150.0 | 300.0 | 3.0 | ingest 1 | ncf 40 |" in text
     assert "| 5m | second / first | 0.25 |" in text
+
+
+def test_day_drop_keeps_the_catalog_and_the_days_events_byte_for_byte(bench, tmp_path):
+    import datetime as dt
+
+    raw = tmp_path / "raw"
+    (raw / "events.jsonl").mkdir(parents=True)
+    day = b'{"event_id":"a","ts":"2026-03-31T10:00:00Z"}\n'
+    bad = b'{"event_id":"b","ts":"2026-03-31T11:00:00Z","device":"\xff"}\n'  # invalid UTF-8 kept as is
+    other = b'{"event_id":"c","ts":"2026-03-30T23:59:59Z"}\n'
+    (raw / "events.jsonl" / "part-00000.json").write_bytes(day + other)
+    (raw / "events.jsonl" / "part-00001.json").write_bytes(bad)
+    (raw / "events.jsonl" / "_SUCCESS").write_bytes(b"")
+    (raw / "items.jsonl").write_text('{"item_id":"i1"}\n')
+    (raw / "users.csv").write_text("user_id\nu1\n")
+    out = bench.day_drop(raw, dt.date(2026, 3, 31), tmp_path / "drop")
+    assert sorted(p.name for p in out.iterdir()) == ["events.jsonl", "items.jsonl", "users.csv"]
+    assert (out / "events.jsonl").read_bytes() == day + bad
+    assert (out / "items.jsonl").read_text() == '{"item_id":"i1"}\n'
+    with pytest.raises(SystemExit, match="no event dated 2026-04-01"):
+        bench.day_drop(raw, dt.date(2026, 4, 1), tmp_path / "none")
