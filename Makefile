@@ -71,7 +71,7 @@ demo: setup
 	$(GENERATE_SAMPLE)
 	$(PY) jobs/nightly.py --raw $(DEMO_RAW) --warehouse $(WAREHOUSE) --run-date $(DEMO_DATE)
 
-# The gate (CI, every change): every test but the `extended` scenario matrices (16-31 min on 2 cores).
+# The gate (CI, every change): every test but the `extended` scenario matrices (15-31 min on 2 cores).
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not extended" $(PYTEST_ARGS)
 
