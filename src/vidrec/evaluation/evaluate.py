@@ -210,12 +210,16 @@ def evaluate(
     fitted = fit_all(ctx, algorithms, stage="evaluate", choose_weights=weight_chooser)
     log.info("evaluate: %d generators fitted in %.1f s", len(fitted), time.perf_counter() - start)
     start = time.perf_counter()
+    # computed once and cut from its lineage: over the plan of every model's cached lists (the
+    # hybrid's above all) each metrics job spent most of its time in the driver, not in tasks
     all_recs = union_all(
         [
             fitted[a].recs.select(F.lit(a).alias(C.COL_ALGORITHM), C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RANK)
             for a in algorithms
         ]
-    )
+    ).localCheckpoint(eager=True)
+    for cand in fitted.values():  # their rows now live in all_recs
+        cand.recs.unpersist()
     all_relevant = union_all(
         [pairs.select(F.lit(s).alias(_SLICE), C.COL_USER_IDX, C.COL_ITEM_IDX) for s, pairs in slices.items()]
     )
@@ -265,8 +269,7 @@ def evaluate(
         len(slices),
         time.perf_counter() - start,
     )
-    for cand in fitted.values():
-        cand.recs.unpersist()
+    all_recs.unpersist()
     rating_algos = {C.ALGO_ALS: C.ALGO_ALS, BASELINE_ITEM_MEAN: C.ALGO_POPULARITY}
     for name, errs in rating_metrics(train_i, h.held_out, conf.rating, conf.als.num_blocks).items():
         rated = rating_algos.get(name)
