@@ -112,3 +112,19 @@ def test_every_models_lists_become_gold_rows_in_one_mapping(spark: Any, conf: An
     assert (C.ALGO_HYBRID, "u0", 2) not in rows
     assert len(rows) == 6 + 2 + 2 + 3  # popularity, ALS, ALS cold start for u2, hybrid
     contracts.check_recommendations(gold, None, 3)
+
+
+def test_release_frees_a_materialised_frames_blocks(spark: Any) -> None:
+    from vidrec.serving.hybrid.common import materialise, release
+
+    def cached() -> set[int]:
+        return {i.id() for i in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
+
+    before = cached()
+    df = materialise(spark.range(1000))
+    held = cached() - before
+    assert held, "a local checkpoint keeps its blocks"
+    df.unpersist()  # Spark's own call leaves them
+    assert held <= cached()
+    release(df)
+    assert not held & cached()

@@ -29,6 +29,7 @@ from vidrec.evaluation.context import PROTOCOLS, holdout
 from vidrec.models.rating import RatingModel, fit_rating_model, rating_model_version, rating_rows
 from vidrec.serving.candidates import fit_all
 from vidrec.serving.hybrid import WeightChooser
+from vidrec.serving.hybrid.common import materialise, release
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ def evaluate(
             fitted[a].recs.select(F.lit(a).alias(C.COL_ALGORITHM), C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RANK)
             for a in algorithms
         ]
-    ).localCheckpoint(eager=True)
+    )
+    all_recs = materialise(all_recs)
     for cand in fitted.values():  # their rows now live in all_recs
         cand.recs.unpersist()
     all_relevant = union_all(
@@ -269,7 +271,7 @@ def evaluate(
         len(slices),
         time.perf_counter() - start,
     )
-    all_recs.unpersist()
+    release(all_recs)
     rating_algos = {C.ALGO_ALS: C.ALGO_ALS, BASELINE_ITEM_MEAN: C.ALGO_POPULARITY}
     for name, errs in rating_metrics(train_i, h.held_out, conf.rating, conf.als.num_blocks).items():
         rated = rating_algos.get(name)

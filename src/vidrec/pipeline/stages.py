@@ -32,6 +32,7 @@ from vidrec.serving.gold import (
     write_similar_items,
     write_user_embeddings,
 )
+from vidrec.serving.hybrid.common import materialise, release
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     # computed once and cut from its lineage: the plan over every model's lists and the hybrid's
     # explanations runs to 1.5 MB of text on the demo sample, and over a cached plan that size every
     # later action (check, write, counts) spent seconds of driver time before its first task
-    gold = to_gold(union, ctx, rc.run_date).localCheckpoint(eager=True)
+    gold = materialise(to_gold(union, ctx, rc.run_date))
     for cand in fitted.values():  # every model's lists now live in the gold rows: release them
         cand.recs.unpersist()
     fallback_recs.unpersist()
@@ -251,7 +252,7 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(C.COL_USER).alias("users"))
         .collect()
     )
-    gold.unpersist()
+    release(gold)
     if embeddings:
         write_user_embeddings(ctx, embeddings, rc.run_date)
     similar = write_similar_items(ctx, fitted, rc.run_date)

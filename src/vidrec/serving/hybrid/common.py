@@ -91,3 +91,14 @@ def materialise(df: DataFrame) -> DataFrame:
     managers, like a cache: a lost executor fails the job rather than recomputing.
     """
     return df.localCheckpoint(eager=True)
+
+
+def release(df: DataFrame) -> None:
+    """Free the blocks of a frame from :func:`materialise` now (``DataFrame.unpersist`` leaves a local
+    checkpoint's blocks until the driver's garbage collector drops its RDD); a cached frame is
+    unpersisted."""
+    plan = df._jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+    else:
+        df.unpersist()
