@@ -72,8 +72,11 @@ demo: setup
 	$(PY) jobs/nightly.py --raw $(DEMO_RAW) --warehouse $(WAREHOUSE) --run-date $(DEMO_DATE)
 
 # The gate (CI, every change): every test but the `extended` scenario matrices (15-31 min on 2 cores).
+# A test stuck past its time limit is ended with every thread's stack (tests/conftest.py); when such
+# hangs are the only failures, tests/rerun_hung.py prints the stacks and reruns those tests once.
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not extended" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not extended" $(PYTEST_ARGS) \
+	  || $(PY) tests/rerun_hung.py $$? $(PYTEST_ARGS)
 
 # The scheduled suite (nightly, and before a release): the tests marked `extended`, which repeat whole
 # nightlies (docs/architecture.md, Development), then the standalone cluster and Airflow tests.

@@ -15,8 +15,13 @@ there. Export ``PYSPARK_SUBMIT_ARGS=pyspark-shell`` to run the tests with Spark'
 
 from __future__ import annotations
 
+import faulthandler
+import functools
+import json
 import logging
 import os
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,91 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         scheduled = item.get_closest_marker("extended") or item.get_closest_marker("cluster")
         if scheduled and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SCHEDULED_TIMEOUT_S))
+
+
+#: How long past its own time limit a test may stay stuck before its worker process is ended.
+#: pytest-timeout's limit works by a signal, whose handler runs only when the test's thread is back in
+#: Python: a thread stuck inside native code (a deadlocked thread pool, a blocking C call) would hold the
+#: whole suite until CI's own limit. faulthandler's watchdog thread needs no help from the stuck thread:
+#: it writes every thread's stack to ``.cache/test-hangs/`` and ends the process, xdist reports the test
+#: as crashed and replaces the worker, and the summary at the end prints the stacks.
+HANG_GRACE_S = float(os.environ.get("VIDREC_TEST_HANG_GRACE_S", "120"))
+
+
+def _hang_dir(config: pytest.Config) -> Path:
+    return Path(config.rootpath) / ".cache" / "test-hangs"
+
+
+def _limit_s(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and (marker.args or "timeout" in marker.kwargs):
+        return float(marker.args[0] if marker.args else marker.kwargs["timeout"])
+    return float(item.config.getini("timeout") or 0)
+
+
+#: node ids of the failed tests, kept by the controller for tests/rerun_hung.py (``failed.json``)
+_FAILED: set[str] | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _FAILED
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        for old in _hang_dir(session.config).glob("*"):
+            old.unlink(missing_ok=True)
+        _FAILED = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _FAILED is not None and report.failed:
+        _FAILED.add(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _FAILED:
+        _hang_dir(session.config).mkdir(parents=True, exist_ok=True)
+        (_hang_dir(session.config) / "failed.json").write_text(json.dumps(sorted(_FAILED)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    limit = _limit_s(item)
+    if limit <= 0:
+        yield
+        return
+    worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
+    path = _hang_dir(item.config) / f"{worker}-{os.getpid()}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    procs = threading.Timer(limit + HANG_GRACE_S / 2, _dump_processes, (path.with_suffix(".procs.log"),))
+    procs.daemon = True
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(f"{item.nodeid} still running {limit + HANG_GRACE_S:.0f} s after it started:\n")
+        fh.flush()
+        faulthandler.dump_traceback_later(limit + HANG_GRACE_S, exit=True, file=fh)
+        procs.start()
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+            procs.cancel()
+    path.unlink()
+    path.with_suffix(".procs.log").unlink(missing_ok=True)
+
+
+def _dump_processes(out: Path) -> None:
+    """Before the backstop ends a stuck worker (if Python still runs): the process tree, and the stacks
+    of the worker's JVMs (the shared SparkSession's driver), for what the Python stacks cannot show."""
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, check=False)
+    with out.open("w", encoding="utf-8") as fh:
+        fh.write(run(["ps", "-e", "-o", "pid,ppid,etime,pcpu,rss,stat,args", "--forest"]).stdout)
+        children = run(["pgrep", "-P", str(os.getpid()), "java"]).stdout.split()
+        for pid in children:
+            fh.write(f"\n===== jstack {pid} =====\n{run(['jstack', pid]).stdout}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for hung in sorted([*_hang_dir(config).glob("*.txt"), *_hang_dir(config).glob("*.procs.log")]):
+        terminalreporter.write_sep("=", f"stuck test: {hung.name}")
+        terminalreporter.write_line(hung.read_text(encoding="utf-8", errors="replace"))
 
 
 @pytest.fixture(scope="session")
