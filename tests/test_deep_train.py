@@ -224,7 +224,28 @@ def test_a_checkpoint_of_other_data_is_not_resumed_and_is_deleted(
     (kept,) = train.checkpoint_files(str(tmp_path / "art" / "checkpoints"))
     assert kept.name == "epoch-0001.pt"
     digest = torch.load(kept, weights_only=False)["digest"]
-    assert digest == train.config_digest("ncf", spec_for(data, tmp_path, 1)["model_config"], "night-2")
+    spec = train.complete_spec(spec_for(data, tmp_path, 1))
+    assert digest == train.config_digest(
+        "ncf", spec["model_config"], "night-2", train.training_settings(spec)
+    )
+
+
+def test_a_run_with_other_training_settings_trains_afresh(data: dict[str, str], tmp_path: Path) -> None:
+    """A rerun with another learning rate does not reuse the finished run; more epochs resume it."""
+    first = train.train_worker(spec_for(data, tmp_path / "art", 2, data_digest="d"))
+    assert first["epochs_run"] == 2
+    other_lr = train.train_worker(spec_for(data, tmp_path / "art", 2, data_digest="d", lr=0.02))
+    assert other_lr["resumed_from"] is None and other_lr["start_epoch"] == 0 and other_lr["epochs_run"] == 2
+    longer = train.train_worker(spec_for(data, tmp_path / "art", 3, data_digest="d", lr=0.02))
+    assert longer["resumed_from"] is not None and longer["start_epoch"] == 2 and longer["epochs_run"] == 1
+    base = train.complete_spec(spec_for(data, tmp_path, 1))
+    digest = train.config_digest("ncf", base["model_config"], "d", train.training_settings(base))
+    for key, value in [("batch_size", 32), ("seed", 7), ("weight_decay", 0.1), ("warm_from", "/night/1")]:
+        changed = train.training_settings({**base, key: value})
+        assert train.config_digest("ncf", base["model_config"], "d", changed) != digest, key
+    for key, value in [("max_epochs", 9), ("patience", 1), ("num_threads", 2), ("loader", "petastorm")]:
+        same = train.training_settings({**base, key: value})
+        assert train.config_digest("ncf", base["model_config"], "d", same) == digest, key
 
 
 def test_checkpoints_are_kept_for_deep_keep_checkpoints_nights(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ Spec keys (see :func:`vidrec.models.deep.launch.build_spec`): ``model``, ``model
 ``batch_size``, ``max_epochs``, ``lr``, ``weight_decay``, ``grad_clip``, ``patience``,
 ``min_delta``, ``seed``, ``amp``, ``use_gpu``, ``num_threads``, ``shuffle_buffer``, ``loader``,
 ``keep_checkpoints``, ``expected_train_rows``, ``expected_val_rows``, ``diagnostics``,
-``data_digest`` (a checkpoint is resumed only for the same model configuration and data digest).
+``data_digest`` (a checkpoint is resumed only for the same model configuration, training settings and
+data digest: :func:`config_digest`).
 
 Command line (a GPU box without Spark)::
 
@@ -198,13 +199,31 @@ def seed_everything(seed: int, epoch: int | None = None, rank: int = 0) -> None:
 SCORING_ONLY = ("readout",)
 
 
-def config_digest(model_name: str, config: Mapping[str, Any], data_digest: str | None = None) -> str:
-    """Short hash of the model architecture and the data: a checkpoint of another one is not resumed.
+#: Spec keys that change the weights an epoch produces: a checkpoint trained under other values is not
+#: resumed (a rerun with another ``lr`` or ``batch_size`` trains afresh instead of reusing the old run).
+#: ``max_epochs``, ``patience`` and ``min_delta`` only say when to stop, so a run resumes under new
+#: ones (more epochs continue where it stopped); ``loader``, threads and device do not change the math.
+TRAINING_KEYS = ("batch_size", "lr", "weight_decay", "grad_clip", "seed", "amp", "shuffle_buffer")
+
+
+def training_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`TRAINING_KEYS` of ``spec``, and whether it starts warm from another night's model."""
+    return {**{k: spec.get(k) for k in TRAINING_KEYS}, "warm": bool(spec.get("warm_from"))}
+
+
+def config_digest(
+    model_name: str,
+    config: Mapping[str, Any],
+    data_digest: str | None = None,
+    training: Mapping[str, Any] | None = None,
+) -> str:
+    """Short hash of the model architecture, the training settings (:func:`training_settings`) and
+    the data: a checkpoint of another one is not resumed.
 
     :data:`SCORING_ONLY` settings are left out.
     """
     trained = {k: v for k, v in config.items() if k not in SCORING_ONLY}
-    payload = {"model": model_name, "config": trained, "data": data_digest}
+    payload = {"model": model_name, "config": trained, "data": data_digest, "training": dict(training or {})}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -355,7 +374,7 @@ class _Trainer:
             "history": [],
         }
         best_state: dict[str, torch.Tensor] | None = None
-        digest = config_digest(spec["model"], model.config, spec["data_digest"])
+        digest = config_digest(spec["model"], model.config, spec["data_digest"], training_settings(spec))
         resumed_from = None
         stale: list[Path] = []
         ckpts = checkpoint_files(spec["checkpoint_dir"])
