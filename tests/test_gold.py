@@ -128,3 +128,14 @@ def test_release_frees_a_materialised_frames_blocks(spark: Any) -> None:
     assert held <= cached()
     release(df)
     assert not held & cached()
+
+
+def test_releasing_a_local_checkpoint_does_not_warn(spark: Any) -> None:
+    """Spark warns at each unpersist of a local checkpoint; the session quiets that one logger."""
+    from vidrec.pipeline.session import QUIET_LOGGERS
+
+    jvm = spark.sparkContext._jvm
+    for name in QUIET_LOGGERS:
+        level = jvm.org.apache.logging.log4j.LogManager.getLogger(name).getLevel()
+        assert level.toString() == "ERROR", name
+    assert jvm.org.apache.logging.log4j.LogManager.getRootLogger().getLevel().toString() == "WARN"

@@ -129,6 +129,7 @@ def build_spark(conf: Config) -> SparkSession:
     check_schedulable(master, settings)
     spark = configure_builder(SparkSession.builder, conf).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    quiet_loggers(spark)
     watch_first_job(spark, conf.spark.schedule_timeout_s)
     if under_spark_submit():
         ship_wheels_to_local_workers(spark)
@@ -145,6 +146,22 @@ def build_spark(conf: Config) -> SparkSession:
         ) from exc
     log.info("spark %s master=%s warehouse=%s", spark.version, spark.sparkContext.master, conf.warehouse)
     return spark
+
+
+#: Spark loggers set to ERROR, each for a warning the pipeline causes on purpose at every use:
+#: ``MapPartitionsRDD`` warns whenever a locally checkpointed frame is unpersisted, which
+#: :func:`vidrec.serving.hybrid.common.release` does after the frame's last use to free its blocks
+#: (12-18 two-line warnings a night otherwise).
+QUIET_LOGGERS = ("org.apache.spark.rdd.MapPartitionsRDD",)
+
+
+def quiet_loggers(spark: SparkSession) -> None:
+    """Set each of :data:`QUIET_LOGGERS` to ERROR in the driver's log4j."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    error = jvm.org.apache.logging.log4j.Level.ERROR
+    for name in QUIET_LOGGERS:
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, error)
 
 
 def ship_wheels_to_local_workers(spark: SparkSession) -> list[str]:
