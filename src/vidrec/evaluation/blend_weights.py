@@ -142,6 +142,7 @@ def choose_weights(
         versions = {name: cand.model_version for name, cand in fitted.items()}
         for cand in fitted.values():
             cand.recs.unpersist()
+            cand.release_artifacts()
         relevant: pd.DataFrame = v.relevant_known.toPandas()
         n_users = int(relevant[C.COL_USER_IDX].nunique())
         blend = LocalBlend(lists, relevant, k)

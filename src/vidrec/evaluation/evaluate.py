@@ -288,5 +288,7 @@ def evaluate(
     for name, df in slices.items():
         if name:
             df.unpersist()
+    for cand in fitted.values():
+        cand.release_artifacts()
     h.release()
     return spark.createDataFrame(rows, schemas.MODEL_METRICS)

@@ -91,6 +91,12 @@ class Candidates:
     #: Optional extra outputs (factors, embeddings) for the gold writer; name -> DataFrame.
     artifacts: dict[str, DataFrame] = field(default_factory=dict)
 
+    def release_artifacts(self) -> None:
+        """Unpersist every cached artifact (a no-op for the others), once nothing reads them again."""
+        for frame in self.artifacts.values():
+            if isinstance(frame, DataFrame) and frame.is_cached:
+                frame.unpersist()
+
 
 Generator = Callable[[FitContext], Candidates]
 

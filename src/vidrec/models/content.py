@@ -350,7 +350,10 @@ def generate_content(ctx: FitContext) -> Candidates:
     """
     cc = ctx.conf.content
     vectors = item_vectors(ctx.items, cc).cache()
-    profiles = user_profiles(ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users)
+    # cached: the hybrid's new-title list and placements and the explanations read them again
+    profiles = user_profiles(
+        ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users
+    ).cache()
     recs = top_n_from_factors(
         ctx.spark,
         profiles,

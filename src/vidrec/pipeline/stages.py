@@ -256,6 +256,8 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     if embeddings:
         write_user_embeddings(ctx, embeddings, rc.run_date)
     similar = write_similar_items(ctx, fitted, rc.run_date)
+    for cand in fitted.values():  # factors, vectors and profiles: the last readers are done
+        cand.release_artifacts()
     details: dict[str, Any] = {r[C.COL_ALGORITHM]: {"rows": r["rows"], "users": r["users"]} for r in written}
     details["model_versions"] = {a: fitted[a].model_version for a in models}
     details["similar_items"] = similar
