@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rerun_hung  # tests/rerun_hung.py: the hang files' folder and first line, shared with its reader
 
 from vidrec.config import Config, load_config
 
@@ -58,10 +59,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 HANG_GRACE_S = float(os.environ.get("VIDREC_TEST_HANG_GRACE_S", "120"))
 
 
-def _hang_dir(config: pytest.Config) -> Path:
-    return Path(config.rootpath) / ".cache" / "test-hangs"
-
-
 def _limit_s(item: pytest.Item) -> float:
     marker = item.get_closest_marker("timeout")
     if marker is not None and (marker.args or "timeout" in marker.kwargs):
@@ -76,7 +73,7 @@ _FAILED: set[str] | None = None
 def pytest_sessionstart(session: pytest.Session) -> None:
     global _FAILED
     if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
-        for old in _hang_dir(session.config).glob("*"):
+        for old in rerun_hung.HANGS.glob("*"):
             old.unlink(missing_ok=True)
         _FAILED = set()
 
@@ -88,8 +85,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _FAILED:
-        _hang_dir(session.config).mkdir(parents=True, exist_ok=True)
-        (_hang_dir(session.config) / "failed.json").write_text(json.dumps(sorted(_FAILED)))
+        rerun_hung.HANGS.mkdir(parents=True, exist_ok=True)
+        rerun_hung.FAILED.write_text(json.dumps(sorted(_FAILED)))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -99,12 +96,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
         return
     worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
-    path = _hang_dir(item.config) / f"{worker}-{os.getpid()}.txt"
+    path = rerun_hung.HANGS / f"{worker}-{os.getpid()}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     procs = threading.Timer(limit + HANG_GRACE_S / 2, _dump_processes, (path.with_suffix(".procs.log"),))
     procs.daemon = True
     with path.open("w", encoding="utf-8") as fh:
-        fh.write(f"{item.nodeid} still running {limit + HANG_GRACE_S:.0f} s after it started:\n")
+        fh.write(rerun_hung.HANG_HEAD.format(node=item.nodeid, seconds=limit + HANG_GRACE_S) + "\n")
         fh.flush()
         faulthandler.dump_traceback_later(limit + HANG_GRACE_S, exit=True, file=fh)
         procs.start()
@@ -129,7 +126,7 @@ def _dump_processes(out: Path) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    for hung in sorted([*_hang_dir(config).glob("*.txt"), *_hang_dir(config).glob("*.procs.log")]):
+    for hung in sorted([*rerun_hung.HANGS.glob("*.txt"), *rerun_hung.HANGS.glob("*.procs.log")]):
         terminalreporter.write_sep("=", f"stuck test: {hung.name}")
         terminalreporter.write_line(hung.read_text(encoding="utf-8", errors="replace"))
 

@@ -17,8 +17,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Where the backstop in ``conftest.py`` writes (one ``<worker>-<pid>.txt`` per running test) and reads.
 HANGS = ROOT / ".cache" / "test-hangs"
 FAILED = HANGS / "failed.json"
+#: The first line of a hang file, ahead of the stacks (written by ``conftest.py``, parsed here).
+HANG_HEAD = "{node} still running {seconds:.0f} s after it started:"
+_HANG_MARK = " still running "
 #: pytest's status for "some tests failed" (others: interrupted, internal error, usage, no tests)
 TESTS_FAILED = 1
 
@@ -29,8 +33,8 @@ def hung_tests(folder: Path) -> dict[str, str]:
     for path in sorted(folder.glob("*.txt")):
         text = path.read_text(encoding="utf-8", errors="replace")
         first = text.splitlines()[0] if text else ""
-        if " still running " in first:
-            hung[first.split(" still running ")[0]] = text
+        if _HANG_MARK in first:
+            hung[first.split(_HANG_MARK)[0]] = text
     return hung
 
 
