@@ -4,6 +4,7 @@ Every guarantee is checked for both readers (``pyarrow``, the default, and ``pet
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -139,3 +140,12 @@ def test_dataset_url_keeps_partition_style_names_readable(tmp_path: Path) -> Non
     url = loader.dataset_url(str(tmp_path / "run_date=2026-03-31"))
     assert url.startswith("file:///") and url.endswith("run_date=2026-03-31")
     assert loader.dataset_url("s3://bucket/x") == "s3://bucket/x"
+
+
+def test_a_petastorm_epoch_logs_no_per_reader_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # plain Parquet shards make Petastorm log two INFO lines per reader opened (per rank, per epoch)
+    write_groups(tmp_path / "ds", [4, 4])
+    with caplog.at_level(logging.INFO):
+        read_epoch(tmp_path / "ds", 0, 1, 0, reader="petastorm")
+    chatty = [r for r in caplog.records if r.name.startswith("petastorm")]
+    assert chatty == [], [r.getMessage() for r in chatty]
