@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed
 NATIVE := .cache/native
 OPENBLAS_JAR := org.bytedeco:openblas:0.3.28-1.5.11:jar:linux-x86_64
 BENCH_SIZES ?= 1m,5m,20m
+BENCH_NIGHTLY_SIZES ?= 1m
 BENCH_ARGS ?=
 WAREHOUSE ?= ./warehouse
 DEMO_RAW ?= ./data/sample
@@ -28,7 +29,7 @@ ML100K_SRC ?= ./data/ml-100k-src
 ML100K_RAW ?= ./data/ml-100k
 ML100K_WAREHOUSE ?= ./warehouse-ml
 
-.PHONY: setup demo test test-fast test-extended test-all test-cluster bench bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k tune-ml100k docs
+.PHONY: setup demo test test-fast test-extended test-all test-cluster bench bench-nightly bench-quick bench-deps lint clean sample data-ml100k nightly-ml100k eval-ml100k tune-ml100k docs
 
 setup: $(STAMP) $(JARS)/.resolved $(NATIVE)/.resolved
 
@@ -97,7 +98,10 @@ test-cluster: setup
 	VIDREC_TEST_CLUSTER=1 $(PY) -m pytest -m cluster tests/test_cluster.py tests/test_airflow.py $(PYTEST_ARGS)
 
 # Benchmarks (BENCHMARKS.md, bench/results.json): `make bench BENCH_SIZES=1m` for one size; the default
-# runs 1m, 5m and 20m (generated data cached in data/bench/). implicit is a bench-only dependency.
+# runs 1m, 5m and 20m (generated data cached in data/bench/; 50 min on 2 cores). implicit is a bench-only
+# dependency. `make bench-nightly` times the default model set's first and second night at
+# BENCH_NIGHTLY_SIZES (long: at 1m the deep text model alone trains 2 epochs in ~170 s, and a first
+# night fits each model up to three times) and folds them into the same results.
 bench-deps: setup
 	$(PY) -c "import implicit" 2>/dev/null || $(PY) -m pip install -q \
 	  $$(grep -E '^(implicit|scipy|threadpoolctl|tqdm)==' requirements.lock)
@@ -105,6 +109,10 @@ bench-deps: setup
 
 bench: bench-deps
 	$(PY) bench/run.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
+
+bench-nightly: bench-deps
+	$(PY) bench/run.py --sizes $(BENCH_NIGHTLY_SIZES) --skip nightly,als,topn,loader,deep \
+	  --full-nightly-sizes $(BENCH_NIGHTLY_SIZES) $(BENCH_ARGS)
 
 # A few minutes: the tiny size, one repeat, everything but the deep models; writes to /tmp, not the repo.
 bench-quick: bench-deps
