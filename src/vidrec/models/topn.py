@@ -12,7 +12,7 @@ Where the time goes and what keeps it near the GEMM + top-k floor (measured in `
   many pairs, as a broadcast CSR of item *column positions* (no shuffle, but a count and a collect
   to the driver: measured no faster here, 10.4 vs 9.8 CPU-s at 35k users x 12k items, 2.1M pairs);
 - blocks are sized to the catalog on CPU (``block x items`` near :data:`CPU_BLOCK_FLOATS` scores, so
-  the score block stays in cache for ``topk``; 2,048 users x 4k items, ~256 users x 27k items);
+  the score block stays in cache for ``topk``; 250 users x 4k items, 37 users x 27k items);
 - one torch thread per task (Spark runs one task per core); item factors are kept as a tensor per
   Python worker across tasks (workers are reused), on the device they are scored on;
 - on a GPU (``use_gpu``) the block is larger (:data:`GPU_BLOCK_FLOATS`), item factors are moved to

@@ -1,0 +1,89 @@
+"""`vidrec.models.topn.top_n_from_factors` at one shape with two CPU block caps, interleaved.
+
+    .venv/bin/python bench/topn_blocks.py [--users 123526] [--items 26975] [--seen 18] \
+        [--blocks 222,37] [--repeats 3] [--out-json FILE]
+
+Random rank-64 factors and seen pairs (the 20M bench shape by default), a ``local[2]`` session of the
+project's configuration, every run written to Spark's noop sink after one warm-up run; the block caps
+are passed as ``block_size`` (users per block, under ``CPU_BLOCK_FLOATS``). Prints median (min-max)
+seconds per cap and the ratio of the first to the second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=123_526)
+    parser.add_argument("--items", type=int, default=26_975)
+    parser.add_argument("--rank", type=int, default=64)
+    parser.add_argument("--seen", type=int, default=18, help="seen pairs per user (before de-duplication)")
+    parser.add_argument("--blocks", default="222,37", help="two block caps (users), comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out-json")
+    args = parser.parse_args(argv)
+    blocks = [int(b) for b in args.blocks.split(",")]
+    if len(blocks) != 2 or min(blocks) < 1:
+        parser.error(f"--blocks: two positive caps, got '{args.blocks}'")
+
+    from pyspark.sql import functions as F
+
+    from vidrec.config import load_config
+    from vidrec.models.topn import top_n_from_factors
+    from vidrec.pipeline.session import build_spark
+
+    spark = build_spark(load_config(overrides={"warehouse": "/tmp/vidrec-topn-blocks"}))
+    rng = np.random.default_rng(0)
+
+    def factors(n: int, col: str):  # type: ignore[no-untyped-def]
+        rows = [(i, rng.standard_normal(args.rank).astype(np.float32).tolist()) for i in range(n)]
+        return spark.createDataFrame(rows, f"{col} int, features array<float>")
+
+    users = factors(args.users, "user_idx").repartition(2).cache()
+    items = factors(args.items, "item_idx").cache()
+    seen = (
+        spark.range(args.users * args.seen)
+        .select(
+            (F.col("id") % args.users).cast("int").alias("user_idx"),
+            F.pmod(F.xxhash64("id"), F.lit(args.items)).cast("int").alias("item_idx"),
+        )
+        .distinct()
+        .cache()
+    )
+    print(f"users {users.count()}, items {items.count()}, seen pairs {seen.count()}", flush=True)
+
+    def run(block: int) -> float:
+        start = time.perf_counter()
+        recs = top_n_from_factors(spark, users, items, seen, 50, block_size=block)
+        recs.write.format("noop").mode("overwrite").save()
+        return round(time.perf_counter() - start, 3)
+
+    run(blocks[0])  # warm-up: the Python workers, the JIT, the cached frames
+    times: dict[int, list[float]] = {b: [] for b in blocks}
+    for rep in range(args.repeats):
+        for block in blocks if rep % 2 == 0 else blocks[::-1]:
+            times[block].append(run(block))
+            print(f"block {block}: {times[block][-1]} s", flush=True)
+    spark.stop()
+    out: dict[str, object] = {
+        str(b): {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+        for b, v in times.items()
+    }
+    out["ratio"] = round(statistics.median(times[blocks[0]]) / statistics.median(times[blocks[1]]), 3)
+    print(json.dumps(out))
+    if args.out_json:
+        Path(args.out_json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
