@@ -1,12 +1,12 @@
-"""`vidrec.models.topn.top_n_from_factors` at one shape with two CPU block caps, interleaved.
+"""`vidrec.models.topn.top_n_from_factors` at one shape with two CPU block sizes, interleaved.
 
     .venv/bin/python bench/topn_blocks.py [--users 123526] [--items 26975] [--seen 18] \
-        [--blocks 222,37] [--repeats 3] [--out-json FILE]
+        [--floats 6000000,1000000] [--repeats 3] [--out-json FILE]
 
 Random rank-64 factors and seen pairs (the 20M bench shape by default), a ``local[2]`` session of the
-project's configuration, every run written to Spark's noop sink after one warm-up run; the block caps
-are passed as ``block_size`` (users per block, under ``CPU_BLOCK_FLOATS``). Prints median (min-max)
-seconds per cap and the ratio of the first to the second.
+project's configuration, every run written to Spark's noop sink after one warm-up run; the block sizes
+are given as scores per block (``cpu_block_floats``: 6M is 222 users at 27k items, 1M is 37). Prints
+median (min-max) seconds per size and the ratio of the first to the second.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=26_975)
     parser.add_argument("--rank", type=int, default=64)
     parser.add_argument("--seen", type=int, default=18, help="seen pairs per user (before de-duplication)")
-    parser.add_argument("--blocks", default="222,37", help="two block caps (users), comma-separated")
+    parser.add_argument(
+        "--floats", default="6000000,1000000", help="two scores-per-block sizes, comma-separated"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out-json")
     args = parser.parse_args(argv)
-    blocks = [int(b) for b in args.blocks.split(",")]
+    blocks = [int(b) for b in args.floats.split(",")]
     if len(blocks) != 2 or min(blocks) < 1:
-        parser.error(f"--blocks: two positive caps, got '{args.blocks}'")
+        parser.error(f"--floats: two positive sizes, got '{args.floats}'")
 
     from pyspark.sql import functions as F
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(block: int) -> float:
         start = time.perf_counter()
-        recs = top_n_from_factors(spark, users, items, seen, 50, block_size=block)
+        recs = top_n_from_factors(spark, users, items, seen, 50, cpu_block_floats=block)
         recs.write.format("noop").mode("overwrite").save()
         return round(time.perf_counter() - start, 3)
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.repeats):
         for block in blocks if rep % 2 == 0 else blocks[::-1]:
             times[block].append(run(block))
-            print(f"block {block}: {times[block][-1]} s", flush=True)
+            print(f"{block:,} scores a block: {times[block][-1]} s", flush=True)
     spark.stop()
     out: dict[str, object] = {
         str(b): {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}

@@ -84,6 +84,7 @@ def test_seen_index_lookup():
 def test_block_rows_fit_the_catalog():
     assert block_rows(4000, 2048, "cpu") == 250
     assert block_rows(27000, 2048, "cpu") == 37
+    assert block_rows(27000, 2048, "cpu", cpu_floats=6_000_000) == 222
     assert block_rows(100, 2048, "cpu") == 2048
     assert block_rows(10**9, 2048, "cpu") == 32
     assert block_rows(27000, 2048, "cuda:0") == (1 << 28) // 27000

@@ -206,6 +206,7 @@ def top_n_from_factors(
     block_size: int = 2048,
     use_gpu: bool = False,
     seen_broadcast_max_pairs: int = SEEN_BROADCAST_MAX_PAIRS,
+    cpu_block_floats: int = CPU_BLOCK_FLOATS,
 ) -> DataFrame:
     """Top-``n`` items by dot product for every user of ``user_factors``, seen items excluded.
 
@@ -228,6 +229,8 @@ def top_n_from_factors(
     seen_broadcast_max_pairs : int
         Broadcast the seen pairs (as a CSR, 4 bytes a pair) when there are at most this many;
         otherwise (and by default, 0) they are grouped per user and joined to the users in Spark.
+    cpu_block_floats : int
+        Scores per block on CPU (the cap of ``block_size``; see :func:`block_rows`).
 
     Returns
     -------
@@ -239,6 +242,8 @@ def top_n_from_factors(
         raise ValueError(f"n must be >= 1, got {n}")
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if cpu_block_floats < 1:
+        raise ValueError(f"cpu_block_floats must be >= 1, got {cpu_block_floats}")
     for df, col, name in (
         (user_factors, COL_USER_IDX, "user_factors"),
         (item_factors, COL_ITEM_IDX, "item_factors"),
@@ -275,7 +280,7 @@ def top_n_from_factors(
         v_t = _item_tensor(token, vecs, device).T
         index = bc_seen.value if bc_seen is not None else None
         rank = vecs.shape[1]
-        step = block_rows(len(ids), block_size, device)
+        step = block_rows(len(ids), block_size, device, cpu_block_floats)
         for batch in batches:
             for start in range(0, batch.num_rows, step):
                 part = batch.slice(start, step)

@@ -21,11 +21,12 @@ CPU_BLOCK_FLOATS = 1_000_000
 GPU_BLOCK_FLOATS = 1 << 28
 
 
-def block_rows(n_items: int, block_size: int, device: str) -> int:
-    """Users scored per block: ``block_size`` capped so a block holds about the target number of scores."""
+def block_rows(n_items: int, block_size: int, device: str, cpu_floats: int = CPU_BLOCK_FLOATS) -> int:
+    """Users scored per block: ``block_size`` capped so a block holds about the target number of scores
+    (``cpu_floats`` on CPU, :data:`GPU_BLOCK_FLOATS` on a GPU)."""
     if device.startswith("cuda"):  # bigger blocks amortise the transfers; bounded by device memory
         return max(block_size, GPU_BLOCK_FLOATS // max(1, n_items))
-    return max(1, min(block_size, max(32, CPU_BLOCK_FLOATS // max(1, n_items))))
+    return max(1, min(block_size, max(32, int(cpu_floats) // max(1, n_items))))
 
 
 def topk_masked(
