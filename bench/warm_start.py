@@ -8,7 +8,8 @@ runs the day before ``--night-date`` on a fresh warehouse (the first load: every
 scratch, the offline evaluation). The warehouse is then copied, and night 2 (``--night-date``) runs on
 each copy: once with ``deep.train.warm_start=true`` (the deep models fine-tune from night 1's fit for
 at most ``deep.train.warm_epochs``), once with ``deep.train.warm_start=false`` (every model from
-scratch, the default).
+scratch, the default), and once more from scratch per ``--cold-seeds`` seed (``deep.train.seed``): how
+far two cold fits of the same night land apart, the yardstick for the warm start's difference.
 A third run on each copy, ``--horizon-days`` later and with the ingest, matrix and evaluate stages
 only, scores night 2's served lists of every algorithm against the pairs first engaged with since
 (the nightly's served-list check, split ``served_next_day``). Both sides are scored on the same
@@ -26,8 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from second_night import night  # noqa: E402  (a sibling script, not a package)
-
-SIDES = ("warm", "cold")
 
 
 def served_scores(warehouse: Path, run_date: dt.date) -> dict[str, dict[str, float]]:
@@ -60,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon-days", type=int, default=7)
     parser.add_argument("--workdir", default="/tmp/vidrec-warm-start")
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument(
+        "--cold-seeds", default="", help="comma-separated deep.train.seed values: one more cold side each"
+    )
     parser.add_argument("--out-json")
     args = parser.parse_args(argv)
     work = Path(args.workdir)
@@ -73,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         "warm": [*args.set, "deep.train.warm_start=true"],
         "cold": [*args.set, "deep.train.warm_start=false"],
     }
+    for seed in (s.strip() for s in args.cold_seeds.split(",") if s.strip()):
+        sides[f"cold-seed{seed}"] = [*sides["cold"], f"deep.train.seed={int(seed)}"]
+        shutil.copytree(work / "warm", work / f"cold-seed{seed}", symlinks=True)
     seconds: dict[str, dict[str, object]] = {}
-    for side in SIDES:
+    for side in sides:
         wh = work / side
         seconds[side] = night(args.raw, wh, day2, sides[side], log=work / f"night2-{side}.log")
         # score night 2's lists only: no offline evaluation, no new lists
@@ -87,27 +92,29 @@ def main(argv: list[str] | None = None) -> int:
             log=work / f"score-{side}.log",
         )
     # read once every night has ended: this process's Spark session never runs beside a nightly's
-    served = {side: served_scores(work / side, score_day) for side in SIDES}
-    warm, cold = served["warm"], served["cold"]
+    served = {side: served_scores(work / side, score_day) for side in sides}
+    cold = served["cold"]
     key = next((k for k in next(iter(cold.values()), {}) if k.startswith("ndcg@")), "ndcg@10")
     print(f"night 2's lists scored on {score_day} (pairs first engaged with after {day2}), {key}")
-    print(f"{'algorithm':<14}{'warm':>9}{'cold':>9}{'warm/cold':>11}{'users':>8}")
-    ratios: dict[str, float] = {}
+    others = [side for side in sides if side != "cold"]
+    print(f"{'algorithm':<14}{'cold':>9}" + "".join(f"{s:>13}{'/cold':>7}" for s in others) + f"{'users':>8}")
+    ratios: dict[str, dict[str, float]] = {side: {} for side in others}
     for algo in sorted(cold):
-        w = warm.get(algo, {}).get(key, float("nan"))
         c = cold[algo].get(key, float("nan"))
-        ratios[algo] = round(w / c, 4) if c else float("nan")
-        users = int(cold[algo].get("users_evaluated", 0))
-        print(f"{algo:<14}{w:>9.4f}{c:>9.4f}{ratios[algo]:>11.3f}{users:>8}")
-    print(
-        f"night 2 wall: warm {seconds['warm']['wall_s']} s, cold {seconds['cold']['wall_s']} s; "
-        f"night 1 {first['wall_s']} s"
-    )
+        line = f"{algo:<14}{c:>9.4f}"
+        for side in others:
+            v = served[side].get(algo, {}).get(key, float("nan"))
+            ratios[side][algo] = round(v / c, 4) if c else float("nan")
+            line += f"{v:>13.4f}{ratios[side][algo]:>7.3f}"
+        print(line + f"{int(cold[algo].get('users_evaluated', 0)):>8}")
+    walls = ", ".join(f"{side} {seconds[side]['wall_s']} s" for side in sides)
+    print(f"night 2 wall: {walls}; night 1 {first['wall_s']} s")
     result = {
         "first_night": first,
         "score_date": score_day.isoformat(),
-        **{side: {"second_night": seconds[side], "served": served[side]} for side in SIDES},
-        "warm_vs_cold_ndcg": ratios,
+        **{side: {"second_night": seconds[side], "served": served[side]} for side in sides},
+        "warm_vs_cold_ndcg": ratios["warm"],
+        **{f"{side}_vs_cold_ndcg": ratios[side] for side in others if side != "warm"},
     }
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(result, indent=2))
