@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_night": first,
         "score_date": score_day.isoformat(),
         **{side: {"second_night": seconds[side], "served": served[side]} for side in sides},
-        "warm_vs_cold_ndcg": ratios["warm"],
-        **{f"{side}_vs_cold_ndcg": ratios[side] for side in others if side != "warm"},
+        **{f"{side}_vs_cold_ndcg": ratios[side] for side in others},  # warm_vs_cold_ndcg first
     }
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(result, indent=2))
