@@ -357,6 +357,16 @@ def test_blend_applies_weights_and_routes_cold_start(
 
 
 @pytest.mark.spark
+def test_blend_reads_no_list_that_has_no_weight(spark: Any, base_conf: Config, tmp_path: Any) -> None:
+    ctx = make_ctx(spark, base_conf, tmp_path)
+    a = fake(spark, [(0, 3, 0.9, 1), (0, 7, 0.5, 2), (2, 4, 0.5, 1)])
+    # a list that fails when computed: the blend must leave it out, not join it and drop its rows
+    broken = a.recs.withColumn(COL_ITEM_IDX, F.raise_error(F.lit("a zero-weight list was read")).cast("int"))
+    out = blend(ctx, {"a": a, "z": Candidates(broken, "z")}, {"a": 1.0, "z": 0.0}, hconf())
+    assert lists(out.recs) == lists(blend(ctx, {"a": a}, {"a": 1.0}, hconf()).recs)
+
+
+@pytest.mark.spark
 def test_blend_mmr_diversifies(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     ctx = make_ctx(spark, base_conf, tmp_path, n=2)
     cands = {"a": fake(spark, [(1, 6, 0.9, 1), (1, 7, 0.8, 2), (1, 4, 0.7, 3)])}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -74,6 +74,14 @@ def weight_table(
 
     ``popularity`` in ``cold_weights`` is the segment list; the ``new`` tier is the segment list alone.
     """
+    rows = weight_rows(weights, cold_weights)
+    return spark.createDataFrame(rows, f"{COL_TIER} string, {_ALGO} string, {_WEIGHT} double")
+
+
+def weight_rows(
+    weights: Mapping[str, float], cold_weights: Mapping[str, float]
+) -> list[tuple[str, str, float]]:
+    """The rows of :func:`weight_table`: ``(tier, algorithm, weight)``, zero weights left out."""
     rows: list[tuple[str, str, float]] = [(TIER_NEW, SEGMENT, 1.0)]
     for algo, w in weights.items():
         if w > 0 and algo != SEGMENT:
@@ -86,7 +94,7 @@ def weight_table(
         elif w > 0:
             rows.append((TIER_COLD, algo, float(w)))
     rows.append((TIER_COLD, SEGMENT, cold_segment))
-    return spark.createDataFrame(rows, f"{COL_TIER} string, {_ALGO} string, {_WEIGHT} double")
+    return rows
 
 
 def contributions(
@@ -332,18 +340,20 @@ def _prepared(
     hc: HybridConf,
     n: int,
     new_items: DataFrame | None = None,
+    used: Collection[str] | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Tiers and contributions of ``ctx.target_users``, both materialised.
 
-    The contributions hold every candidate list, the segment popular list and, when ``new_items``
-    is given, each user's best new items (:func:`new_item_list`).
+    The contributions hold every candidate list (only those named in ``used``, when given: a list
+    with no weight in any tier would be joined and then dropped by the weights), the segment popular
+    list and, when ``new_items`` is given, each user's best new items (:func:`new_item_list`).
     """
     targets = ctx.target_users.select(COL_USER_IDX).distinct()
     tiers = materialise(user_tiers(ctx.interactions, targets, int(hc.cold_start_max_events)))
     segment = segment_popularity(
         ctx.events, ctx.users, targets, ctx.seen, n, int(hc.min_segment_users), _window_days(ctx)
     )
-    lists = {name: cand.recs for name, cand in candidates.items()}
+    lists = {name: cand.recs for name, cand in candidates.items() if used is None or name in used}
     lists[SEGMENT] = segment
     if new_items is not None:
         lists[NEW_ITEMS] = new_item_list(ctx, candidates.get(ALGO_CONTENT), new_items, int(hc.new_item_slots))
@@ -393,7 +403,8 @@ def blend(
         if _uses_new_items(warm, hc)
         else None
     )
-    tiers, contribs = _prepared(ctx, candidates, hc, max(n * int(hc.rerank_pool), n), fresh)
+    used = {algo for _, algo, _ in weight_rows(warm, hc.cold_weights)}  # lists with a weight somewhere
+    tiers, contribs = _prepared(ctx, candidates, hc, max(n * int(hc.rerank_pool), n), fresh, used)
     table = weight_table(ctx.spark, warm, hc.cold_weights)
     scored = blend_scores(contribs, table).join(
         ctx.seen.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti"
