@@ -22,7 +22,7 @@ HANGS = ROOT / ".cache" / "test-hangs"
 FAILED = HANGS / "failed.json"
 #: The first line of a hang file, ahead of the stacks (written by ``conftest.py``, parsed here).
 HANG_HEAD = "{node} still running {seconds:.0f} s after it started:"
-_HANG_MARK = " still running "
+_HANG_MARK = HANG_HEAD[HANG_HEAD.index("}") + 1 : HANG_HEAD.index("{seconds")]  # " still running "
 #: pytest's status for "some tests failed" (others: interrupted, internal error, usage, no tests)
 TESTS_FAILED = 1
 

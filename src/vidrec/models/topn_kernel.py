@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     import torch
 
 #: Target scores per block on CPU (block rows x items): keeps the block in cache for ``topk``. 1M (4 MB,
-#: a core's L2 on the bench's Xeon; 37 users at 27k items) is what the fair floor picks at 5m and 20M, and
-#: was 1.15x faster than 6M for the whole ``top_n_from_factors`` at the 20M shape (docs/performance.md).
+#: a core's L2 on the bench's Xeon; 37 users at 27k items) is what the fair floor picks at 5m and 20M,
+#: and was 1.15-1.18x faster than 6M (two runs) for the whole ``top_n_from_factors`` at the 20M shape
+#: (docs/performance.md).
 CPU_BLOCK_FLOATS = 1_000_000
 #: Target scores per block on a GPU (~1 GiB of float32).
 GPU_BLOCK_FLOATS = 1 << 28
