@@ -165,6 +165,32 @@ def test_model_params_layer_train_model_and_conf() -> None:
         model_params(conf.deep, "als")
 
 
+def test_gru_has_its_own_patience_over_the_shared_one() -> None:
+    defaults = read_defaults()["deep"]
+    conf = load_config(overrides={"deep": {"train": {"patience": 1}}})
+    assert (
+        model_params(conf.deep, "gru")["patience"]
+        == defaults["gru"]["patience"]
+        > defaults["train"]["patience"]
+    )
+    assert model_params(conf.deep, "sequence")["patience"] == 1  # the others keep the shared value
+    assert (
+        model_params(load_config(overrides={"deep": {"gru": {"patience": 3}}}).deep, "gru")["patience"] == 3
+    )
+    with pytest.raises(ValueError, match="deep.gru.patience"):
+        load_config(overrides={"deep": {"gru": {"patience": 0}}})
+
+
+def test_text_fine_tunes_fewer_epochs_than_the_others() -> None:
+    from vidrec.models.deep.launch import warm_params
+
+    deep = load_config().deep
+    text, ncf = warm_params(model_params(deep, "text")), warm_params(model_params(deep, "ncf"))
+    assert text["max_epochs"] == read_defaults()["deep"]["text"]["warm_epochs"] < ncf["max_epochs"]
+    with pytest.raises(ValueError, match="deep.text.warm_epochs"):
+        load_config(overrides={"deep": {"text": {"warm_epochs": 0}}})
+
+
 @pytest.mark.parametrize("name", ["sequence", "gru"])
 def test_readout_auto_follows_what_the_protocol_predicts(name: str) -> None:
     assert read_defaults()["deep"][name]["readout"] == "auto"

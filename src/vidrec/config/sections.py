@@ -468,8 +468,8 @@ class _ModelConf:
 
     def __post_init__(self) -> None:
         name = type(self).SECTION
-        for key in ("batch_size", "max_epochs"):
-            _check(getattr(self, key) >= 1, f"deep.{name}.{key}", ">= 1", getattr(self, key))
+        for key in ("batch_size", "max_epochs", "patience", "warm_epochs"):  # the last two: where overridden
+            _check(getattr(self, key, 1) >= 1, f"deep.{name}.{key}", ">= 1", getattr(self, key, 1))
         _check(self.lr > 0, f"deep.{name}.lr", "> 0", self.lr)
 
 
@@ -510,9 +510,8 @@ def resolve_readout(readout: str, protocol: str) -> str:
 
     ``auto`` follows what is to be predicted: the state after the last item when it is what comes
     next (``time`` and ``chrono``, and so the served lists, which predict the coming days), the mean
-    state over the history when the withheld items are spread over the whole history (``random``).
-    Any other value is returned as it is.
-    """
+    state over the history when the withheld items are spread over the whole history (``random``);
+    any other value is returned as it is."""
     if readout != "auto":
         return readout
     return "mean" if protocol == "random" else "last"
@@ -553,6 +552,7 @@ class GruConf(_ModelConf):
     target_window: int
     logq_correction: bool
     readout: str
+    patience: int  # overrides deep.train.patience: its validation loss has long plateaus
     batch_size: int
     max_epochs: int
     lr: float
@@ -593,6 +593,7 @@ class TextConf(_ModelConf):
     max_text_len: int
     kernel_sizes: tuple[int, ...]
     channels: int
+    warm_epochs: int  # overrides deep.train.warm_epochs: its epochs cost the most
     batch_size: int
     max_epochs: int
     lr: float

@@ -1,10 +1,11 @@
 """The deep models' parameters: the typed ``deep:`` section of the configuration as training dictionaries.
 
 ``conf/base.yaml`` holds every default. A model's parameters are the shared ``deep.train`` section,
-then the model's own section (which may override ``batch_size``, ``max_epochs`` and ``lr``), as one
-plain dictionary: that is what ``spec.json`` carries to the training processes (which may run under
-``torchrun`` on a box without this configuration). Launch settings (processes, GPU, shard layout)
-are ``deep.launch`` (:class:`vidrec.config.sections.LaunchConf`).
+then the model's own section (which may override ``batch_size``, ``max_epochs`` and ``lr``; ``gru``
+also ``patience``, ``text`` also ``warm_epochs``), as one plain dictionary: that is what
+``spec.json`` carries to the training processes (which may run under ``torchrun`` on a box without
+this configuration). Launch settings (processes, GPU, shard layout) are ``deep.launch``
+(:class:`vidrec.config.sections.LaunchConf`).
 """
 
 from __future__ import annotations
