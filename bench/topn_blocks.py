@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out-json")
     args = parser.parse_args(argv)
-    blocks = [int(b) for b in args.floats.split(",")]
-    if len(blocks) != 2 or min(blocks) < 1:
+    sizes = [int(b) for b in args.floats.split(",")]
+    if len(sizes) != 2 or min(sizes) < 1:
         parser.error(f"--floats: two positive sizes, got '{args.floats}'")
 
     from pyspark.sql import functions as F
@@ -63,24 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"users {users.count()}, items {items.count()}, seen pairs {seen.count()}", flush=True)
 
-    def run(block: int) -> float:
+    def run(size: int) -> float:
         start = time.perf_counter()
-        recs = top_n_from_factors(spark, users, items, seen, 50, cpu_block_floats=block)
+        recs = top_n_from_factors(spark, users, items, seen, 50, cpu_block_floats=size)
         recs.write.format("noop").mode("overwrite").save()
         return round(time.perf_counter() - start, 3)
 
-    run(blocks[0])  # warm-up: the Python workers, the JIT, the cached frames
-    times: dict[int, list[float]] = {b: [] for b in blocks}
+    run(sizes[0])  # warm-up: the Python workers, the JIT, the cached frames
+    times: dict[int, list[float]] = {b: [] for b in sizes}
     for rep in range(args.repeats):
-        for block in blocks if rep % 2 == 0 else blocks[::-1]:
-            times[block].append(run(block))
-            print(f"{block:,} scores a block: {times[block][-1]} s", flush=True)
+        for size in sizes if rep % 2 == 0 else sizes[::-1]:
+            times[size].append(run(size))
+            print(f"{size:,} scores a block: {times[size][-1]} s", flush=True)
     spark.stop()
     out: dict[str, object] = {
         str(b): {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
         for b, v in times.items()
     }
-    out["ratio"] = round(statistics.median(times[blocks[0]]) / statistics.median(times[blocks[1]]), 3)
+    out["ratio"] = round(statistics.median(times[sizes[0]]) / statistics.median(times[sizes[1]]), 3)
     print(json.dumps(out))
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(out, indent=2) + "\n")
