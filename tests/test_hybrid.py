@@ -36,7 +36,7 @@ from vidrec.constants import (
     COL_USER_IDX,
 )
 from vidrec.data import tables
-from vidrec.evaluation import metrics
+from vidrec.evaluation import blend_weights, metrics
 from vidrec.evaluation.blend_weights import (
     BLEND_TABLE,
     choose_weights,
@@ -49,6 +49,7 @@ from vidrec.models.base import Candidates, FitContext
 from vidrec.models.topn import RECS_SCHEMA
 from vidrec.serving.hybrid import (
     FILL_WEIGHT,
+    NEW_ITEMS,
     TIER_COLD,
     TIER_NEW,
     TIER_WARM,
@@ -418,6 +419,36 @@ def test_choose_weights_on_the_training_data(spark: Any, base_conf: Config, tmp_
     assert 0.0 <= choice.validation_ndcg <= 1.0 and choice.k == 3 and choice.validation_users > 0
     assert set(choice.components) == {"popularity", "itemknn"}  # the versions it was chosen on
     assert choice.components["itemknn"].startswith("itemknn-")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_new_items_list_is_weighed_with_the_others(
+    spark: Any, base_conf: Config, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its configured weight is not kept: on ML-100k a fixed 1.0 let titles with one or two viewers
+    # into the learned blend's top 10 and cost 0.008 NDCG@10 (docs/evaluation.md)
+    searched: dict[str, Any] = {}
+    real = blend_weights.blend_search
+
+    def spy(blend: Any, *args: Any, **kwargs: Any) -> Any:
+        searched["names"] = list(blend.names)
+        params, ndcg = real(blend, *args, **kwargs)
+        if NEW_ITEMS in blend.names:  # a value the configured 1.0 is not
+            params = {**params, "weights": {**params["weights"], NEW_ITEMS: 0.0}}
+        return params, ndcg
+
+    monkeypatch.setattr(blend_weights, "blend_search", spy)
+    ctx = make_ctx(spark, base_conf, tmp_path, n=3)
+    conf = dataclasses.replace(hconf(tune_rounds=1), weights={**WEIGHTS, NEW_ITEMS: 1.0})
+    choice = choose_weights(ctx, ["popularity", "itemknn", NEW_ITEMS], [0.0, 1.0], k=3, conf=conf)
+    assert searched["names"] == ["itemknn", NEW_ITEMS, "popularity"]  # its list was collected
+    assert choice.weights[NEW_ITEMS] == 0.0  # what the search chose, not the configured 1.0
+    # no title that new on the carve: nothing to learn, the configured weight is kept
+    no_new = lambda _i, items, _m: items.select(COL_ITEM_IDX).limit(0)  # noqa: E731
+    monkeypatch.setattr(blend_weights, "new_item_ids", no_new)
+    choice = choose_weights(ctx, ["popularity", NEW_ITEMS], [0.0, 1.0], k=3, conf=conf)
+    assert searched["names"] == ["popularity"] and choice.weights[NEW_ITEMS] == 1.0
 
 
 @pytest.mark.spark

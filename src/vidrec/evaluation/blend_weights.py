@@ -3,7 +3,8 @@
 Choosing (:func:`choose_weights`): the carve is the evaluation protocol itself
 (:func:`vidrec.evaluation.context.holdout` with ``evaluation.protocol``, ``hybrid.validation_fraction``
 and ``tune.seed``), applied to the fit context's training events, so the test side of an evaluation is
-never looked at. Each component is fitted once on the carve's fit side (the deep ones in one launch);
+never looked at. Each component is fitted once on the carve's fit side (the deep ones in one launch),
+with the carve's new-items list (:func:`vidrec.serving.hybrid.new_item_list`);
 the normalisation, ``rrf_k`` and warm weights are searched on the driver by the one blend-weight search
 (:func:`vidrec.evaluation.search.blend_search`), the same one ``jobs/tune.py`` uses.
 
@@ -44,7 +45,7 @@ from vidrec.evaluation.context import holdout
 from vidrec.evaluation.search import LocalBlend, blend_search
 from vidrec.models.base import FitContext, model_version
 from vidrec.serving.candidates import fit_all
-from vidrec.serving.hybrid import NEW_ITEMS, BlendChoice
+from vidrec.serving.hybrid import NEW_ITEMS, BlendChoice, new_item_ids, new_item_list
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,9 @@ def choose_weights(
     ----------
     ctx : FitContext
     components : sequence of str, optional
-        Algorithms to weigh (``new_items`` is left out: it keeps its configured weight); default:
-        :meth:`HybridConf.components`.
+        Lists to weigh; default: :meth:`HybridConf.components` and ``new_items``. ``new_items`` (each
+        user's best titles with at most ``new_item_max_users`` viewers, by content) is weighed like
+        the others when the carve has such titles; otherwise it keeps its configured weight.
     grid : sequence of float, optional
         Weight values tried (default ``hybrid.weight_grid``).
     k : int
@@ -108,9 +110,11 @@ def choose_weights(
         When the grid is empty or holds a negative value.
     """
     hc = conf if conf is not None else ctx.conf.hybrid
-    # new titles are never searched: their share of a list is a product decision that a validation
-    # split cannot learn (nobody engaged with them, so they are never relevant there)
-    names = [a for a in (components if components is not None else hc.components()) if a != NEW_ITEMS]
+    wanted = list(components) if components is not None else [*hc.components(), NEW_ITEMS]
+    # the blend's new-items list (titles with at most new_item_max_users viewers, by content) is weighed
+    # like any list; titles nobody has watched reach lists by placement (new_title_share), not by weight
+    search_new = NEW_ITEMS in wanted and NEW_ITEMS in hc.weights and int(hc.new_item_slots) > 0
+    names = [a for a in wanted if a != NEW_ITEMS]
     values = sorted({float(v) for v in (grid if grid is not None else hc.weight_grid)})
     if not values or values[0] < 0:
         raise ValueError(f"weight grid must be non-empty and >= 0, got {values}")
@@ -139,6 +143,12 @@ def choose_weights(
         log.info("hybrid: choosing the blend on %s inside the training data", v.description)
         fitted = fit_all(vctx, names, stage="hybrid validation")
         lists: dict[str, pd.DataFrame] = {name: cand.recs.toPandas() for name, cand in fitted.items()}
+        if search_new:
+            fresh = new_item_ids(vctx.interactions, vctx.items, int(hc.new_item_max_users))
+            found = new_item_list(vctx, fitted.get(C.ALGO_CONTENT), fresh, int(hc.new_item_slots)).toPandas()
+            if len(found):  # no new item on the carve: nothing to learn, the configured weight stays
+                lists[NEW_ITEMS] = found
+            names.append(NEW_ITEMS)
         versions = {name: cand.model_version for name, cand in fitted.items()}
         for cand in fitted.values():
             cand.recs.unpersist()
@@ -159,7 +169,7 @@ def choose_weights(
     finally:
         v.release()
     choice = BlendChoice(
-        weights={a: float(params["weights"].get(a, 0.0)) for a in names},
+        weights={a: float(params["weights"].get(a, hc.weights.get(a, 0.0))) for a in names},
         score_norm=str(params["score_norm"]),
         rrf_k=int(params["rrf_k"]),
         validation_ndcg=float(ndcg),

@@ -15,8 +15,8 @@
    weight of :data:`FILL_WEIGHT`, so a list is short only when the catalog runs out. A user with a
    taste profile also gets their ``new_item_slots`` best **new items** (at most
    ``new_item_max_users`` users engaged with them in training) by content cosine
-   (:func:`new_item_list`), weighted by ``weights["new_items"]`` / ``cold_weights["new_items"]``:
-   this is how a title nobody has watched yet enters the served lists.
+   (:func:`new_item_list`), weighted by ``weights["new_items"]`` (learned with the other warm
+   weights) / ``cold_weights["new_items"]``; titles nobody has watched yet are placed (step 6).
 3. **Blend**: ``score(u, i) = sum_g weight(tier(u), g) * norm_g(u, i)``; seen pairs excluded.
 4. **Filter**: items whose ``maturity_rating`` is in ``restricted_ratings`` are never shown to a
    user whose ``age_band`` is in ``restricted_age_bands`` (an unknown age band is not restricted).

@@ -474,9 +474,8 @@ def generate_hybrid(
     weights = hc.weights
     if hc.tune_weights and choose_weights is not None:
         k = ctx.conf.evaluation.k
-        # new titles keep their configured weight: their share of a list is a product decision that a
-        # validation split cannot learn (nobody engaged with them, so they are never relevant there)
-        names = [a for a in cands if a in hc.weights]
+        # the new-items list is weighed too; titles nobody has watched are placed (new_title_share)
+        names = [a for a in cands if a in hc.weights] + ([NEW_ITEMS] if NEW_ITEMS in hc.weights else [])
         choice: BlendChoice = choose_weights(ctx, names, k=k, conf=hc)
         weights = {**weights, **choice.weights}
         hc = dataclasses.replace(hc, score_norm=choice.score_norm, rrf_k=int(choice.rrf_k))
