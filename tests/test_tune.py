@@ -137,6 +137,20 @@ def test_blend_search_also_starts_from_equal_weights() -> None:
     assert len(trials) == len({str(sorted(t["weights"].items())) for t in trials})  # each blend scored once
 
 
+def test_blend_search_drops_a_list_that_changes_nothing() -> None:
+    """z's item never reaches the top (it ties with a's at best and loses on item order): z is dropped.
+
+    Coordinate ascent keeps its start on a tie, so without the pruning z would keep its configured
+    1.0 and be served on no evidence (the ML-100k new-items list did: 0.008 NDCG@10 on the test side).
+    """
+    a = pd.DataFrame([(0, 3, 2.0, 1), (0, 1, 1.0, 2), (1, 4, 1.0, 1)], columns=[U, IT, S, R])
+    z = pd.DataFrame([(0, 8, 1.0, 1), (1, 9, 1.0, 1)], columns=[U, IT, S, R])
+    blend = LocalBlend({"a": a, "z": z}, pd.DataFrame([(0, 3), (1, 4)], columns=[U, IT]), k=1)
+    assert blend.metrics({"a": 1.0, "z": 1.0}, "rrf", 60)["ndcg"] == pytest.approx(1.0)
+    params, value = blend_search(blend, {"a": 1.0, "z": 1.0}, "rrf", 60, ["rrf"], [60], [0.0, 0.5, 1.0], 2)
+    assert value == pytest.approx(1.0) and params["weights"] == {"a": 1.0, "z": 0.0}
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 

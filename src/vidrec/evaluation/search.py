@@ -155,7 +155,8 @@ def blend_search(
 
     Each normalisation (and ``rrf_k`` for ``rrf``) gets its own weight search, from ``start_weights``
     and again from equal weights (coordinate ascent stops at the first local optimum it meets, and
-    which one depends on where it starts); the best of them all wins, the first on a tie.
+    which one depends on where it starts); the best of them all wins, the first on a tie. Then every
+    list whose weight changes nothing on the validation split is set to 0 (:func:`_pruned`).
     ``on_trial(params, metrics)`` is called once for each distinct blend scored.
 
     Returns
@@ -187,4 +188,25 @@ def blend_search(
             if value > best[0] + 1e-12:
                 best = (value, {"score_norm": method, "rrf_k": rrf_k, "weights": weights})
     del start_norm
+    if best[1]:
+        weights, value = _pruned(blend, best[1], best[0])
+        best = (value, {**best[1], "weights": weights})
     return best[1], best[0]
+
+
+def _pruned(blend: LocalBlend, params: Mapping[str, Any], value: float) -> tuple[dict[str, float], float]:
+    """``params["weights"]`` without the lists that change nothing on the validation split.
+
+    Each weighted list in turn, smallest weight first, is set to 0 when the blend's NDCG stays the
+    same without it: a weight that the search kept only because every value tied (the coordinate
+    ascent keeps its start on a tie) is a list served on no evidence, read and joined for nothing.
+    """
+    weights = {a: float(w) for a, w in params["weights"].items()}
+    for name in sorted((a for a, w in weights.items() if w > 0), key=lambda a: (weights[a], a)):
+        trial = {**weights, name: 0.0}
+        if not any(w > 0 for w in trial.values()):
+            continue  # the last weighted list stays
+        found = blend.metrics(trial, str(params["score_norm"]), int(params["rrf_k"]))["ndcg"]
+        if found >= value - 1e-12:
+            weights, value = trial, max(value, found)
+    return weights, value
