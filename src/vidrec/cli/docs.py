@@ -248,11 +248,12 @@ TABLE_DOCS: dict[Table, TableDoc] = {
         partitioned_by=(C.COL_RUN_DATE,),
         written="the offline evaluation (`evaluate` stage, `jobs/evaluate.py`) with `hybrid.tune_weights`: "
         "a rerun replaces its run date and protocol",
-        notes="`weights` (JSON: component -> warm weight), `score_norm` and `rrf_k` were chosen on a "
-        "validation carve of the evaluation's training side, where they scored `validation_ndcg` at `k` "
-        "over `validation_users`; `components` (JSON) holds the model versions of the lists they were "
-        "chosen on, `weights_version` the choice's own version. The served hybrid uses the latest row of "
-        "`evaluation.protocol` up to its run date. See [evaluation.md](evaluation.md#the-learned-blend).",
+        notes="`weights` (JSON: component, and `new_items`, -> warm weight), `score_norm` and `rrf_k` were "
+        "chosen on a validation carve of the evaluation's training side, where they scored "
+        "`validation_ndcg` at `k` over `validation_users`; `components` (JSON) holds the model versions "
+        "of the lists they were chosen on, `weights_version` the choice's own version. The served hybrid "
+        "uses the latest row of `evaluation.protocol` up to its run date. See "
+        "[evaluation.md](evaluation.md#the-learned-blend).",
         schema_source="vidrec.evaluation.blend_weights.BLEND_SCHEMA",
         constant="vidrec.evaluation.blend_weights.BLEND_TABLE",
     ),
