@@ -144,10 +144,9 @@ def choose_weights(
         fitted = fit_all(vctx, names, stage="hybrid validation")
         lists: dict[str, pd.DataFrame] = {name: cand.recs.toPandas() for name, cand in fitted.items()}
         if search_new:
-            # the titles that are new on the whole training side, as the served blend sees them: the
-            # carve's own would add every title the carve took its few viewers from, titles that are
-            # new only on the carve and relevant on its held-out side by construction
-            fresh = new_item_ids(ctx.interactions, ctx.items, int(hc.new_item_max_users))
+            # the carve's own new titles: those whose few viewers the carve holds out are the carve's
+            # cold-start titles, as titles whose every event fell on the test side are the evaluation's
+            fresh = new_item_ids(vctx.interactions, vctx.items, int(hc.new_item_max_users))
             found = new_item_list(vctx, fitted.get(C.ALGO_CONTENT), fresh, int(hc.new_item_slots)).toPandas()
             if len(found):  # no new item on the carve: nothing to learn, the configured weight stays
                 lists[NEW_ITEMS] = found
