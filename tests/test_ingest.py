@@ -120,6 +120,33 @@ def test_rerun_is_idempotent(spark, conf, tmp_path) -> None:
     assert tables.read(spark, wh, C.T_QUARANTINE).where("entity = 'events'").count() == 0
 
 
+def test_a_clean_rerun_clears_the_dates_quarantine_and_a_clean_night_commits_nothing(
+    spark, conf, tmp_path
+) -> None:
+    from delta.tables import DeltaTable
+
+    wh = conf.warehouse
+    lenient = conf.override({"ingest": {"max_bad_fraction": 0.9}})
+    ingest.run(spark, lenient, write_raw(tmp_path / "bad", GOOD + [ev("b3", "teleport")]), RUN_DATE, now=NOW)
+    # the teleport event, item i2's release year, the profile without a user_id
+    assert tables.read(spark, wh, C.T_QUARANTINE).count() == 3
+    clean = write_raw(tmp_path / "clean", GOOD)
+    for name in ("items.jsonl", "users.csv"):  # the first line (and the header) only: nothing to reject
+        path = tmp_path / "clean" / name
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[: 2 if name.endswith(".csv") else 1]) + "\n")
+    ingest.run(spark, conf, clean, RUN_DATE, now=NOW)
+    assert tables.read(spark, wh, C.T_QUARANTINE).count() == 0  # the rerun replaced the date's rows
+
+    def version() -> int:
+        return DeltaTable.forPath(spark, tables.table_path(wh, C.T_QUARANTINE)).history(1).first().version
+
+    before = version()
+    report = ingest.run(spark, conf, clean, RUN_DATE + dt.timedelta(days=1), now=NOW)
+    assert report.rejected == {"events": 0, "items": 0, "users": 0}
+    assert version() == before  # no empty commit for a clean night
+
+
 def test_conflicting_replay_is_quarantined(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD)
     ingest.run(spark, conf, raw, RUN_DATE, now=NOW)

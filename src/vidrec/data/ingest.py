@@ -489,7 +489,10 @@ def run(
             report.reasons[r[C.COL_REASON]] = report.reasons.get(r[C.COL_REASON], 0) + r["count"]
             if r[COL_ENTITY] == "events":
                 report.event_reasons[r[C.COL_REASON]] = r["count"]
-        tables.replace_partition(quarantine, wh, C.T_QUARANTINE, run_date)
+        if counts or not _quarantine_clean(spark, wh, run_date):
+            tables.replace_partition(quarantine, wh, C.T_QUARANTINE, run_date)
+        else:  # nothing to add and nothing of this date to replace: no commit
+            log.info("ingest: nothing quarantined for %s: the quarantine is left as it is", run_date)
     log.info(
         "ingest: accepted %s, rejected %s, deferred %d events (after run date), %d replayed events skipped",
         report.accepted,
@@ -537,6 +540,14 @@ def run(
         if df is not None:
             df.unpersist()
     return report
+
+
+def _quarantine_clean(spark: SparkSession, warehouse: str, run_date: dt.date) -> bool:
+    """Whether ``ops/quarantine`` exists and holds no row of ``run_date`` (one partition-pruned read)."""
+    if not tables.exists(spark, warehouse, C.T_QUARANTINE):
+        return False  # the first night creates it, empty or not: readers find the table
+    rows = tables.read(spark, warehouse, C.T_QUARANTINE).where(F.col(C.COL_RUN_DATE) == F.lit(run_date))
+    return rows.limit(1).count() == 0
 
 
 def align_users_table(spark: SparkSession, warehouse: str, columns: list[str]) -> None:
