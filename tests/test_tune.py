@@ -147,8 +147,21 @@ def test_blend_search_drops_a_list_that_changes_nothing() -> None:
     z = pd.DataFrame([(0, 8, 1.0, 1), (1, 9, 1.0, 1)], columns=[U, IT, S, R])
     blend = LocalBlend({"a": a, "z": z}, pd.DataFrame([(0, 3), (1, 4)], columns=[U, IT]), k=1)
     assert blend.metrics({"a": 1.0, "z": 1.0}, "rrf", 60)["ndcg"] == pytest.approx(1.0)
-    params, value = blend_search(blend, {"a": 1.0, "z": 1.0}, "rrf", 60, ["rrf"], [60], [0.0, 0.5, 1.0], 2)
+    trials: list[dict] = []
+    params, value = blend_search(
+        blend,
+        {"a": 1.0, "z": 1.0},
+        "rrf",
+        60,
+        ["rrf"],
+        [60],
+        [0.0, 0.5, 1.0],
+        2,
+        lambda p, m: trials.append(p),
+    )
     assert value == pytest.approx(1.0) and params["weights"] == {"a": 1.0, "z": 0.0}
+    # the chosen blend is among the reported trials (the tuning report marks it), each reported once
+    assert params in trials and len(trials) == len({str(sorted(t["weights"].items())) for t in trials})
 
 
 # --- configuration ------------------------------------------------------------------------------

@@ -68,6 +68,11 @@ BLEND_SCHEMA = StructType(
 )
 
 
+def carve_dir(work_dir: str) -> str:
+    """Where :func:`choose_weights` keeps the carve's fits of a fit under ``work_dir``."""
+    return f"{work_dir}/validation"
+
+
 def choose_weights(
     ctx: FitContext,
     components: Sequence[str] | None = None,
@@ -132,7 +137,7 @@ def choose_weights(
         fraction=hc.validation_fraction,
         seed=ctx.conf.tune.seed,
         run_date=ctx.run_date,
-        work_dir=f"{ctx.work_dir}/validation",
+        work_dir=carve_dir(ctx.work_dir),
         n=max(k, hc.pool_n),
         explain=False,
     )
@@ -170,8 +175,11 @@ def choose_weights(
         )
     finally:
         v.release()
+    weights = {a: float(w) for a, w in params["weights"].items()}
+    if NEW_ITEMS in names and NEW_ITEMS not in weights:  # no new title on the carve: nothing was learned
+        weights[NEW_ITEMS] = float(hc.weights.get(NEW_ITEMS, 0.0))
     choice = BlendChoice(
-        weights={a: float(params["weights"].get(a, hc.weights.get(a, 0.0))) for a in names},
+        weights={a: weights[a] for a in names},
         score_norm=str(params["score_norm"]),
         rrf_k=int(params["rrf_k"]),
         validation_ndcg=float(ndcg),

@@ -166,6 +166,15 @@ def blend_search(
     ndcg : float
     """
     names = blend.names
+    reported: set[str] = set()
+
+    def report(params: dict[str, Any], values: dict[str, float]) -> None:
+        """``on_trial``, once per distinct blend (the pruning's probes may repeat the search's)."""
+        key = repr((params["score_norm"], params["rrf_k"], sorted(params["weights"].items())))
+        if on_trial is not None and key not in reported:
+            reported.add(key)
+            on_trial(params, values)
+
     equal = dict.fromkeys(names, 1.0)
     start = {a: float(start_weights.get(a, 0.0)) for a in names}
     starts = [start, equal] if any(v > 0 for v in start.values()) and start != equal else [equal]
@@ -177,8 +186,7 @@ def blend_search(
             if not any(v > 0 for v in w.values()):
                 return -1.0
             values = blend.metrics(w, method, rrf_k)
-            if on_trial is not None:
-                on_trial({"score_norm": method, "rrf_k": rrf_k, "weights": dict(w)}, values)
+            report({"score_norm": method, "rrf_k": rrf_k, "weights": dict(w)}, values)
             return values["ndcg"]
 
         space = {a: [float(v) for v in grid] for a in names}
@@ -189,24 +197,33 @@ def blend_search(
                 best = (value, {"score_norm": method, "rrf_k": rrf_k, "weights": weights})
     del start_norm
     if best[1]:
-        weights, value = _pruned(blend, best[1], best[0])
+        weights, value = _pruned(blend, best[1], best[0], report)
         best = (value, {**best[1], "weights": weights})
     return best[1], best[0]
 
 
-def _pruned(blend: LocalBlend, params: Mapping[str, Any], value: float) -> tuple[dict[str, float], float]:
+def _pruned(
+    blend: LocalBlend,
+    params: Mapping[str, Any],
+    value: float,
+    on_trial: Callable[[dict[str, Any], dict[str, float]], None] | None = None,
+) -> tuple[dict[str, float], float]:
     """``params["weights"]`` without the lists that change nothing on the validation split.
 
     Each weighted list in turn, smallest weight first, is set to 0 when the blend's NDCG stays the
     same without it: a weight that the search kept only because every value tied (the coordinate
     ascent keeps its start on a tie) is a list served on no evidence, read and joined for nothing.
+    Each blend scored here is reported to ``on_trial`` as the search's are.
     """
     weights = {a: float(w) for a, w in params["weights"].items()}
     for name in sorted((a for a, w in weights.items() if w > 0), key=lambda a: (weights[a], a)):
         trial = {**weights, name: 0.0}
         if not any(w > 0 for w in trial.values()):
             continue  # the last weighted list stays
-        found = blend.metrics(trial, str(params["score_norm"]), int(params["rrf_k"]))["ndcg"]
+        metrics = blend.metrics(trial, str(params["score_norm"]), int(params["rrf_k"]))
+        if on_trial is not None:
+            on_trial({**params, "weights": dict(trial)}, metrics)
+        found = metrics["ndcg"]
         if found >= value - 1e-12:
             weights, value = trial, max(value, found)
     return weights, value
