@@ -10,6 +10,12 @@ each copy: once with ``deep.train.warm_start=true`` (the deep models fine-tune f
 at most ``deep.train.warm_epochs``), once with ``deep.train.warm_start=false`` (every model from
 scratch, the default), and once more from scratch per ``--cold-seeds`` seed (``deep.train.seed``): how
 far two cold fits of the same night land apart, the yardstick for the warm start's difference.
+``--evaluation-night`` measures the offline evaluation's night instead (the first night of a
+warehouse, the weekly full retrain): night 1 is ``--night-date`` itself with the ingest, matrix and
+evaluate stages only (the evaluation's fits); the warehouse is copied, and the recommend, popular and
+analytics stages run on each copy: "warm" with ``deep.train.warm_from_evaluation=true`` (the served
+deep models fine-tune tonight's evaluation fits), "cold" with it false (a second fit from scratch),
+and the ``--cold-seeds`` sides cold. The night-2 wall times are then those stages' only.
 A third run on each copy, ``--horizon-days`` later and with the ingest, matrix and evaluate stages
 only, scores night 2's served lists of every algorithm against the pairs first engaged with since
 (the nightly's served-list check, split ``served_next_day``). Both sides are scored on the same
@@ -62,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold-seeds", default="", help="comma-separated deep.train.seed values: one more cold side each"
     )
+    parser.add_argument(
+        "--evaluation-night", action="store_true", help="warm from the same night's evaluation fits"
+    )
     parser.add_argument("--out-json")
     args = parser.parse_args(argv)
     work = Path(args.workdir)
@@ -69,19 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True)
     day1, day2 = args.night_date - dt.timedelta(days=1), args.night_date
     score_day = day2 + dt.timedelta(days=args.horizon_days)
-    first = night(args.raw, work / "warm", day1, args.set, log=work / "night1.log")
+    switch, night2_stages = "deep.train.warm_start", None
+    if args.evaluation_night:  # night 1 is the same date's first stages: the evaluation's fits
+        day1, switch, night2_stages = day2, "deep.train.warm_from_evaluation", "recommend,popular,analytics"
+        first = night(args.raw, work / "warm", day1, args.set, "ingest,matrix,evaluate", work / "night1.log")
+    else:
+        first = night(args.raw, work / "warm", day1, args.set, log=work / "night1.log")
     shutil.copytree(work / "warm", work / "cold", symlinks=True)
-    sides = {
-        "warm": [*args.set, "deep.train.warm_start=true"],
-        "cold": [*args.set, "deep.train.warm_start=false"],
-    }
+    sides = {"warm": [*args.set, f"{switch}=true"], "cold": [*args.set, f"{switch}=false"]}
     for seed in (s.strip() for s in args.cold_seeds.split(",") if s.strip()):
         sides[f"cold-seed{seed}"] = [*sides["cold"], f"deep.train.seed={int(seed)}"]
         shutil.copytree(work / "warm", work / f"cold-seed{seed}", symlinks=True)
     seconds: dict[str, dict[str, object]] = {}
     for side in sides:
         wh = work / side
-        seconds[side] = night(args.raw, wh, day2, sides[side], log=work / f"night2-{side}.log")
+        seconds[side] = night(args.raw, wh, day2, sides[side], night2_stages, work / f"night2-{side}.log")
         # score night 2's lists only: no offline evaluation, no new lists
         night(
             args.raw,

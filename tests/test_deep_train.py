@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
@@ -369,7 +371,43 @@ def test_a_readout_change_still_warm_starts_from_last_nights_model(tmp_path: Pat
     saved = tmp_path / "models" / "2026-03-09" / "gru" / "model.pt"
     saved.parent.mkdir(parents=True)
     torch.save({"config": {**params, "readout": "mean"}}, saved)
-    ctx = SimpleNamespace(conf=conf, work_dir=str(tmp_path / "models" / "2026-03-10"), run_date="2026-03-10")
+    ctx = SimpleNamespace(
+        conf=conf, work_dir=str(tmp_path / "models" / "2026-03-10"), run_date="2026-03-10", warm_root=None
+    )
     assert previous_model(ctx, "gru", params) == str(saved)  # type: ignore[arg-type]
     other = {**params, "hidden_dim": params["hidden_dim"] * 2}
     assert previous_model(ctx, "gru", other) is None  # type: ignore[arg-type]
+
+
+def test_the_evaluation_night_starts_from_its_own_evaluation_fit_only(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from vidrec.models.deep.launch import previous_model
+    from vidrec.pipeline.stages import warm_plan
+
+    conf = load_config()
+    params = model_params(conf.deep, "gru")
+    earlier = tmp_path / "models" / "2026-03-09" / "gru" / "model.pt"
+    earlier.parent.mkdir(parents=True)
+    torch.save({"config": params}, earlier)
+    run_date = dt.date(2026, 3, 10)
+    warm, root, _ = warm_plan(conf, str(tmp_path), run_date, evaluation_night=True)
+    assert warm and root == str(tmp_path / "models" / "2026-03-10" / "eval")
+    ctx = SimpleNamespace(
+        conf=conf, work_dir=str(tmp_path / "models" / "2026-03-10"), run_date="2026-03-10", warm_root=root
+    )
+    # no evaluation fit of tonight: from scratch, never last week's chain
+    assert previous_model(ctx, "gru", params) is None  # type: ignore[arg-type]
+    tonight = tmp_path / "models" / "2026-03-10" / "eval" / "gru" / "model.pt"
+    tonight.parent.mkdir(parents=True)
+    torch.save({"config": params}, tonight)
+    assert previous_model(ctx, "gru", params) == str(tonight)  # type: ignore[arg-type]
+    # the switches: off, an evaluation night fits from scratch; other nights follow warm_start
+    off = dataclasses.replace(
+        conf, deep=dataclasses.replace(conf.deep, train=dataclasses.replace(
+            conf.deep.train, warm_from_evaluation=False, warm_start=False
+        ))
+    )  # fmt: skip
+    assert warm_plan(off, str(tmp_path), run_date, evaluation_night=True)[:2] == (False, None)
+    assert warm_plan(off, str(tmp_path), run_date, evaluation_night=False)[:2] == (False, None)
+    assert warm_plan(conf, str(tmp_path), run_date, evaluation_night=False)[:2] == (True, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from vidrec import pipeline
 from vidrec.data import contracts, tables
 from vidrec.devdata import sample
 from vidrec.evaluation.blend_weights import BLEND_TABLE
+from vidrec.models.deep.schema import METRICS_FILE
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -120,6 +122,48 @@ def test_the_evaluation_learns_the_blend_that_is_served(spark, nightly) -> None:
     assert (served["score_norm"], served["rrf_k"]) == (row.score_norm, row.rrf_k)
     chosen_on = set(json.loads(row.components))  # the components it was chosen on: the hybrid's
     assert chosen_on == set(nightly["conf"].hybrid.components()) & set(MODELS)
+
+
+def warm_from(folder: Path) -> str | None:
+    """The model a deep fit under ``folder`` fine-tuned (``None``: from scratch)."""
+    return json.loads((folder / METRICS_FILE).read_text())["warm_from"]
+
+
+def test_the_first_nights_served_deep_fits_continue_its_evaluation_fits(nightly) -> None:
+    """The evaluation's fits (and the blend carve's) are from scratch; the served fits fine-tune them."""
+    models = Path(nightly["conf"].warehouse).resolve() / C.MODELS / RUN_DATE.isoformat()
+    assert warm_from(models / "eval" / "validation" / C.ALGO_MULTVAE) is None
+    for algo in (C.ALGO_MULTVAE, C.ALGO_NCF):
+        assert warm_from(models / "eval" / algo) is None
+        assert warm_from(models / algo) == str(models / "eval" / algo / "model.pt")
+
+
+def test_the_evaluation_can_continue_the_blend_carves_fits(spark, nightly, tmp_path) -> None:
+    """``deep.train.warm_from_carve``: the carve is fitted first (from scratch); a model it fitted
+    fine-tunes that fit, one it did not fit (ncf: no weight in the blend) starts from scratch."""
+    from vidrec.data import matrix
+    from vidrec.evaluation import evaluate as ev
+
+    conf = nightly["conf"].override({"deep": {"train": {"warm_from_carve": True}}})
+    wh = conf.warehouse
+    rows = ev.evaluate(
+        spark,
+        conf,
+        matrix.events_up_to(spark, wh, RUN_DATE),
+        tables.read(spark, wh, C.T_ITEMS),
+        tables.read(spark, wh, C.T_USERS),
+        tables.read(spark, wh, C.T_USER_INDEX),
+        tables.read(spark, wh, C.T_ITEM_INDEX),
+        [C.ALGO_POPULARITY, C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_HYBRID],
+        RUN_DATE,
+        str(tmp_path / "eval"),
+    )
+    ndcg = {r.algorithm: r.value for r in rows.where("metric = 'ndcg' AND split = 'time_cutoff'").collect()}
+    assert set(ndcg) == {C.ALGO_POPULARITY, C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_HYBRID}
+    carve = tmp_path.resolve() / "eval" / "validation"
+    assert warm_from(carve / C.ALGO_MULTVAE) is None
+    assert warm_from(tmp_path.resolve() / "eval" / C.ALGO_MULTVAE) == str(carve / C.ALGO_MULTVAE / "model.pt")
+    assert not (carve / C.ALGO_NCF).exists() and warm_from(tmp_path.resolve() / "eval" / C.ALGO_NCF) is None
 
 
 def test_cold_slices_are_scored(spark, nightly) -> None:

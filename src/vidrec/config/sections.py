@@ -449,6 +449,8 @@ class TrainConf:
     amp: bool
     shuffle_buffer: int
     warm_start: bool
+    warm_from_evaluation: bool
+    warm_from_carve: bool
     warm_epochs: int
     warm_lr_scale: float
 
@@ -717,10 +719,7 @@ class Config:
 def override(conf: Config, overrides: Mapping[str, Any] | list[str]) -> Config:
     """``conf`` with ``overrides`` applied (a mapping, or ``key.path=value`` strings), checked as a layer.
 
-    Raises
-    ------
-    ConfigError
-        On an unknown key, a wrong type or a value out of range, naming the key.
+    Raises ``ConfigError`` on an unknown key, a wrong type or a value out of range, naming the key.
     """
     data = conf.to_dict()
     layers = [parse_override(o) for o in overrides] if isinstance(overrides, list) else [dict(overrides)]

@@ -24,11 +24,11 @@ from vidrec.config import Config
 from vidrec.config.sections import RatingConf
 from vidrec.data import schemas
 from vidrec.evaluation import metrics
-from vidrec.evaluation.blend_weights import choose_weights
+from vidrec.evaluation.blend_weights import carve_dir, choose_weights
 from vidrec.evaluation.context import PROTOCOLS, holdout
 from vidrec.models.rating import RatingModel, fit_rating_model, rating_model_version, rating_rows
 from vidrec.serving.candidates import fit_all
-from vidrec.serving.hybrid import WeightChooser
+from vidrec.serving.hybrid import WeightChooser, searched_lists
 from vidrec.serving.hybrid.common import materialise, release
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,20 @@ def evaluate(
             slices[f":{name}"] = pairs.cache()
     rows: list[Row] = []
     start = time.perf_counter()
-    fitted = fit_all(ctx, algorithms, stage="evaluate", choose_weights=weight_chooser)
+    chooser = weight_chooser
+    hc = conf.hybrid
+    if conf.deep.train.warm_from_carve and C.ALGO_HYBRID in algorithms and hc.tune_weights:
+        # the blend's carve first (its fits are from scratch on part of the training side), then the
+        # components: a deep model the carve fitted fine-tunes that fit on the whole training side
+        components = [a for a in hc.components() if a in algorithms]
+        choice = weight_chooser(ctx, searched_lists(hc, components), k=k, conf=hc)
+        chooser = lambda *_args, **_kwargs: choice  # noqa: E731  (the blend is chosen: hand it over)
+        ctx = ctx.replace(warm_start=True, warm_root=carve_dir(work_dir))
+        log.info(
+            "evaluate: the blend chosen in %.1f s; the carve's deep fits are fine-tuned",
+            time.perf_counter() - start,
+        )
+    fitted = fit_all(ctx, algorithms, stage="evaluate", choose_weights=chooser)
     log.info("evaluate: %d generators fitted in %.1f s", len(fitted), time.perf_counter() - start)
     start = time.perf_counter()
     # computed once and cut from its lineage: over the plan of every model's cached lists (the

@@ -59,6 +59,10 @@ class FitContext:
     warm_start : bool
         Models that can start from the previous night's fit do (the deep models fine-tune it, see
         ``deep.train.warm_start``); off for evaluation, tuning and a full retrain.
+    warm_root : str, optional
+        With ``warm_start``: the folder of ``<model>/model.pt`` fits to start from (the offline
+        evaluation's of the same night, ``deep.train.warm_from_evaluation``); ``None``: the latest
+        earlier night's fits.
     """
 
     spark: SparkSession
@@ -76,6 +80,7 @@ class FitContext:
     save_model: bool = False
     explain: bool = True
     warm_start: bool = False
+    warm_root: str | None = None
 
     def replace(self, **changes: Any) -> FitContext:
         """A copy with ``changes`` (``ctx.replace(n=50)``)."""

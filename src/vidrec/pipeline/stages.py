@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ from pyspark.sql import functions as F
 
 from vidrec import analytics
 from vidrec import constants as C
+from vidrec.config import Config
 from vidrec.data import contracts, ingest, matrix, tables
 from vidrec.evaluation import evaluate as ev
 from vidrec.evaluation import gate as publish_gate
@@ -90,7 +92,7 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
         tables.read(spark, wh, C.T_ITEM_INDEX),
         rc.conf.models,
         rc.run_date,
-        f"{wh}/{C.MODELS}/{rc.run_date.isoformat()}/eval",
+        evaluation_dir(wh, rc.run_date),
         chooser,
     ).cache()
     split = PROTOCOLS[rc.conf.evaluation.protocol]
@@ -175,6 +177,32 @@ def offline_due(rc: RunContext) -> tuple[bool, str]:
     return False, f"{days} day(s) since the last one ({last}) < evaluation.every_days {every}"
 
 
+def evaluation_dir(warehouse: str, run_date: dt.date) -> str:
+    """Where the offline evaluation of ``run_date`` keeps its fits (``<model>/model.pt`` for deep models)."""
+    return f"{warehouse}/{C.MODELS}/{run_date.isoformat()}/eval"
+
+
+def warm_plan(
+    conf: Config, warehouse: str, run_date: dt.date, evaluation_night: bool
+) -> tuple[bool, str | None, str]:
+    """Where tonight's deep models start from: ``(warm_start, warm_root, what the log says)``.
+
+    A night without the offline evaluation continues last night's fits (``deep.train.warm_start``).
+    The evaluation's night is the full retrain: its served fits either start from scratch or, with
+    ``deep.train.warm_from_evaluation``, fine-tune the evaluation's own fits of the same night (trained
+    from scratch on the split's training side), never an earlier night's. A model with no such fit on
+    disk (the evaluation did not run, or did not fit it) is fitted from scratch.
+    """
+    tc = conf.deep.train
+    if not evaluation_night:
+        if tc.warm_start:
+            return True, None, "models that can start from last night's fit do"
+        return False, None, "every model is fitted from scratch"
+    if tc.warm_from_evaluation:
+        return True, evaluation_dir(warehouse, run_date), "deep models fine-tune tonight's evaluation fit"
+    return False, None, "every model is fitted from scratch"
+
+
 def stage_recommend(rc: RunContext) -> dict[str, Any]:
     """Fit every model and replace tonight's ``gold/recommendations``, unless the publish gate holds.
 
@@ -189,13 +217,11 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
         if held is not None:
             return held
     full_retrain, why = offline_due(rc)
-    warm = rc.conf.deep.train.warm_start and not full_retrain
-    log.info(
-        "recommend: %s (%s)",
-        "models that can start from last night's fit do" if warm else "every model is fitted from scratch",
-        why if full_retrain else "no offline evaluation tonight",
+    warm, warm_root, plan = warm_plan(rc.conf, rc.warehouse, rc.run_date, full_retrain)
+    log.info("recommend: %s (%s)", plan, why if full_retrain else "no offline evaluation tonight")
+    ctx = build_fit_context(rc.spark, rc.conf, rc.run_date, rc.use_gpu).replace(
+        warm_start=warm, warm_root=warm_root
     )
-    ctx = build_fit_context(rc.spark, rc.conf, rc.run_date, rc.use_gpu).replace(warm_start=warm)
     models = list(rc.conf.models)
     lists: list[DataFrame] = []
     served: dict[str, tuple[DataFrame, str]] = {}

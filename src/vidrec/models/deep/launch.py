@@ -232,25 +232,31 @@ def warm_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def previous_model(ctx: FitContext, model_name: str, params: Mapping[str, Any]) -> str | None:
-    """The latest earlier night's saved ``model_name`` to warm-start from, if one fits.
+    """The saved ``model_name`` to warm-start from, if one fits.
 
-    Looked for as ``<models root>/<run date>/<model>/model.pt`` with a run date before ``ctx.run_date``
-    (the nightly's layout: ``ctx.work_dir`` is ``<models root>/<run date>``); it must have been trained
+    With ``ctx.warm_root`` (the offline evaluation's fits of the same night) it is
+    ``<warm_root>/<model>/model.pt`` and nothing else: that night is a full retrain, so an earlier
+    night's fit must not be continued. Otherwise the latest earlier night's
+    ``<models root>/<run date>/<model>/model.pt`` with a run date before ``ctx.run_date`` (the
+    nightly's layout: ``ctx.work_dir`` is ``<models root>/<run date>``). Either must have been trained
     with the same architecture (every hyper-parameter of its configuration but the sizes, which grow
     with new ids, and the scoring-only ``readout``). ``None`` when there is none, or when
     ``deep.launch.artifact_root`` moves models elsewhere.
     """
     if ctx.conf.deep.launch.artifact_root or urlparse(ctx.work_dir).scheme not in ("", "file"):
         return None
-    root = Path(ctx.work_dir).parent
-    if not root.is_dir():
-        return None
-    dates = sorted((d.name for d in root.iterdir() if d.is_dir() and d.name < ctx.run_date), reverse=True)
+    if ctx.warm_root is not None:
+        candidates = [Path(ctx.warm_root) / model_name / "model.pt"]
+    else:
+        root = Path(ctx.work_dir).parent
+        if not root.is_dir():
+            return None
+        dates = sorted((d.name for d in root.iterdir() if d.is_dir() and d.name < ctx.run_date), reverse=True)
+        candidates = [root / day / model_name / "model.pt" for day in dates]
     # the architecture, not how it scores: a readout change still warm-starts (as it resumes a checkpoint)
     hparams = [k for k in MODEL_CLASSES[model_name].HPARAMS if k not in SCORING_ONLY]
     want = {k: params[k] for k in hparams}
-    for day in dates:
-        path = root / day / model_name / "model.pt"
+    for path in candidates:
         if not path.is_file():
             continue
         import torch  # the driver imports torch only when it warm-starts

@@ -55,6 +55,7 @@ from vidrec.serving.hybrid.blend import (
     new_title_placements,
     normalise_scores,
     place_new_titles,
+    searched_lists,
     weight_table,
 )
 from vidrec.serving.hybrid.common import (
@@ -102,6 +103,7 @@ __all__ = [
     "place_new_titles",
     "normalise_scores",
     "rerank",
+    "searched_lists",
     "rerank_lists",
     "segment_popularity",
     "user_tiers",

@@ -67,14 +67,11 @@ def normalise_scores(recs: DataFrame, method: str = "rrf", rrf_k: int = 60) -> D
     raise ValueError(f"score normalisation must be one of {SCORE_NORMS}, got {method!r}")
 
 
-def weight_table(
-    spark: SparkSession, weights: Mapping[str, float], cold_weights: Mapping[str, float]
-) -> DataFrame:
-    """``(tier, _algo, _weight)``: the weight of each component in each tier (zero weights left out).
+def weight_table(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:
+    """``(tier, _algo, _weight)`` of :func:`weight_rows`: each component's weight in each tier.
 
     ``popularity`` in ``cold_weights`` is the segment list; the ``new`` tier is the segment list alone.
     """
-    rows = weight_rows(weights, cold_weights)
     return spark.createDataFrame(rows, f"{COL_TIER} string, {_ALGO} string, {_WEIGHT} double")
 
 
@@ -403,9 +400,10 @@ def blend(
         if _uses_new_items(warm, hc)
         else None
     )
-    used = {algo for _, algo, _ in weight_rows(warm, hc.cold_weights)}  # lists with a weight somewhere
+    rows = weight_rows(warm, hc.cold_weights)
+    used = {algo for _, algo, _ in rows}  # lists with a weight somewhere
     tiers, contribs = _prepared(ctx, candidates, hc, max(n * int(hc.rerank_pool), n), fresh, used)
-    table = weight_table(ctx.spark, warm, hc.cold_weights)
+    table = weight_table(ctx.spark, rows)
     scored = blend_scores(contribs, table).join(
         ctx.seen.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti"
     )
@@ -441,6 +439,14 @@ def blend(
 # --- the generator ------------------------------------------------------------------------------
 
 
+def searched_lists(hc: HybridConf, components: Sequence[str]) -> list[str]:
+    """The lists whose weights a chooser searches, of the hybrid's fitted ``components``.
+
+    The new-items list is weighed too; titles nobody has watched are placed (``new_title_share``).
+    """
+    return [a for a in components if a in hc.weights] + ([NEW_ITEMS] if NEW_ITEMS in hc.weights else [])
+
+
 def generate_hybrid(
     ctx: FitContext,
     candidates: Mapping[str, Candidates] | None = None,
@@ -474,9 +480,7 @@ def generate_hybrid(
     weights = hc.weights
     if hc.tune_weights and choose_weights is not None:
         k = ctx.conf.evaluation.k
-        # the new-items list is weighed too; titles nobody has watched are placed (new_title_share)
-        names = [a for a in cands if a in hc.weights] + ([NEW_ITEMS] if NEW_ITEMS in hc.weights else [])
-        choice: BlendChoice = choose_weights(ctx, names, k=k, conf=hc)
+        choice: BlendChoice = choose_weights(ctx, searched_lists(hc, list(cands)), k=k, conf=hc)
         weights = {**weights, **choice.weights}
         hc = dataclasses.replace(hc, score_norm=choice.score_norm, rrf_k=int(choice.rrf_k))
         log.info("hybrid: blending with %s (%s, rrf_k %d)", choice.weights, choice.score_norm, choice.rrf_k)
