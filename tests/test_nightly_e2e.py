@@ -141,23 +141,11 @@ def test_the_first_nights_served_deep_fits_continue_its_evaluation_fits(nightly)
 def test_the_evaluation_can_continue_the_blend_carves_fits(spark, nightly, tmp_path) -> None:
     """``deep.train.warm_from_carve``: the carve is fitted first (from scratch); a model it fitted
     fine-tunes that fit, one it did not fit (ncf: no weight in the blend) starts from scratch."""
-    from vidrec.data import matrix
     from vidrec.evaluation import evaluate as ev
 
     conf = nightly["conf"].override({"deep": {"train": {"warm_from_carve": True}}})
-    wh = conf.warehouse
-    rows = ev.evaluate(
-        spark,
-        conf,
-        matrix.events_up_to(spark, wh, RUN_DATE),
-        tables.read(spark, wh, C.T_ITEMS),
-        tables.read(spark, wh, C.T_USERS),
-        tables.read(spark, wh, C.T_USER_INDEX),
-        tables.read(spark, wh, C.T_ITEM_INDEX),
-        [C.ALGO_POPULARITY, C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_HYBRID],
-        RUN_DATE,
-        str(tmp_path / "eval"),
-    )
+    algos = [C.ALGO_POPULARITY, C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_HYBRID]
+    rows = ev.evaluate_warehouse(spark, conf, algos, RUN_DATE, str(tmp_path / "eval"))
     ndcg = {r.algorithm: r.value for r in rows.where("metric = 'ndcg' AND split = 'time_cutoff'").collect()}
     assert set(ndcg) == {C.ALGO_POPULARITY, C.ALGO_NCF, C.ALGO_MULTVAE, C.ALGO_HYBRID}
     carve = tmp_path.resolve() / "eval" / "validation"

@@ -55,7 +55,6 @@ def run(
     process, ``epochs`` and ``train_seconds`` (TorchDistributor wall time).
     """
     from vidrec.config import load_config
-    from vidrec.data import matrix, tables
     from vidrec.evaluation import evaluate
     from vidrec.pipeline.session import build_spark
 
@@ -69,22 +68,10 @@ def run(
     )
     spark = build_spark(conf)
     _prepare(spark, conf, root, users, items, days, run_date)
-    wh = conf.warehouse
     algos = [C.ALGO_POPULARITY, *models]
     work = root / "eval"
     start = time.perf_counter()
-    rows = evaluate.evaluate(
-        spark,
-        conf,
-        matrix.events_up_to(spark, wh, run_date),
-        tables.read(spark, wh, C.T_ITEMS),
-        tables.read(spark, wh, C.T_USERS),
-        tables.read(spark, wh, C.T_USER_INDEX),
-        tables.read(spark, wh, C.T_ITEM_INDEX),
-        algos,
-        run_date,
-        str(work),
-    ).collect()
+    rows = evaluate.evaluate_warehouse(spark, conf, algos, run_date, str(work)).collect()
     out = summarise(rows, algos, work)
     out["_total"] = {"seconds": time.perf_counter() - start}
     return out

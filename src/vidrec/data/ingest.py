@@ -543,7 +543,7 @@ def run(
 
 
 def _quarantine_clean(spark: SparkSession, warehouse: str, run_date: dt.date) -> bool:
-    """Whether ``ops/quarantine`` exists and holds no row of ``run_date`` (one partition-pruned read)."""
+    """Whether ``bronze/quarantine`` exists and holds no row of ``run_date`` (one partition-pruned read)."""
     if not tables.exists(spark, warehouse, C.T_QUARANTINE):
         return False  # the first night creates it, empty or not: readers find the table
     rows = tables.read(spark, warehouse, C.T_QUARANTINE).where(F.col(C.COL_RUN_DATE) == F.lit(run_date))

@@ -77,23 +77,9 @@ def stage_evaluate(rc: RunContext) -> dict[str, Any]:
     log.info("evaluate: offline evaluation %s (%s)", "runs" if due else "skipped", why)
     if not due:
         return details
-    users = tables.read(spark, wh, C.T_USERS) if tables.exists(spark, wh, C.T_USERS) else None
-    user_index = tables.read(spark, wh, C.T_USER_INDEX)
-    if users is None:
-        users = user_index.select(C.COL_USER)
     chooser = RecordingChooser()
-    rows = ev.evaluate(
-        spark,
-        rc.conf,
-        matrix.events_up_to(spark, wh, rc.run_date),
-        tables.read(spark, wh, C.T_ITEMS),
-        users,
-        user_index,
-        tables.read(spark, wh, C.T_ITEM_INDEX),
-        rc.conf.models,
-        rc.run_date,
-        evaluation_dir(wh, rc.run_date),
-        chooser,
+    rows = ev.evaluate_warehouse(
+        spark, rc.conf, rc.conf.models, rc.run_date, evaluation_dir(wh, rc.run_date), chooser
     ).cache()
     split = PROTOCOLS[rc.conf.evaluation.protocol]
     algos = ", ".join(f"'{a}'" for a in rc.conf.models)
@@ -194,12 +180,10 @@ def warm_plan(
     disk (the evaluation did not run, or did not fit it) is fitted from scratch.
     """
     tc = conf.deep.train
-    if not evaluation_night:
-        if tc.warm_start:
-            return True, None, "models that can start from last night's fit do"
-        return False, None, "every model is fitted from scratch"
-    if tc.warm_from_evaluation:
+    if evaluation_night and tc.warm_from_evaluation:
         return True, evaluation_dir(warehouse, run_date), "deep models fine-tune tonight's evaluation fit"
+    if not evaluation_night and tc.warm_start:
+        return True, None, "models that can start from last night's fit do"
     return False, None, "every model is fitted from scratch"
 
 
