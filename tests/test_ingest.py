@@ -147,6 +147,40 @@ def test_a_clean_rerun_clears_the_dates_quarantine_and_a_clean_night_commits_not
     assert version() == before  # no empty commit for a clean night
 
 
+def test_an_unchanged_catalog_makes_no_commit_and_a_changed_title_rewrites_its_row_only(
+    spark, conf, tmp_path
+) -> None:
+    from delta.tables import DeltaTable
+
+    wh = conf.warehouse
+    lenient = conf.override({"ingest": {"max_bad_fraction": 0.9}})
+    raw = tmp_path / "raw"
+    write_raw(raw, GOOD)
+
+    def night(day: dt.date, second_title: str) -> None:
+        titles = (("i1", "One"), ("i2", second_title))
+        lines = [json.dumps({"item_id": i, "title": t, "genres": ["Drama"]}) for i, t in titles]
+        (raw / "items.jsonl").write_text("\n".join(lines) + "\n")
+        ingest.run(spark, lenient, str(raw), day, now=NOW)
+
+    def last_commit(table):
+        return DeltaTable.forPath(spark, tables.table_path(wh, table)).history(1).first()
+
+    def items() -> list[tuple]:
+        return sorted((r.item_id, r.title, r.updated_at) for r in tables.read(spark, wh, C.T_ITEMS).collect())
+
+    night(RUN_DATE, "Two")
+    before = (last_commit(C.T_ITEMS).version, last_commit(C.T_USERS).version)
+    day2, day3 = RUN_DATE + dt.timedelta(days=1), RUN_DATE + dt.timedelta(days=2)
+    night(day2, "Two")  # the same catalog and profiles again
+    assert (last_commit(C.T_ITEMS).version, last_commit(C.T_USERS).version) == before
+    assert items() == [("i1", "One", RUN_DATE), ("i2", "Two", RUN_DATE)]  # the date of the last change
+    night(day3, "Deux")
+    assert (last_commit(C.T_ITEMS).version, last_commit(C.T_USERS).version) == (before[0] + 1, before[1])
+    assert items() == [("i1", "One", RUN_DATE), ("i2", "Deux", day3)]
+    assert last_commit(C.T_ITEMS).operationMetrics["numTargetRowsUpdated"] == "1"
+
+
 def test_conflicting_replay_is_quarantined(spark, conf, tmp_path) -> None:
     raw = write_raw(tmp_path / "raw", GOOD)
     ingest.run(spark, conf, raw, RUN_DATE, now=NOW)

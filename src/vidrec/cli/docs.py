@@ -83,16 +83,16 @@ TABLE_DOCS: dict[Table, TableDoc] = {
     C.T_ITEMS: TableDoc(
         grain="one row per `item_id`: the latest catalog",
         partitioned_by=(),
-        written="`ingest`: MERGE on `item_id`; a row is replaced only by one from a run date at least as "
-        "recent (`updated_at`)",
+        written="`ingest`: MERGE on `item_id` of the new and changed rows only (an unchanged input makes no "
+        "commit); a row is replaced only by one from a run date at least as recent (`updated_at`)",
         notes="The contract columns; list columns (`genres`, `directors`, `cast`) are never null (an absent "
-        "list is empty); `updated_at` is the run date that wrote the row.",
+        "list is empty); `updated_at` is the run date that last changed the row.",
     ),
     C.T_USERS: TableDoc(
         grain="one row per `user_id`: the latest profiles",
         partitioned_by=(),
-        written="`ingest`: MERGE on `user_id`; a row is replaced only by one from a run date at least as "
-        "recent (`updated_at`)",
+        written="`ingest`: MERGE on `user_id` of the new and changed rows only (an unchanged input makes no "
+        "commit); a row is replaced only by one from a run date at least as recent (`updated_at`)",
         notes="Only the profile columns a model or table uses (data minimisation): `gender`, read from the "
         "input, is stored only when `privacy.keep_profile_columns` names it. With `privacy.pseudonymize`, "
         "`user_id` here and in every table is a pseudonym ([privacy.md](privacy.md)).",

@@ -522,11 +522,27 @@ def run(
 
     # a run for an earlier date than the stored rows (out of order, backfill) never regresses them
     newer = f"s.{C.COL_UPDATED_AT} >= t.{C.COL_UPDATED_AT}"
-    if items_ok is not None:
-        tables.merge_upsert(items_ok, wh, C.T_ITEMS, [C.COL_ITEM], update_if=newer)
-    if users_ok is not None:
-        align_users_table(spark, wh, users_ok.columns)
-        tables.merge_upsert(users_ok, wh, C.T_USERS, [C.COL_USER], update_if=newer)
+    # only new and changed rows: a drop that repeats the whole catalog leaves unchanged rows (and their
+    # ``updated_at``, the date of their last change) alone, and an unchanged catalog makes no commit
+    for entity, frame, table, key in (
+        ("items", items_ok, C.T_ITEMS, C.COL_ITEM),
+        ("users", users_ok, C.T_USERS, C.COL_USER),
+    ):
+        if frame is None:
+            continue
+        if entity == "users":
+            align_users_table(spark, wh, frame.columns)
+        merged = tables.merge_upsert(
+            frame, wh, table, [key], update_if=newer, compare_ignoring=[C.COL_UPDATED_AT]
+        )
+        if merged is not None:
+            log.info(
+                "ingest: %s: %d of %d row(s) new or changed%s",
+                tables.catalog_name(table),
+                merged,
+                report.accepted[entity],
+                "" if merged else ": no commit",
+            )
     if new_events is not None:
         bronze = new_events.drop(C.COL_RAW).withColumn(
             C.COL_INGESTED_AT, F.lit(now.isoformat(sep=" ")).cast("timestamp")

@@ -3,7 +3,7 @@
 Every write is one Delta commit, so a reader sees the previous complete version or the new one:
 - ``replace_partition``: overwrite one ``run_date`` (``replaceWhere``), idempotent per run date;
 - ``overwrite``: replace a whole table (silver snapshots);
-- ``merge_upsert``: MERGE on key columns (catalog and profile upserts);
+- ``merge_upsert``: MERGE on key columns (catalog and profile upserts, only the rows that changed);
 - ``append``: add rows (bronze's new events, run logs).
 Tables are registered in the Spark catalog as ``vidrec_<layer>.<table>``.
 """
@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from vidrec.constants import COL_RUN_DATE
 
@@ -138,6 +139,13 @@ def _normalise(location: str) -> str:
     return location.rstrip("/")
 
 
+#: ``(id(session), catalog name) -> location`` registered by this process. Every write registers its
+#: table; once a session has registered a name at a location, the next call only checks that the name
+#: still exists instead of reading the table's location back (``DESCRIBE DETAIL`` loads the Delta
+#: snapshot: about 0.1 s a call, 3 s of a night).
+_REGISTERED: dict[tuple[int, str], str] = {}
+
+
 def register(spark: SparkSession, warehouse: str, table: Table) -> None:
     """Register ``table`` in the Spark catalog as ``vidrec_<layer>.<name>``, pointing at this warehouse.
 
@@ -147,6 +155,9 @@ def register(spark: SparkSession, warehouse: str, table: Table) -> None:
     name = catalog_name(table)
     # an absolute location: Spark resolves a relative one against the database's folder
     path = _normalise(table_path(warehouse, table))
+    key = (id(spark), name)
+    if _REGISTERED.get(key) == path and spark.catalog.tableExists(name):
+        return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS vidrec_{table[0]}")
     if spark.catalog.tableExists(name):
         try:
@@ -157,9 +168,11 @@ def register(spark: SparkSession, warehouse: str, table: Table) -> None:
             log.warning("catalog: %s points at a missing table (%s); re-registering", name, exc)
             location = None
         if location is not None and _normalise(location) == path:
+            _REGISTERED[key] = path
             return
         spark.sql(f"DROP TABLE {name}")
     spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")
+    _REGISTERED[key] = path
 
 
 def register_all(spark: SparkSession, warehouse: str) -> list[str]:
@@ -259,26 +272,59 @@ def _match_condition(keys: Sequence[str]) -> str:
     return " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
 
 
+def changed_rows(df: DataFrame, stored: DataFrame, ignore: Sequence[str] = ()) -> DataFrame:
+    """Rows of ``df`` with no identical row in ``stored``: new keys and changed rows.
+
+    Rows are compared on every column of ``df`` but ``ignore`` (e.g. the date that wrote a row),
+    nulls equal to nulls; a column ``stored`` lacks makes every row changed.
+    """
+    if any(c not in stored.columns for c in df.columns if c not in ignore):
+        return df
+    cols = [c for c in df.columns if c not in ignore]
+    other = stored.select(*[F.col(f"`{c}`").alias(f"_stored_{i}") for i, c in enumerate(cols)])
+    same = [F.col(f"`{c}`").eqNullSafe(F.col(f"_stored_{i}")) for i, c in enumerate(cols)]
+    return df.join(other, same, "left_anti")
+
+
 def merge_upsert(
-    df: DataFrame, warehouse: str, table: Table, keys: Sequence[str], update_if: str | None = None
-) -> None:
+    df: DataFrame,
+    warehouse: str,
+    table: Table,
+    keys: Sequence[str],
+    update_if: str | None = None,
+    compare_ignoring: Sequence[str] | None = None,
+) -> int | None:
     """Upsert ``df`` into ``table`` on ``keys`` (update matched rows, insert new ones): one commit.
 
     ``update_if`` (SQL over ``s.`` the incoming and ``t.`` the stored row) limits which matched rows
     are updated, e.g. ``"s.updated_at >= t.updated_at"`` so that replaying an older run never
     overwrites a newer version of a row (out-of-order runs and backfills keep the latest state).
+    ``compare_ignoring`` (columns, possibly none) merges only the rows of ``df`` that are new or differ
+    from the stored row in a column other than these (:func:`changed_rows`), and makes no commit when
+    there are none: a nightly drop that repeats the whole catalog rewrites only what changed. Returns
+    the rows merged when they were compared, else ``None``.
     """
     path = table_path(warehouse, table)
     spark = df.sparkSession
     if not DeltaTable.isDeltaTable(spark, path):
         overwrite(df, warehouse, table)
-        return
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(df.alias("s"), _match_condition(keys))
-        .whenMatchedUpdateAll(condition=update_if)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+        return None
+    merged: int | None = None
+    if compare_ignoring is not None:
+        df = changed_rows(df, spark.read.format("delta").load(path), compare_ignoring).cache()
+        merged = df.count()
+    try:
+        if merged != 0:
+            (
+                DeltaTable.forPath(spark, path)
+                .alias("t")
+                .merge(df.alias("s"), _match_condition(keys))
+                .whenMatchedUpdateAll(condition=update_if)
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+    finally:
+        if compare_ignoring is not None:
+            df.unpersist()
     register(spark, warehouse, table)
+    return merged
