@@ -75,6 +75,15 @@ DEFAULT_SIZES = "1m,5m,20m"
 BENCH_MODELS = ["popularity", "als"]
 DEEP_MODELS = ["ncf", "multvae", "sequence", "text", "fusion"]
 SECTIONS = ("nightly", "full_nightly", "als", "topn", "loader", "deep")
+#: Size-level numbers read from the bench nightly's warehouse: they travel with its section.
+NIGHTLY_FACTS = (
+    "events",
+    "interactions",
+    "bronze_bytes_per_event",
+    "raw_bytes_per_event",
+    "ingest_events_per_s",
+    "matrix_seconds",
+)
 #: Sizes whose default-model-set nightly (first and second night) is timed (``--full-nightly-sizes``):
 #: none by default, so ``make bench`` fits its hour (50 min on 2 cores, 2026-12-06); at 1m the deep text
 #: model alone trains 2 epochs in ~170 s, and a first night fits every model up to three times.
@@ -1057,20 +1066,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 f"{ld['petastorm_rows_per_s']:,} (Petastorm) | {ld['pyarrow_rows_per_s']:,} | "
                 f"{ld['loader_rate_vs_pyarrow']} | – | – |"
             )
-    deep = next(((s, R[s]["deep"]) for s in sizes if "deep" in R[s]), None)
-    if deep:
-        lines += [
-            "",
-            f"## Deep model training throughput ({deep[0]} data, TorchDistributor, gloo, CPU)",
-            "",
-            "| model | rows/s per process | processes | epochs | fit s (features, shards, training) |",
-            "| --- | ---: | ---: | ---: | ---: |",
-            *[
-                f"| {m} | {d['rows_per_s_per_process']:,} | {d['processes']} | {d['epochs']} | "
-                f"{d['fit_seconds']} |"
-                for m, d in deep[1].items()
-            ],
-        ]
+    lines += deep_section(R, sizes)
     return (
         lines
         + gpu_section(results.get("gpu"))
@@ -1081,6 +1077,26 @@ def markdown(results: dict[str, Any]) -> list[str]:
             "",
         ]
     )
+
+
+def deep_section(R: dict[str, Any], sizes: list[str]) -> list[str]:
+    """The deep models' training throughput, from the first size that measured it."""
+    deep = next(((s, R[s]["deep"]) for s in sizes if "deep" in R[s]), None)
+    if not deep:
+        return []
+    return [
+        "",
+        f"## Deep model training throughput ({deep[0]} data, TorchDistributor, gloo, CPU)",
+        "",
+        "| model | rows/s per process | processes | epochs | fit s (features, shards, training) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *[
+            f"| {m} | {d['rows_per_s_per_process']:,} | {d['processes']} | {d['epochs']} | "
+            f"{d['fit_seconds']} |"
+            for m, d in deep[1].items()
+            if isinstance(d, dict)  # not the `run` a carried section records
+        ],
+    ]
 
 
 def full_nightly_section(R: dict[str, Any], sizes: list[str]) -> list[str]:
@@ -1094,7 +1110,10 @@ def full_nightly_section(R: dict[str, Any], sizes: list[str]) -> list[str]:
         "",
         "Night 1: a fresh warehouse, the day before the run date (every event up to it, the first offline "
         "evaluation). Night 2: the run date on the same warehouse (one more day of events). One sample "
-        "each (the nightly is not repeated).",
+        "each (the nightly is not repeated). Peak RSS sums the resident memory of every process of the job "
+        "(driver JVM, Python, training processes), so pages they share count once per process. Models: "
+        "each fit and its lists, by the stage that ran it (`validation`: the learned blend's carve of the "
+        "evaluation's training side); the deep models' training launch is in the stage times, not here.",
         "",
         "| size | night | wall s | CPU s | peak RSS GiB | stages (s) | models (s) |",
         "| --- | --- | ---: | ---: | ---: | --- | --- |",
@@ -1104,7 +1123,13 @@ def full_nightly_section(R: dict[str, Any], sizes: list[str]) -> list[str]:
         for night in ("first", "second"):
             n = f[night]
             stages = ", ".join(f"{k} {v:.0f}" for k, v in n.get("stages", {}).items())
-            models = ", ".join(f"{k.split(':', 1)[-1]} {v:.0f}" for k, v in n.get("models", {}).items())
+            by_stage: dict[
+                str, list[str]
+            ] = {}  # "evaluate:als" -> evaluate: als (validation: the blend's carve)
+            for k, v in n.get("models", {}).items():
+                stage, _, model = k.rpartition(":")
+                by_stage.setdefault(stage or "fit", []).append(f"{model} {v:.0f}")
+            models = "; ".join(f"{stage}: {', '.join(fits)}" for stage, fits in by_stage.items())
             lines.append(
                 f"| {s} | {night} ({n['run_date']}) | {_fmt_s(n['wall_seconds'])} | "
                 f"{_fmt_s(n['cpu_seconds'])} | {n['peak_rss_gib']} | {stages} | {models} |"
@@ -1269,6 +1294,8 @@ def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
             if section in r and section not in new:
                 new[section] = {**r[section], "run": r[section].get("run") or run}
                 sections.append(f"{size}:{section}")
+                if section == "nightly":  # with the facts measured on its warehouse
+                    new.update({k: r[k] for k in NIGHTLY_FACTS if k in r and k not in new})
     results["sizes"] = {s: results["sizes"][s] for s in SIZES if s in results["sizes"]}
     for key in ("gpu", "side_checks"):  # measured apart from the sizes: kept until measured again
         if key in old and key not in results:

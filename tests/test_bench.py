@@ -155,6 +155,34 @@ def test_skipped_sections_are_kept_with_their_run(bench):
     assert "nightly_time_ratio_20m_over_5m" not in bench.headline(again)
 
 
+def test_a_carried_nightly_keeps_its_warehouse_facts_and_a_carried_deep_section_renders(bench):
+    """A run of the full nightly alone (``make bench-nightly``) keeps the size's earlier bench nightly
+    with the numbers read from its warehouse; the deep table skips the ``run`` a carried section holds."""
+    old = {
+        "machine": {"date": "2026-11-01"},
+        "sizes": {
+            "1m": {
+                "nightly": {"wall_seconds": 100.0},
+                "events": 998,
+                "interactions": 250,
+                "deep": {
+                    "ncf": {"rows_per_s_per_process": 1000, "processes": 2, "epochs": 2, "fit_seconds": 9}
+                },
+            }
+        },
+    }
+    new = {
+        "machine": {"date": "2026-11-28"},
+        "sizes": {"1m": {"full_nightly": {"second_night_time_vs_first": 0.3}, "run": "2026-11-28"}},
+        "sizes_run": ["1m"],
+    }
+    assert bench.carry_earlier(new, old) == ["1m:nightly", "1m:deep"]
+    assert (new["sizes"]["1m"]["events"], new["sizes"]["1m"]["interactions"]) == (998, 250)
+    assert new["sizes"]["1m"]["deep"]["run"] == "2026-11-01"
+    lines = bench.deep_section(new["sizes"], ["1m"])
+    assert lines[-1] == "| ncf | 1,000 | 2 | 2 | 9 |" and "run" not in lines[-1]
+
+
 def test_run_time_table_and_unmeasured_filtered_topn(bench):
     results = {
         "total_seconds": 3000.0,
@@ -293,7 +321,7 @@ def test_the_full_nightly_section_and_its_headline_keys(bench):
     assert h["full_nightly_seconds_5m"] == 600.0 and h["second_night_time_vs_first"] == 0.25
     assert h["second_night_size"] == "5m"
     text = "\n".join(bench.full_nightly_section(results["sizes"], ["1m", "5m"]))
-    assert "| 5m | second (2026-03-31) | 150.0 | 300.0 | 3.0 | ingest 1 | ncf 40 |" in text
+    assert "| 5m | second (2026-03-31) | 150.0 | 300.0 | 3.0 | ingest 1 | recommend: ncf 40 |" in text
     assert "| 5m | second / first | 0.25 |" in text
 
 
