@@ -28,7 +28,7 @@ from vidrec.evaluation.blend_weights import carve_dir, choose_weights
 from vidrec.evaluation.context import PROTOCOLS, holdout
 from vidrec.models.rating import RatingModel, fit_rating_model, rating_model_version, rating_rows
 from vidrec.serving.candidates import fit_all
-from vidrec.serving.hybrid import WeightChooser, searched_lists
+from vidrec.serving.hybrid import WeightChooser, blended_components, searched_lists
 from vidrec.serving.hybrid.common import materialise, release
 
 log = logging.getLogger(__name__)
@@ -241,8 +241,7 @@ def evaluate(
     if conf.deep.train.warm_from_carve and C.ALGO_HYBRID in algorithms and hc.tune_weights:
         # the blend's carve first (its fits are from scratch on part of the training side), then the
         # components: a deep model the carve fitted fine-tunes that fit on the whole training side
-        components = [a for a in hc.components() if a in algorithms]
-        choice = weight_chooser(ctx, searched_lists(hc, components), k=k, conf=hc)
+        choice = weight_chooser(ctx, searched_lists(hc, blended_components(hc, algorithms)), k=k, conf=hc)
         chooser = lambda *_args, **_kwargs: choice  # noqa: E731  (the blend is chosen: hand it over)
         ctx = ctx.replace(warm_start=True, warm_root=carve_dir(work_dir))
         log.info(

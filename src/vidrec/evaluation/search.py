@@ -206,7 +206,7 @@ def _pruned(
     blend: LocalBlend,
     params: Mapping[str, Any],
     value: float,
-    on_trial: Callable[[dict[str, Any], dict[str, float]], None] | None = None,
+    on_trial: Callable[[dict[str, Any], dict[str, float]], None],
 ) -> tuple[dict[str, float], float]:
     """``params["weights"]`` without the lists that change nothing on the validation split.
 
@@ -221,8 +221,7 @@ def _pruned(
         if not any(w > 0 for w in trial.values()):
             continue  # the last weighted list stays
         metrics = blend.metrics(trial, str(params["score_norm"]), int(params["rrf_k"]))
-        if on_trial is not None:
-            on_trial({**params, "weights": dict(trial)}, metrics)
+        on_trial({**params, "weights": dict(trial)}, metrics)
         found = metrics["ndcg"]
         if found >= value - 1e-12:
             weights, value = trial, max(value, found)

@@ -68,17 +68,17 @@ def normalise_scores(recs: DataFrame, method: str = "rrf", rrf_k: int = 60) -> D
 
 
 def weight_table(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:
-    """``(tier, _algo, _weight)`` of :func:`weight_rows`: each component's weight in each tier.
-
-    ``popularity`` in ``cold_weights`` is the segment list; the ``new`` tier is the segment list alone.
-    """
+    """``(tier, _algo, _weight)`` of :func:`weight_rows`: each component's weight in each tier."""
     return spark.createDataFrame(rows, f"{COL_TIER} string, {_ALGO} string, {_WEIGHT} double")
 
 
 def weight_rows(
     weights: Mapping[str, float], cold_weights: Mapping[str, float]
 ) -> list[tuple[str, str, float]]:
-    """The rows of :func:`weight_table`: ``(tier, algorithm, weight)``, zero weights left out."""
+    """The rows of :func:`weight_table`: ``(tier, algorithm, weight)``, zero weights left out.
+
+    ``popularity`` in ``cold_weights`` is the segment list; the ``new`` tier is the segment list alone.
+    """
     rows: list[tuple[str, str, float]] = [(TIER_NEW, SEGMENT, 1.0)]
     for algo, w in weights.items():
         if w > 0 and algo != SEGMENT:
@@ -439,6 +439,19 @@ def blend(
 # --- the generator ------------------------------------------------------------------------------
 
 
+def blended_components(hc: HybridConf, allowed: Collection[str] | None = None) -> list[str]:
+    """The generators the hybrid blends (a positive weight), of ``allowed`` when given (the night's
+    ``models``): a weighted generator not allowed is left out with a warning, not fitted behind the
+    user's back."""
+    names = hc.components()
+    if allowed is None:
+        return names
+    left_out = [a for a in names if a not in allowed]
+    if left_out:
+        log.warning("hybrid: %s have a positive weight but are not in `models`: left out", left_out)
+    return [a for a in names if a in allowed]
+
+
 def searched_lists(hc: HybridConf, components: Sequence[str]) -> list[str]:
     """The lists whose weights a chooser searches, of the hybrid's fitted ``components``.
 
@@ -468,13 +481,7 @@ def generate_hybrid(
     """
     hc = ctx.conf.hybrid
     given: Mapping[str, Candidates] = candidates or {}
-    names = hc.components()
-    allowed = components
-    if allowed is not None:
-        left_out = [a for a in names if a not in allowed]
-        if left_out:
-            log.warning("hybrid: %s have a positive weight but are not in `models`: left out", left_out)
-        names = [a for a in names if a in allowed]
+    names = blended_components(hc, components)
     pool_ctx = dataclasses.replace(ctx, n=max(ctx.n, int(hc.pool_n)))
     cands = {name: given[name] if name in given else registry.get(name)(pool_ctx) for name in names}
     weights = hc.weights
