@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -289,6 +289,41 @@ def seen_pairs(interactions: DataFrame, exclude_played: bool) -> DataFrame:
 def events_up_to(spark: SparkSession, warehouse: str, run_date: dt.date) -> DataFrame:
     """Bronze events with ``event_date <= run_date`` (what a run for ``run_date`` may know)."""
     return tables.read(spark, warehouse, C.T_EVENTS).where(F.col(C.COL_EVENT_DATE) <= F.lit(run_date))
+
+
+class WarehouseInputs(NamedTuple):
+    """What a fit reads from a warehouse up to a run date (see :func:`warehouse_inputs`)."""
+
+    events: DataFrame
+    items: DataFrame
+    users: DataFrame
+    user_index: DataFrame
+    item_index: DataFrame
+
+
+def warehouse_inputs(
+    spark: SparkSession, warehouse: str, run_date: dt.date, ids_as_of: bool
+) -> WarehouseInputs:
+    """The events up to ``run_date``, the catalog, the profiles (the user index's ids where there is
+    no ``silver/users``) and the indexes; ``ids_as_of`` keeps only the ids first seen by ``run_date``
+    (the nightly's view of an earlier date)."""
+    user_index = tables.read(spark, warehouse, C.T_USER_INDEX)
+    item_index = tables.read(spark, warehouse, C.T_ITEM_INDEX)
+    if ids_as_of:
+        as_of = F.col(C.COL_FIRST_SEEN) <= F.lit(run_date)
+        user_index, item_index = user_index.where(as_of), item_index.where(as_of)
+    users = (
+        tables.read(spark, warehouse, C.T_USERS)
+        if tables.exists(spark, warehouse, C.T_USERS)
+        else user_index.select(C.COL_USER)
+    )
+    return WarehouseInputs(
+        events_up_to(spark, warehouse, run_date),
+        tables.read(spark, warehouse, C.T_ITEMS),
+        users,
+        user_index,
+        item_index,
+    )
 
 
 def update_indexes(

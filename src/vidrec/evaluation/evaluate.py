@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from vidrec import constants as C
 from vidrec.config import Config
 from vidrec.config.sections import RatingConf
-from vidrec.data import matrix, schemas, tables
+from vidrec.data import matrix, schemas
 from vidrec.evaluation import metrics
 from vidrec.evaluation.blend_weights import carve_dir, choose_weights
 from vidrec.evaluation.context import PROTOCOLS, holdout
@@ -163,17 +163,10 @@ def evaluate_warehouse(
 ) -> DataFrame:
     """:func:`evaluate` over what ``conf.warehouse`` holds up to ``run_date``: its events, catalog,
     profiles (the user index's ids where there is no ``silver/users``) and indexes."""
-    wh = conf.warehouse
-    user_index = tables.read(spark, wh, C.T_USER_INDEX)
-    users = tables.read(spark, wh, C.T_USERS) if tables.exists(spark, wh, C.T_USERS) else None
     return evaluate(
         spark,
         conf,
-        matrix.events_up_to(spark, wh, run_date),
-        tables.read(spark, wh, C.T_ITEMS),
-        users if users is not None else user_index.select(C.COL_USER),
-        user_index,
-        tables.read(spark, wh, C.T_ITEM_INDEX),
+        *matrix.warehouse_inputs(spark, conf.warehouse, run_date, ids_as_of=False),
         algorithms,
         run_date,
         work_dir,

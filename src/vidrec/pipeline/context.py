@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from vidrec import constants as C
 from vidrec.config import Config
-from vidrec.data import matrix, tables
+from vidrec.data import matrix
 from vidrec.evaluation.context import build_context
 from vidrec.models.base import FitContext
 
@@ -47,18 +46,10 @@ def build_fit_context(
     :func:`vidrec.evaluation.context.build_context`.
     """
     wh = conf.warehouse
-    as_of = F.col(C.COL_FIRST_SEEN) <= F.lit(run_date)
-    user_index = tables.read(spark, wh, C.T_USER_INDEX).where(as_of)
-    item_index = tables.read(spark, wh, C.T_ITEM_INDEX).where(as_of)
-    users = tables.read(spark, wh, C.T_USERS) if tables.exists(spark, wh, C.T_USERS) else user_index
     return build_context(
         spark,
         conf,
-        matrix.events_up_to(spark, wh, run_date),
-        tables.read(spark, wh, C.T_ITEMS),
-        users,
-        user_index,
-        item_index,
+        *matrix.warehouse_inputs(spark, wh, run_date, ids_as_of=True),
         run_date=run_date.isoformat(),
         work_dir=f"{wh}/{C.MODELS}/{run_date.isoformat()}",
         n=conf.recommend.top_n,
