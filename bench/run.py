@@ -1123,9 +1123,8 @@ def full_nightly_section(R: dict[str, Any], sizes: list[str]) -> list[str]:
         for night in ("first", "second"):
             n = f[night]
             stages = ", ".join(f"{k} {v:.0f}" for k, v in n.get("stages", {}).items())
-            by_stage: dict[
-                str, list[str]
-            ] = {}  # "evaluate:als" -> evaluate: als (validation: the blend's carve)
+            # "evaluate:als" -> evaluate: als (validation: the blend's carve)
+            by_stage: dict[str, list[str]] = {}
             for k, v in n.get("models", {}).items():
                 stage, _, model = k.rpartition(":")
                 by_stage.setdefault(stage or "fit", []).append(f"{model} {v:.0f}")

@@ -524,14 +524,14 @@ def run(
     newer = f"s.{C.COL_UPDATED_AT} >= t.{C.COL_UPDATED_AT}"
     # only new and changed rows: a drop that repeats the whole catalog leaves unchanged rows (and their
     # ``updated_at``, the date of their last change) alone, and an unchanged catalog makes no commit
+    if users_ok is not None:
+        align_users_table(spark, wh, users_ok.columns)
     for entity, frame, table, key in (
         ("items", items_ok, C.T_ITEMS, C.COL_ITEM),
         ("users", users_ok, C.T_USERS, C.COL_USER),
     ):
         if frame is None:
             continue
-        if entity == "users":
-            align_users_table(spark, wh, frame.columns)
         merged = tables.merge_upsert(
             frame, wh, table, [key], update_if=newer, compare_ignoring=[C.COL_UPDATED_AT]
         )

@@ -139,11 +139,11 @@ def _normalise(location: str) -> str:
     return location.rstrip("/")
 
 
-#: ``(id(session), catalog name) -> location`` registered by this process. Every write registers its
-#: table; once a session has registered a name at a location, the next call only checks that the name
-#: still exists instead of reading the table's location back (``DESCRIBE DETAIL`` loads the Delta
-#: snapshot: about 0.1 s a call, 3 s of a night).
-_REGISTERED: dict[tuple[int, str], str] = {}
+#: ``(Spark application id, catalog name) -> location`` registered by this process. Every write
+#: registers its table; once an application (its sessions share one catalog) has registered a name at a
+#: location, the next call only checks that the name still exists instead of reading the table's
+#: location back (``DESCRIBE DETAIL`` loads the Delta snapshot: about 0.1 s a call, 3 s of a night).
+_REGISTERED: dict[tuple[str, str], str] = {}
 
 
 def register(spark: SparkSession, warehouse: str, table: Table) -> None:
@@ -155,7 +155,7 @@ def register(spark: SparkSession, warehouse: str, table: Table) -> None:
     name = catalog_name(table)
     # an absolute location: Spark resolves a relative one against the database's folder
     path = _normalise(table_path(warehouse, table))
-    key = (id(spark), name)
+    key = (spark.sparkContext.applicationId, name)
     if _REGISTERED.get(key) == path and spark.catalog.tableExists(name):
         return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS vidrec_{table[0]}")
