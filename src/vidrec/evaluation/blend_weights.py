@@ -46,6 +46,7 @@ from vidrec.evaluation.search import LocalBlend, blend_search
 from vidrec.models.base import FitContext, model_version
 from vidrec.serving.candidates import fit_all
 from vidrec.serving.hybrid import NEW_ITEMS, BlendChoice, new_item_ids, new_item_list
+from vidrec.serving.hybrid.common import release
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def choose_weights(
             names.append(NEW_ITEMS)
         versions = {name: cand.model_version for name, cand in fitted.items()}
         for cand in fitted.values():
-            cand.recs.unpersist()
+            release(cand.recs)
             cand.release_artifacts()
         relevant: pd.DataFrame = v.relevant_known.toPandas()
         n_users = int(relevant[C.COL_USER_IDX].nunique())

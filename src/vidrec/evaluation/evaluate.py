@@ -254,7 +254,7 @@ def evaluate(
     )
     all_recs = materialise(all_recs)
     for cand in fitted.values():  # their rows now live in all_recs
-        cand.recs.unpersist()
+        release(cand.recs)
     all_relevant = union_all(
         [pairs.select(F.lit(s).alias(_SLICE), C.COL_USER_IDX, C.COL_ITEM_IDX) for s, pairs in slices.items()]
     )

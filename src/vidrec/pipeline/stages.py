@@ -246,7 +246,7 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     # later action (check, write, counts) spent seconds of driver time before its first task
     gold = materialise(to_gold(union, ctx, rc.run_date))
     for cand in fitted.values():  # every model's lists now live in the gold rows: release them
-        cand.recs.unpersist()
+        release(cand.recs)
     fallback_recs.unpersist()
     contracts.check_recommendations(gold, seen_ids(ctx), ctx.n)
     algos = ", ".join(f"'{a}'" for a in models)

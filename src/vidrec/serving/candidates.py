@@ -14,6 +14,7 @@ from vidrec.models.deep.generators import fit_deep_models, generate_deep
 from vidrec.models.deep.launch import FitResult
 from vidrec.models.deep.params import MODEL_NAMES as DEEP_MODELS
 from vidrec.serving.hybrid import WeightChooser, generate_hybrid
+from vidrec.serving.hybrid.common import materialise
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,14 @@ def fit_all(
 ) -> dict[str, Candidates]:
     """Fit every generator of ``algorithms`` on ``ctx``, the hybrid last, from the others' lists.
 
-    Each generator's ``recs`` come back cached and computed (its log line times its own fit and
-    lists, with their row count). The hybrid (when listed) blends the lists already
-    fitted here, limited to ``algorithms``,
-    so no model is trained twice. ``fitted`` holds generators already fitted on ``ctx`` (reused).
-    When the hybrid is listed, the others are fitted with lists of ``max(n, hybrid.pool_n)`` (the
-    caller cuts them to ``n``), so the blend has a deep enough pool. ``stage`` prefixes the log lines;
-    ``choose_weights`` picks the hybrid's weights when ``hybrid.tune_weights`` is on.
+    Each generator's ``recs`` come back computed and cut from their lineage (:func:`materialise`: free
+    them with :func:`~vidrec.serving.hybrid.common.release`); its log line times its own fit and
+    lists, with their row count. The hybrid (when listed) blends the lists already fitted here,
+    limited to ``algorithms``, so no model is trained twice. ``fitted`` holds generators already
+    fitted on ``ctx`` (reused). When the hybrid is listed, the others are fitted with lists of
+    ``max(n, hybrid.pool_n)`` (the caller cuts them to ``n``), so the blend has a deep enough pool.
+    ``stage`` prefixes the log lines; ``choose_weights`` picks the hybrid's weights when
+    ``hybrid.tune_weights`` is on.
     """
     out: dict[str, Candidates] = dict(fitted or {})
     blend = ALGO_HYBRID in algorithms
@@ -54,8 +56,11 @@ def fit_all(
             cand = generate_deep(pool_ctx, algo, trained[algo])
         else:
             cand = registry.get(algo)(pool_ctx)
-        recs = cand.recs.cache()
-        rows = recs.count()  # listed now, so the line below times this model's own work
+        # listed now, so the line below times this model's own work; checkpointed rather than cached,
+        # so what reads the lists later (the blend, the gold rows, the metrics) plans and ships none of
+        # the model's own lineage (its Python scoring functions made tasks of 2-30 MiB)
+        recs = materialise(cand.recs)
+        rows = recs.count()
         out[algo] = Candidates(recs, cand.model_version, cand.artifacts)
         log.info(
             "%s: %s fitted and listed in %.1f s (%d rows)", stage, algo, time.perf_counter() - start, rows
@@ -63,6 +68,6 @@ def fit_all(
     if blend:
         start = time.perf_counter()
         cand = generate_hybrid(ctx, dict(out), list(algorithms), choose_weights)
-        out[ALGO_HYBRID] = Candidates(cand.recs.cache(), cand.model_version, cand.artifacts)
+        out[ALGO_HYBRID] = Candidates(materialise(cand.recs), cand.model_version, cand.artifacts)
         log.info("%s: %s blended in %.1f s", stage, ALGO_HYBRID, time.perf_counter() - start)
     return out
