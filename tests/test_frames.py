@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from vidrec.data.frames import number_in_one_task
+from vidrec.data.frames import holds_blocks, materialise, number_in_one_task, release
+from vidrec.models.base import Candidates
 
 pytestmark = [pytest.mark.spark]
 
@@ -35,3 +36,18 @@ def test_start_and_an_empty_frame(spark) -> None:
 def test_an_order_is_required(spark) -> None:
     with pytest.raises(ValueError, match="order"):
         number_in_one_task(spark.range(2), [], "_pos")
+
+
+def test_checkpoints_and_caches_are_told_apart_and_released(spark) -> None:
+    df = spark.createDataFrame([(i, float(i)) for i in range(20)], "item_idx int, score double")
+    checkpoint = materialise(df.where("item_idx < 10"))
+    cached = df.where("item_idx >= 10").cache()
+    cached.count()
+    plain = df.select("item_idx")
+    assert holds_blocks(checkpoint) and holds_blocks(cached) and not holds_blocks(plain)
+    assert checkpoint.count() == 10
+    release(checkpoint)
+    assert not holds_blocks(checkpoint)
+    cand = Candidates(plain, "v", {"vectors": cached, "ids": plain})
+    cand.release_artifacts()  # frees what holds blocks, leaves the rest as it was
+    assert not holds_blocks(cached) and cached.count() == 10 and plain.count() == 20

@@ -38,3 +38,34 @@ def number_in_one_task(df: DataFrame, order: Sequence[Column], name: str, start:
     return listed.select(F.posexplode("_all").alias("_pos", "_e")).select(
         "_e._row.*", (F.col("_pos") + F.lit(int(start))).cast("long").alias(name)
     )
+
+
+def materialise(df: DataFrame) -> DataFrame:
+    """``df`` computed now and cut from its lineage (``localCheckpoint``).
+
+    The blend stacks joins over every generator's plan; without the cut, the plans of later steps
+    (explanations, metrics) grow with every reference to earlier ones and their planning and
+    string rendering can exhaust the driver. Local checkpoints live in the executors' block
+    managers, like a cache: a lost executor fails the job rather than recomputing.
+    """
+    return df.localCheckpoint(eager=True)
+
+
+def release(df: DataFrame) -> None:
+    """Free the blocks of a frame from :func:`materialise` now (``DataFrame.unpersist`` leaves a local
+    checkpoint's blocks until the driver's garbage collector drops its RDD); a cached frame is
+    unpersisted."""
+    plan = df._jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+    else:
+        df.unpersist()
+
+
+def holds_blocks(df: DataFrame) -> bool:
+    """Whether ``df`` keeps computed blocks that :func:`release` would free: it is cached, or it is
+    a :func:`materialise` checkpoint (a frame over an RDD that is persisted)."""
+    if df.is_cached:
+        return True
+    plan = df._jdf.queryExecution().logical()
+    return plan.getClass().getSimpleName() == "LogicalRDD" and bool(plan.rdd().getStorageLevel().isValid())

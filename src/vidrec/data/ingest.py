@@ -526,14 +526,15 @@ def run(
     # ``updated_at``, the date of their last change) alone, and an unchanged catalog makes no commit
     if users_ok is not None:
         align_users_table(spark, wh, users_ok.columns)
-    for entity, frame, table, key in (
+    profiles: list[tuple[str, DataFrame | None, tuple[str, str], str]] = [
         ("items", items_ok, C.T_ITEMS, C.COL_ITEM),
         ("users", users_ok, C.T_USERS, C.COL_USER),
-    ):
-        if frame is None:
+    ]
+    for entity, profile_rows, table, id_col in profiles:
+        if profile_rows is None:
             continue
         merged = tables.merge_upsert(
-            frame, wh, table, [key], update_if=newer, compare_ignoring=[C.COL_UPDATED_AT]
+            profile_rows, wh, table, [id_col], update_if=newer, compare_ignoring=[C.COL_UPDATED_AT]
         )
         if merged is not None:
             log.info(

@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from vidrec.config import Config
 from vidrec.config.sections import to_mapping
+from vidrec.data.frames import holds_blocks, release
 
 
 @dataclass
@@ -97,10 +98,11 @@ class Candidates:
     artifacts: dict[str, DataFrame] = field(default_factory=dict)
 
     def release_artifacts(self) -> None:
-        """Unpersist every cached artifact (a no-op for the others), once nothing reads them again."""
+        """Free every cached or checkpointed artifact (a no-op for the others), once nothing reads
+        them again."""
         for frame in self.artifacts.values():
-            if isinstance(frame, DataFrame) and frame.is_cached:
-                frame.unpersist()
+            if isinstance(frame, DataFrame) and holds_blocks(frame):
+                release(frame)
 
 
 Generator = Callable[[FitContext], Candidates]

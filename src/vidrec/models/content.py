@@ -58,6 +58,7 @@ from vidrec.constants import (
     COL_USER_IDX,
     COL_VISUAL_EMB,
 )
+from vidrec.data.frames import materialise
 from vidrec.data.text import tokens_column
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.topn import COL_FEATURES, top_n_from_factors
@@ -349,11 +350,12 @@ def generate_content(ctx: FitContext) -> Candidates:
     :func:`vidrec.models.itemknn.similar_items` and the hybrid's explanations.
     """
     cc = ctx.conf.content
-    vectors = item_vectors(ctx.items, cc).cache()
-    # cached: the hybrid's new-title list and placements and the explanations read them again
-    profiles = user_profiles(
-        ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users
-    ).cache()
+    # checkpointed: the hybrid's new-title list and placements, the explanations and the similar items
+    # read them again (a cached frame would ship its whole plan with each of their tasks)
+    vectors = materialise(item_vectors(ctx.items, cc))
+    profiles = materialise(
+        user_profiles(ctx.interactions, vectors, float(cc.half_life_days), users=ctx.target_users)
+    )
     recs = top_n_from_factors(
         ctx.spark,
         profiles,

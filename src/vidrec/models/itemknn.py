@@ -67,6 +67,7 @@ from vidrec.constants import (
     COL_SIMILAR_ITEM,
     COL_USER_IDX,
 )
+from vidrec.data.frames import materialise
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.content import COL_NEIGHBOUR_IDX, content_neighbours, item_vectors
 from vidrec.models.sparse import expand_ranges, row_pointer
@@ -456,7 +457,8 @@ def generate_itemknn(ctx: FitContext) -> Candidates:
     """
     kc = ctx.conf.itemknn
     history = capped_history(ctx.interactions, int(kc.max_items_per_user)).cache()
-    neighbours = neighbours_from_conf(history, int(kc.neighbours), kc).cache()
+    # checkpointed: the explanations and the similar items read them again (see content.py)
+    neighbours = materialise(neighbours_from_conf(history, int(kc.neighbours), kc))
     targets = history.join(ctx.target_users.select(COL_USER_IDX).distinct(), COL_USER_IDX, "left_semi")
     recs = score_users(targets, neighbours, ctx.seen, ctx.n)
     return Candidates(recs, model_version(ALGO_ITEMKNN, ctx.run_date, kc), {"neighbours": neighbours})

@@ -211,7 +211,10 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     served: dict[str, tuple[DataFrame, str]] = {}
     embeddings: list[tuple[str, str, DataFrame]] = []
     fallback = registry.get(C.ALGO_POPULARITY)(ctx)
-    fallback_recs = fallback.recs.cache()
+    # checkpointed like every model's lists (fit_all): read again by the cold-start rows and the gold
+    # union, a cached frame would ship its whole plan with their tasks
+    fallback = dataclasses.replace(fallback, recs=materialise(fallback.recs))
+    fallback_recs = fallback.recs
     log.info("recommend: popularity lists built")
     chooser = stored_chooser(rc.spark, rc.warehouse, rc.run_date, rc.conf.evaluation.protocol)
     fitted = fit_all(
@@ -247,7 +250,7 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     gold = materialise(to_gold(union, ctx, rc.run_date))
     for cand in fitted.values():  # every model's lists now live in the gold rows: release them
         release(cand.recs)
-    fallback_recs.unpersist()
+    release(fallback_recs)
     contracts.check_recommendations(gold, seen_ids(ctx), ctx.n)
     algos = ", ".join(f"'{a}'" for a in models)
     tables.replace_partition(

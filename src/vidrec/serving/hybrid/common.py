@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pyspark.sql import DataFrame
-
 from vidrec.config.sections import HybridConf
+from vidrec.data.frames import materialise as materialise  # re-exported for the hybrid's steps
+from vidrec.data.frames import release as release
 
 log = logging.getLogger(__name__)
 
@@ -77,28 +77,3 @@ class BlendChoice:
 #: :func:`vidrec.evaluation.blend_weights.choose_weights`; the served list:
 #: :func:`vidrec.evaluation.blend_weights.stored_chooser`).
 WeightChooser = Callable[..., BlendChoice]
-
-
-# --- the hybrid ---------------------------------------------------------------------------------
-
-
-def materialise(df: DataFrame) -> DataFrame:
-    """``df`` computed now and cut from its lineage (``localCheckpoint``).
-
-    The blend stacks joins over every generator's plan; without the cut, the plans of later steps
-    (explanations, metrics) grow with every reference to earlier ones and their planning and
-    string rendering can exhaust the driver. Local checkpoints live in the executors' block
-    managers, like a cache: a lost executor fails the job rather than recomputing.
-    """
-    return df.localCheckpoint(eager=True)
-
-
-def release(df: DataFrame) -> None:
-    """Free the blocks of a frame from :func:`materialise` now (``DataFrame.unpersist`` leaves a local
-    checkpoint's blocks until the driver's garbage collector drops its RDD); a cached frame is
-    unpersisted."""
-    plan = df._jdf.queryExecution().logical()
-    if plan.getClass().getSimpleName() == "LogicalRDD":
-        plan.rdd().unpersist(False)
-    else:
-        df.unpersist()
