@@ -115,7 +115,7 @@ def test_every_models_lists_become_gold_rows_in_one_mapping(spark: Any, conf: An
 
 
 def test_release_frees_a_materialised_frames_blocks(spark: Any) -> None:
-    from vidrec.serving.hybrid.common import materialise, release
+    from vidrec.data.frames import materialise, release
 
     def cached() -> set[int]:
         return {i.id() for i in spark.sparkContext._jsc.sc().getRDDStorageInfo()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -55,9 +56,9 @@ def release(df: DataFrame) -> None:
     """Free the blocks of a frame from :func:`materialise` now (``DataFrame.unpersist`` leaves a local
     checkpoint's blocks until the driver's garbage collector drops its RDD); a cached frame is
     unpersisted."""
-    plan = df._jdf.queryExecution().logical()
-    if plan.getClass().getSimpleName() == "LogicalRDD":
-        plan.rdd().unpersist(False)
+    rdd = _checkpoint_rdd(df)
+    if rdd is not None:
+        rdd.unpersist(False)
     else:
         df.unpersist()
 
@@ -67,5 +68,11 @@ def holds_blocks(df: DataFrame) -> bool:
     a :func:`materialise` checkpoint (a frame over an RDD that is persisted)."""
     if df.is_cached:
         return True
+    rdd = _checkpoint_rdd(df)
+    return rdd is not None and bool(rdd.getStorageLevel().isValid())
+
+
+def _checkpoint_rdd(df: DataFrame) -> Any:
+    """The JVM RDD under ``df`` when its plan is an RDD scan (what :func:`materialise` returns), else None."""
     plan = df._jdf.queryExecution().logical()
-    return plan.getClass().getSimpleName() == "LogicalRDD" and bool(plan.rdd().getStorageLevel().isValid())
+    return plan.rdd() if plan.getClass().getSimpleName() == "LogicalRDD" else None

@@ -41,12 +41,12 @@ from pyspark.sql.types import (
 from vidrec import constants as C
 from vidrec.config.sections import SCORE_NORMS, HybridConf
 from vidrec.data import tables
+from vidrec.data.frames import release
 from vidrec.evaluation.context import holdout
 from vidrec.evaluation.search import LocalBlend, blend_search
 from vidrec.models.base import FitContext, model_version
 from vidrec.serving.candidates import fit_all
 from vidrec.serving.hybrid import NEW_ITEMS, BlendChoice, new_item_ids, new_item_list
-from vidrec.serving.hybrid.common import release
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from vidrec import constants as C
 from vidrec.config import Config
 from vidrec.config.sections import RatingConf
 from vidrec.data import matrix, schemas
+from vidrec.data.frames import materialise, release
 from vidrec.evaluation import metrics
 from vidrec.evaluation.blend_weights import carve_dir, choose_weights
 from vidrec.evaluation.context import PROTOCOLS, holdout
 from vidrec.models.rating import RatingModel, fit_rating_model, rating_model_version, rating_rows
 from vidrec.serving.candidates import fit_all
 from vidrec.serving.hybrid import WeightChooser, blended_components, searched_lists
-from vidrec.serving.hybrid.common import materialise, release
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from vidrec import analytics
 from vidrec import constants as C
 from vidrec.config import Config
 from vidrec.data import contracts, ingest, matrix, tables
+from vidrec.data.frames import materialise, release
 from vidrec.evaluation import evaluate as ev
 from vidrec.evaluation import gate as publish_gate
 from vidrec.evaluation.blend_weights import RecordingChooser, store_choice, stored_chooser
@@ -34,7 +35,6 @@ from vidrec.serving.gold import (
     write_similar_items,
     write_user_embeddings,
 )
-from vidrec.serving.hybrid.common import materialise, release
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,6 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     # checkpointed like every model's lists (fit_all): read again by the cold-start rows and the gold
     # union, a cached frame would ship its whole plan with their tasks
     fallback = dataclasses.replace(fallback, recs=materialise(fallback.recs))
-    fallback_recs = fallback.recs
     log.info("recommend: popularity lists built")
     chooser = stored_chooser(rc.spark, rc.warehouse, rc.run_date, rc.conf.evaluation.protocol)
     fitted = fit_all(
@@ -238,7 +237,7 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
                 art.write.mode("overwrite").parquet(f"{ctx.work_dir}/{algo}_{name}")
             elif name == "user_embeddings":
                 embeddings.append((algo, cand.model_version, art))
-    cold = cold_start_lists(fallback_recs, served)
+    cold = cold_start_lists(fallback.recs, served)
     if cold is not None:
         lists.append(cold)
     union = lists[0]
@@ -250,7 +249,8 @@ def stage_recommend(rc: RunContext) -> dict[str, Any]:
     gold = materialise(to_gold(union, ctx, rc.run_date))
     for cand in fitted.values():  # every model's lists now live in the gold rows: release them
         release(cand.recs)
-    release(fallback_recs)
+    if C.ALGO_POPULARITY not in fitted:
+        release(fallback.recs)
     contracts.check_recommendations(gold, seen_ids(ctx), ctx.n)
     algos = ", ".join(f"'{a}'" for a in models)
     tables.replace_partition(

@@ -8,13 +8,13 @@ import time
 from collections.abc import Mapping, Sequence
 
 from vidrec.constants import ALGO_HYBRID
+from vidrec.data.frames import materialise
 from vidrec.models import registry
 from vidrec.models.base import Candidates, FitContext
 from vidrec.models.deep.generators import fit_deep_models, generate_deep
 from vidrec.models.deep.launch import FitResult
 from vidrec.models.deep.params import MODEL_NAMES as DEEP_MODELS
 from vidrec.serving.hybrid import WeightChooser, generate_hybrid
-from vidrec.serving.hybrid.common import materialise
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,7 @@ which :func:`generate_hybrid` takes as an argument (a :data:`WeightChooser` retu
 
 from __future__ import annotations
 
+from vidrec.data.frames import materialise
 from vidrec.serving.hybrid.blend import (
     allocate_new_titles,
     blend,
@@ -70,7 +71,6 @@ from vidrec.serving.hybrid.common import (
     TIER_WARM,
     BlendChoice,
     WeightChooser,
-    materialise,
 )
 from vidrec.serving.hybrid.explain import anchors, explain, user_top_genre
 from vidrec.serving.hybrid.rerank import maturity_filter, rerank, rerank_lists

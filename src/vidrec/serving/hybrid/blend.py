@@ -21,6 +21,7 @@ from vidrec.constants import (
     COL_SCORE,
     COL_USER_IDX,
 )
+from vidrec.data.frames import materialise
 from vidrec.models import registry
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.content import item_vectors
@@ -41,7 +42,6 @@ from vidrec.serving.hybrid.common import (
     BlendChoice,
     WeightChooser,
     log,
-    materialise,
 )
 from vidrec.serving.hybrid.explain import _reasons
 from vidrec.serving.hybrid.rerank import maturity_filter, rerank_lists

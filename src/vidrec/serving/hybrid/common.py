@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vidrec.config.sections import HybridConf
-from vidrec.data.frames import materialise as materialise  # re-exported for the hybrid's steps
-from vidrec.data.frames import release as release
 
 log = logging.getLogger(__name__)
 
