@@ -164,6 +164,46 @@ def test_blend_search_drops_a_list_that_changes_nothing() -> None:
     assert params in trials and len(trials) == len({str(sorted(t["weights"].items())) for t in trials})
 
 
+def _random_lists(
+    rng: np.random.Generator, n_users: int, n_items: int, n_lists: int
+) -> dict[str, pd.DataFrame]:
+    """Lists of a few users with coarse scores (many ties), some users without a list, some lists short."""
+    lists = {}
+    for g in range(n_lists):
+        rows = []
+        for u in range(n_users):
+            if rng.random() < 0.15:
+                continue
+            items = rng.choice(n_items, int(rng.integers(0, min(n_items, 8) + 1)), replace=False)
+            scores = np.round(rng.random(len(items)) * 3) / 3
+            for r, j in enumerate(np.lexsort((items, -scores))):
+                rows.append((u, int(items[j]), float(scores[j]), r + 1))
+        frame = pd.DataFrame(rows, columns=[U, IT, S, R])
+        lists[f"l{g}"] = frame.astype({U: "int64", IT: "int64", R: "int64"})
+    return lists
+
+
+def test_local_blend_metrics_equal_the_metrics_of_its_ranked_lists() -> None:
+    """The vectorised metrics rank exactly as the pandas blend does: ties by lower item, short lists,
+    relevant users without any candidate and relevant items no list holds included."""
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(25):
+        n_users, n_items, k = int(rng.integers(1, 20)), int(rng.integers(2, 15)), int(rng.integers(1, 9))
+        lists = _random_lists(rng, n_users, n_items, int(rng.integers(1, 4)))
+        relevant = pd.DataFrame(
+            {U: rng.integers(0, n_users + 2, 2 * n_users), IT: rng.integers(0, n_items + 2, 2 * n_users)}
+        )
+        blend = LocalBlend(lists, relevant, k)
+        for _ in range(4):
+            weights = {name: float(rng.choice([0.0, 0.25, 1.0])) for name in lists}
+            for method, rrf_k in (("rrf", 1), ("rrf", 60), ("minmax", 60)):
+                expected = ranking_metrics_local(blend.recs(weights, method, rrf_k), relevant, k)
+                assert blend.metrics(weights, method, rrf_k) == pytest.approx(expected, abs=1e-12)
+                checked += 1
+    assert checked == 300
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 

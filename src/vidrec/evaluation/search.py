@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vidrec import constants as C
-from vidrec.evaluation.metrics import ranking_metrics_local
+from vidrec.evaluation.metrics import RANKING_METRICS
 
 
 def params_key(params: Mapping[str, Any]) -> str:
@@ -81,6 +81,14 @@ def normalise_local(recs: pd.DataFrame, method: str, rrf_k: int) -> np.ndarray:
 class LocalBlend:
     """Weighted blends of collected candidate lists, ranked and scored on the driver.
 
+    The lists are laid out once as one row per distinct ``(user, item)`` pair (sorted by user, then
+    item) with each algorithm's normalised value; a blend is one matrix-vector product. Its metrics
+    (:meth:`metrics`) rank every user's pairs at once in a dense ``(users, pairs of a user)`` array:
+    the ``k`` best by a partition, ties broken by the lower item as :meth:`recs` does, so a trial
+    costs milliseconds where sorting the blended pairs in pandas took about a second at 7,000 users
+    (``make bench``'s 1M events). :meth:`recs` is that pandas reference, kept for inspection and as
+    the test oracle of :meth:`metrics`.
+
     Parameters
     ----------
     lists : mapping
@@ -91,27 +99,45 @@ class LocalBlend:
     """
 
     def __init__(self, lists: Mapping[str, pd.DataFrame], relevant: pd.DataFrame, k: int) -> None:
+        if int(k) < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
         self.names = sorted(lists)
         self.k = int(k)
         self.relevant = relevant
-        frames = [
-            lists[name][[C.COL_USER_IDX, C.COL_ITEM_IDX]].assign(_g=g) for g, name in enumerate(self.names)
-        ]
-        stacked = pd.concat(frames, ignore_index=True)
-        pairs = stacked[[C.COL_USER_IDX, C.COL_ITEM_IDX]].drop_duplicates().reset_index(drop=True)
-        self.pairs = pairs.sort_values([C.COL_USER_IDX, C.COL_ITEM_IDX], kind="stable").reset_index(drop=True)
-        self._row = {
-            name: self.pairs.reset_index()
-            .merge(lists[name][[C.COL_USER_IDX, C.COL_ITEM_IDX]].reset_index(names="_src"))
-            .sort_values("_src")["index"]
-            .to_numpy()
+        self._lists = lists
+        rel = relevant[[C.COL_USER_IDX, C.COL_ITEM_IDX]].drop_duplicates()
+        rel_u = rel[C.COL_USER_IDX].to_numpy(np.int64)
+        rel_i = rel[C.COL_ITEM_IDX].to_numpy(np.int64)
+        cols = {
+            name: (
+                lists[name][C.COL_USER_IDX].to_numpy(np.int64),
+                lists[name][C.COL_ITEM_IDX].to_numpy(np.int64),
+            )
             for name in self.names
         }
-        self._lists = lists
-        self._present = np.zeros((len(self.pairs), len(self.names)), dtype=bool)
+        width = 1 + max([0, *(int(i.max()) for _, i in cols.values() if len(i)), int(rel_i.max(initial=0))])
+        codes = np.unique(np.concatenate([np.zeros(0, np.int64), *(u * width + i for u, i in cols.values())]))
+        pair_u, pair_i = codes // width, codes % width
+        self.pairs = pd.DataFrame({C.COL_USER_IDX: pair_u, C.COL_ITEM_IDX: pair_i})
+        # each list's rows -> their pair row (pairs are unique codes, sorted: user, then item)
+        self._row = {name: np.searchsorted(codes, u * width + i) for name, (u, i) in cols.items()}
+        self._present = np.zeros((len(codes), len(self.names)), dtype=bool)
         for g, name in enumerate(self.names):
             self._present[self._row[name], g] = True
         self._norm_cache: dict[tuple[str, int], np.ndarray] = {}
+        # the dense layout of the evaluated users: one row per relevant user holding candidates, one
+        # column per candidate of that user (in item order)
+        self._eval_users, self._n_rel = np.unique(rel_u, return_counts=True)
+        on_eval = np.isin(pair_u, self._eval_users)
+        self._dense_rows = np.flatnonzero(on_eval)
+        users_with, starts, counts = np.unique(pair_u[on_eval], return_index=True, return_counts=True)
+        self._n_rel_dense = self._n_rel[np.searchsorted(self._eval_users, users_with)]
+        self._dense_u = np.repeat(np.arange(len(users_with)), counts)
+        self._dense_p = np.arange(len(self._dense_rows)) - np.repeat(starts, counts)
+        self._shape = (len(users_with), int(counts.max()) if len(counts) else 0)
+        hit = np.zeros(self._shape, dtype=bool)
+        hit[self._dense_u, self._dense_p] = np.isin(codes[self._dense_rows], rel_u * width + rel_i)
+        self._hit = hit
 
     def matrix(self, method: str, rrf_k: int) -> np.ndarray:
         """``(pairs, algorithms)``: each algorithm's normalised value of each pair (0 when absent)."""
@@ -123,11 +149,16 @@ class LocalBlend:
             self._norm_cache[key] = m
         return self._norm_cache[key]
 
-    def recs(self, weights: Mapping[str, float], method: str, rrf_k: int) -> pd.DataFrame:
-        """The blended top-k ``(user_idx, item_idx, score, rank)``; ties by lower item first."""
+    def _scores(self, weights: Mapping[str, float], method: str, rrf_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair's blended score, and which pairs some positively weighted list holds."""
         w = np.array([float(weights.get(name, 0.0)) for name in self.names])
         score = self.matrix(method, rrf_k) @ w
         keep = self._present[:, w > 0].any(axis=1)  # as the Spark blend: pairs some weighted list holds
+        return score, keep
+
+    def recs(self, weights: Mapping[str, float], method: str, rrf_k: int) -> pd.DataFrame:
+        """The blended top-k ``(user_idx, item_idx, score, rank)``; ties by lower item first."""
+        score, keep = self._scores(weights, method, rrf_k)
         out = self.pairs[keep].assign(**{C.COL_SCORE: score[keep]})
         out = out.sort_values(
             [C.COL_USER_IDX, C.COL_SCORE, C.COL_ITEM_IDX], ascending=[True, False, True], kind="stable"
@@ -135,9 +166,64 @@ class LocalBlend:
         out[C.COL_RANK] = out.groupby(C.COL_USER_IDX).cumcount() + 1
         return out[out[C.COL_RANK] <= self.k]
 
+    def top_hits(self, weights: Mapping[str, float], method: str, rrf_k: int) -> np.ndarray:
+        """``(users with candidates, k)`` bool: whether each rank of each evaluated user's top k is relevant.
+
+        The same top k as :meth:`recs` (score descending, the lower item first on a tie); ranks
+        past the end of a user's list are ``False``.
+        """
+        score, keep = self._scores(weights, method, rrf_k)
+        n_users, width = self._shape
+        k = min(self.k, width)
+        dense = np.full(self._shape, -np.inf)
+        rows = self._dense_rows
+        dense[self._dense_u, self._dense_p] = np.where(keep[rows], score[rows], -np.inf)
+        out = np.zeros((n_users, self.k), dtype=bool)
+        if k == 0:
+            return out
+        # the k-th largest score of each row; everything above it is in, ties at it by item order
+        kth = -np.partition(-dense, k - 1, axis=1)[:, k - 1 : k]
+        above = dense > kth
+        tied = (dense == kth) & (dense > -np.inf)
+        room = k - above.sum(axis=1, keepdims=True)
+        chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+        # the chosen columns in item order, then ranked by score (stable: the lower item first)
+        cols = np.argsort(~chosen, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(dense, cols, axis=1)
+        top[~np.take_along_axis(chosen, cols, axis=1)] = -np.inf
+        order = np.argsort(-top, axis=1, kind="stable")
+        cols = np.take_along_axis(cols, order, axis=1)
+        valid = np.take_along_axis(top, order, axis=1) > -np.inf
+        out[:, :k] = np.take_along_axis(self._hit, cols, axis=1) & valid
+        return out
+
     def metrics(self, weights: Mapping[str, float], method: str, rrf_k: int) -> dict[str, float]:
-        """Validation ranking metrics of a blend."""
-        return ranking_metrics_local(self.recs(weights, method, rrf_k), self.relevant, self.k)
+        """Validation ranking metrics of a blend: ``ranking_metrics_local`` of :meth:`recs`, vectorised."""
+        n_users = len(self._eval_users)
+        if n_users == 0:
+            return {**{m: 0.0 for m in RANKING_METRICS}, "users": 0.0}
+        hit = self.top_hits(weights, method, rrf_k).astype(np.float64)
+        k = self.k
+        rank = np.arange(1, k + 1, dtype=np.float64)
+        hits = hit.sum(axis=1)
+        n_rel = self._n_rel_dense.astype(np.float64)
+        disc = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
+        ideal_n = np.minimum(self._n_rel_dense, k)
+        dcg = (hit / np.log2(rank + 1.0)).sum(axis=1)
+        ap = (hit * np.cumsum(hit, axis=1) / rank).sum(axis=1) / ideal_n
+        first = np.where(hits > 0, np.argmax(hit > 0, axis=1) + 1.0, np.inf)
+        out = {
+            "precision": float(np.sum(hits / k) / n_users),
+            "recall": float(np.sum(hits / n_rel) / n_users),
+            "ndcg": float(np.sum(dcg / disc[ideal_n]) / n_users),
+            "map": float(np.sum(ap) / n_users),
+            "hit_rate": float(np.sum(hits > 0) / n_users),
+            "mrr": float(np.sum(np.where(np.isfinite(first), 1.0 / first, 0.0)) / n_users),
+        }
+        p, r = out["precision"], out["recall"]
+        out["f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        out["users"] = float(n_users)
+        return out
 
 
 def blend_search(
