@@ -32,6 +32,7 @@ from vidrec.models.content import (
     generate_content,
     item_tokens,
     item_vectors,
+    segment_sums,
     tfidf,
     user_profiles,
 )
@@ -206,6 +207,58 @@ def test_profiles_weigh_recent_items_more(spark: Any) -> None:
     vecs = vectors_of(vectors)
     assert np.linalg.norm(profiles[0]) == pytest.approx(1.0, abs=1e-5)
     assert profiles[0] @ vecs[1] > profiles[0] @ vecs[3]  # horror-like beats comedy-like
+
+
+def test_segment_sums_equal_a_scatter_add_across_chunks() -> None:
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(9, 4)).astype(np.float32)
+    rows = np.sort(rng.integers(0, 6, 40))
+    pos, weights = rng.integers(0, 9, 40), rng.random(40)
+    expected = np.zeros((7, 4))
+    np.add.at(expected, rows, weights[:, None] * vecs[pos].astype(np.float64))
+    for chunk in (1, 3, 7, 40, 100):  # runs of one row cut by the chunk boundaries
+        assert np.allclose(segment_sums(rows, pos, weights, vecs, 7, chunk=chunk), expected, atol=1e-12)
+
+
+@pytest.mark.spark
+def test_profiles_are_the_normalised_weighted_mean_of_item_vectors(spark: Any) -> None:
+    """Against the definition, computed here in NumPy: weights confidence x 0.5 ** (age / half-life),
+    items without a vector skipped, users with no positive item left out, the ``users`` filter kept."""
+    rng = np.random.default_rng(11)
+    vectors = item_vectors(items_df(spark), content_conf(dim=16)).cache()
+    vecs = vectors_of(vectors)
+    rows = [
+        (
+            int(u),
+            int(i),
+            float(rng.choice([0.0, 0.5, 1.0, 3.0])),
+            T0 - dt.timedelta(days=int(rng.integers(0, 90))),
+        )
+        for u in range(12)
+        for i in rng.choice(8, int(rng.integers(1, 6)), replace=False)  # 5 (no metadata) and 7 have no vector
+    ]
+    inter = spark.createDataFrame(
+        rows, f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_CONFIDENCE} double, {COL_LAST_TS} timestamp"
+    )
+    latest = max(r[3] for r in rows if r[2] > 0)
+    expected = {}
+    for u in range(12):
+        total = sum(
+            c * 0.5 ** ((latest - ts).total_seconds() / 86400 / 7.0) * vecs[i].astype(np.float64)
+            for uu, i, c, ts in rows
+            if uu == u and c > 0 and i in vecs
+        )
+        if isinstance(total, np.ndarray) and np.linalg.norm(total) > 0:
+            expected[u] = total / np.linalg.norm(total)
+    wanted = spark.createDataFrame([(u,) for u in range(0, 12, 2)], f"{COL_USER_IDX} int")
+    for users, keep in ((None, set(expected)), (wanted, {u for u in expected if u % 2 == 0})):
+        got = {
+            r[COL_USER_IDX]: np.array(r[COL_FEATURES])
+            for r in user_profiles(inter, vectors, 7.0, users).collect()
+        }
+        assert set(got) == keep and keep
+        for u in keep:
+            assert got[u] == pytest.approx(expected[u], abs=1e-6)
 
 
 @pytest.mark.spark
