@@ -261,7 +261,10 @@ def test_generate_itemknn(spark: Any, base_conf: Config, tmp_path: Any) -> None:
     )  # user 3: item 3 has no neighbour; user 5: impressions only -> no list
     assert_candidates(spark, rows, {tuple(r) for r in seen.collect()}, 3)
     assert out.model_version.startswith("itemknn-2026-03-31-")
-    assert set(out.artifacts) == {"neighbours"}
+    assert set(out.artifacts) == {"neighbours", "history"}
+    assert out.artifacts["history"].is_cached
+    out.release_artifacts()  # the stage's release frees the cached histories too
+    assert not out.artifacts["history"].is_cached
 
 
 @pytest.mark.spark

@@ -453,7 +453,8 @@ def score_users(history: DataFrame, neighbours: DataFrame, seen: DataFrame, n: i
 def generate_itemknn(ctx: FitContext) -> Candidates:
     """Item-kNN lists for the target users with a positive interaction.
 
-    Artifacts: ``neighbours`` ``(item_idx, neighbour_idx, score, rank)``.
+    Artifacts: ``neighbours`` ``(item_idx, neighbour_idx, score, rank)``, and ``history`` (the capped
+    histories the neighbours and the lists read: cached, so released with the other artifacts).
     """
     kc = ctx.conf.itemknn
     history = capped_history(ctx.interactions, int(kc.max_items_per_user)).cache()
@@ -461,7 +462,8 @@ def generate_itemknn(ctx: FitContext) -> Candidates:
     neighbours = materialise(neighbours_from_conf(history, int(kc.neighbours), kc))
     targets = history.join(ctx.target_users.select(COL_USER_IDX).distinct(), COL_USER_IDX, "left_semi")
     recs = score_users(targets, neighbours, ctx.seen, ctx.n)
-    return Candidates(recs, model_version(ALGO_ITEMKNN, ctx.run_date, kc), {"neighbours": neighbours})
+    artifacts = {"neighbours": neighbours, "history": history}
+    return Candidates(recs, model_version(ALGO_ITEMKNN, ctx.run_date, kc), artifacts)
 
 
 def similar_items(
