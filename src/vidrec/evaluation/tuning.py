@@ -241,6 +241,7 @@ def tune(
                 cand = registry.get(algo)(tctx)
                 lists = cand.recs.toPandas()
                 seconds = time.perf_counter() - t0
+                cand.release_artifacts()  # a search fits hundreds of trials in one session
                 values = ranking_metrics_local(lists, relevant_local, k)
                 record = _deep_training_record(work_dir, algo)
                 extra: dict[str, float] = {}
