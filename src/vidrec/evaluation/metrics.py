@@ -287,31 +287,38 @@ def ranking_metrics_local(recs: pd.DataFrame, relevant: pd.DataFrame, k: int) ->
     users, n_rel = np.unique(rel[C.COL_USER_IDX].to_numpy(np.int64), return_counts=True)
     top = recs.loc[recs[C.COL_RANK] <= k, [C.COL_USER_IDX, C.COL_ITEM_IDX, C.COL_RANK]]
     top = top[top[C.COL_USER_IDX].isin(users)].sort_values([C.COL_USER_IDX, C.COL_RANK], kind="stable")
-    u = top[C.COL_USER_IDX].to_numpy(np.int64)
-    rank = top[C.COL_RANK].to_numpy(np.float64)
     width = int(max(rel[C.COL_ITEM_IDX].max(), top[C.COL_ITEM_IDX].max() if len(top) else 0)) + 1
     rel_codes = rel[C.COL_USER_IDX].to_numpy(np.int64) * width + rel[C.COL_ITEM_IDX].to_numpy(np.int64)
-    hit = np.isin(u * width + top[C.COL_ITEM_IDX].to_numpy(np.int64), rel_codes).astype(np.float64)
-    pos = np.searchsorted(users, u)
-    n_users = len(users)
-    hits = np.bincount(pos, weights=hit, minlength=n_users)
-    dcg = np.bincount(pos, weights=hit / np.log2(rank + 1.0), minlength=n_users)
+    u = top[C.COL_USER_IDX].to_numpy(np.int64)
+    hit = np.zeros((len(users), k), dtype=bool)
+    hit[np.searchsorted(users, u), top[C.COL_RANK].to_numpy(np.int64) - 1] = np.isin(
+        u * width + top[C.COL_ITEM_IDX].to_numpy(np.int64), rel_codes
+    )
+    return metrics_from_hits(hit, n_rel, len(users))
+
+
+def metrics_from_hits(hit: np.ndarray, n_rel: np.ndarray, n_users: int) -> dict[str, float]:
+    """Ranking metrics at ``k`` from ``hit`` ``(users with a list, k)``: whether rank ``r + 1`` is relevant.
+
+    ``n_rel`` is each of those users' number of relevant items; ``n_users`` counts every evaluated
+    user (those without a list score 0). The definitions of :func:`ranking_metrics_local`.
+    """
+    k = hit.shape[1]
+    h = hit.astype(np.float64)
+    rank = np.arange(1, k + 1, dtype=np.float64)
+    hits = h.sum(axis=1)
     disc = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
     ideal_n = np.minimum(n_rel, k)
-    # hits so far within each user's list (sorted by rank), for precision at each hit
-    group_start = np.r_[0, np.flatnonzero(np.diff(pos)) + 1] if len(pos) else np.zeros(0, np.int64)
-    cum = np.cumsum(hit)
-    offset = np.repeat(cum[group_start] - hit[group_start], np.diff(np.r_[group_start, len(pos)]))
-    ap = np.bincount(pos, weights=hit * (cum - offset) / rank, minlength=n_users) / ideal_n
-    first = np.full(n_users, np.inf)
-    np.minimum.at(first, pos[hit > 0], rank[hit > 0])
+    dcg = (h / np.log2(rank + 1.0)).sum(axis=1)
+    ap = (h * np.cumsum(h, axis=1) / rank).sum(axis=1) / ideal_n
+    first = np.where(hits > 0, np.argmax(hit, axis=1) + 1.0, np.inf)
     out = {
-        "precision": float(np.mean(hits / k)),
-        "recall": float(np.mean(hits / n_rel)),
-        "ndcg": float(np.mean(dcg / disc[ideal_n])),
-        "map": float(np.mean(ap)),
-        "hit_rate": float(np.mean(hits > 0)),
-        "mrr": float(np.mean(np.where(np.isfinite(first), 1.0 / first, 0.0))),
+        "precision": float(np.sum(hits / k) / n_users),
+        "recall": float(np.sum(hits / n_rel) / n_users),
+        "ndcg": float(np.sum(dcg / disc[ideal_n]) / n_users),
+        "map": float(np.sum(ap) / n_users),
+        "hit_rate": float(np.sum(hits > 0) / n_users),
+        "mrr": float(np.sum(np.where(np.isfinite(first), 1.0 / first, 0.0)) / n_users),
     }
     p, r = out["precision"], out["recall"]
     out["f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vidrec import constants as C
-from vidrec.evaluation.metrics import RANKING_METRICS
+from vidrec.evaluation.metrics import RANKING_METRICS, metrics_from_hits
 
 
 def params_key(params: Mapping[str, Any]) -> str:
@@ -202,28 +202,7 @@ class LocalBlend:
         n_users = len(self._eval_users)
         if n_users == 0:
             return {**{m: 0.0 for m in RANKING_METRICS}, "users": 0.0}
-        hit = self.top_hits(weights, method, rrf_k).astype(np.float64)
-        k = self.k
-        rank = np.arange(1, k + 1, dtype=np.float64)
-        hits = hit.sum(axis=1)
-        n_rel = self._n_rel_dense.astype(np.float64)
-        disc = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
-        ideal_n = np.minimum(self._n_rel_dense, k)
-        dcg = (hit / np.log2(rank + 1.0)).sum(axis=1)
-        ap = (hit * np.cumsum(hit, axis=1) / rank).sum(axis=1) / ideal_n
-        first = np.where(hits > 0, np.argmax(hit > 0, axis=1) + 1.0, np.inf)
-        out = {
-            "precision": float(np.sum(hits / k) / n_users),
-            "recall": float(np.sum(hits / n_rel) / n_users),
-            "ndcg": float(np.sum(dcg / disc[ideal_n]) / n_users),
-            "map": float(np.sum(ap) / n_users),
-            "hit_rate": float(np.sum(hits > 0) / n_users),
-            "mrr": float(np.sum(np.where(np.isfinite(first), 1.0 / first, 0.0)) / n_users),
-        }
-        p, r = out["precision"], out["recall"]
-        out["f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
-        out["users"] = float(n_users)
-        return out
+        return metrics_from_hits(self.top_hits(weights, method, rrf_k), self._n_rel_dense, n_users)
 
 
 def blend_search(
