@@ -1,4 +1,4 @@
-"""EASE: the closed form against a dense numpy reference, the Spark Gram matrix, the generator.
+"""EASE: the closed form against a dense numpy reference, the Gram matrix, the generator.
 
 The reference is Steck's formula computed directly with numpy on a 6-user × 5-item binary matrix:
 ``P = inv(XᵀX + λI)``, ``B = I − P · diag(1/diag(P))``, scores ``X · B``.
@@ -15,13 +15,14 @@ from helpers import assert_candidates
 
 from vidrec.config import Config
 from vidrec.constants import COL_CONFIDENCE, COL_ITEM_IDX, COL_RANK, COL_SCORE, COL_USER_IDX
+from vidrec.models import itemknn
 from vidrec.models.base import FitContext
 from vidrec.models.ease import (
     CANDIDATES_SCHEMA,
     check_catalog_size,
     ease_weights,
     generate_ease,
-    gram_matrix,
+    gram_from_pairs,
     resolve_device,
     top_n_block,
 )
@@ -114,18 +115,26 @@ def test_top_n_block(n: int, expected: list[tuple[int, int, float, int]]) -> Non
     assert got == expected
 
 
-@pytest.mark.spark
-def test_gram_matrix_is_xtx(spark: Any) -> None:
-    schema = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, w double"
-    df = spark.createDataFrame([(u, i, 2.0) for u, i in _rows(X)], schema)
-    np.testing.assert_array_equal(gram_matrix(df, 5), X.T @ X)
-    np.testing.assert_array_equal(gram_matrix(df, 5, col_value="w"), 4.0 * (X.T @ X))
-    with pytest.raises(ValueError, match=r"item_idx outside \[0, 4\)"):
-        gram_matrix(df, 4)
-    with pytest.raises(ValueError, match=r"3 items exceeds ease\.max_items=2"):
-        gram_matrix(df, 3, max_items=2)
-    with pytest.raises(ValueError, match="lack column"):
-        gram_matrix(df, 5, col_value="missing")
+def test_gram_from_pairs_is_xtx_in_any_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    dense = (rng.random((40, 30)) < 0.25).astype(np.float64)
+    dense[:, 7] = 0.0  # an item nobody has: no column
+    users, items = np.nonzero(dense)
+    item_ids = items * 3 + 11  # sparse, non-contiguous item indexes
+    expected_items = np.flatnonzero(dense.sum(0) > 0)
+    order = rng.permutation(len(users))  # pairs in no particular order
+    for cells in (None, 30, 60, 10_000):
+        if cells is not None:
+            monkeypatch.setattr(itemknn, "BLOCK_CELLS", cells)
+        cols, gram = gram_from_pairs(users[order], item_ids[order])
+        np.testing.assert_array_equal(cols, expected_items * 3 + 11)
+        sub = dense[:, expected_items]
+        np.testing.assert_array_equal(gram, sub.T @ sub)
+        assert gram.dtype == np.float64
+    cols, gram = gram_from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert cols.shape == (0,) and gram.shape == (0, 0)
+    with pytest.raises(ValueError, match=r"29 items exceeds ease\.max_items=28"):
+        gram_from_pairs(users, item_ids, max_items=28)
 
 
 @pytest.mark.spark

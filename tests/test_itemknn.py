@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import assert_candidates
 
@@ -203,6 +204,12 @@ def test_co_matrix_counts_and_blocks() -> None:
     np.testing.assert_allclose(got_walk, x.T @ (x * weight[:, None]))
 
 
+def test_user_blocks_bound_users_and_triples() -> None:
+    assert itemknn.user_blocks(np.array([3, 3, 3, 3, 3]), 2, 100) == [(0, 2), (2, 4), (4, 5)]
+    assert itemknn.user_blocks(np.array([4, 4, 9, 1, 1]), 10, 8) == [(0, 2), (2, 3), (3, 5)]  # 9 > 8 alone
+    assert itemknn.user_blocks(np.array([], dtype=np.int64), 2, 8) == []
+
+
 def test_top_k_rows_ties_to_lower_column() -> None:
     inf = -np.inf
     score = np.array([[1.0, 3.0, 3.0, 2.0, 3.0], [inf, 0.5, inf, inf, inf], [inf] * 5])
@@ -214,6 +221,85 @@ def test_top_k_rows_ties_to_lower_column() -> None:
     ]
     r, c, _, rank = top_k_rows(score, 9)  # k above the columns: every finite score, in order
     assert c[r == 0].tolist() == [1, 2, 4, 3, 0] and rank[r == 0].tolist() == [1, 2, 3, 4, 5]
+
+
+def reference_scores(
+    history: pd.DataFrame, neighbours: pd.DataFrame, seen: pd.DataFrame, n: int
+) -> list[tuple[int, int, float, int]]:
+    """The definition, in pandas: a join of the histories with the neighbours, summed, seen pairs
+    dropped, ranked by score then lower item (the Spark join's plan before the blocked scoring)."""
+    joined = history.merge(neighbours, on=COL_ITEM_IDX)
+    joined["w"] = joined[COL_SCORE] * joined[COL_CONFIDENCE]
+    scores = joined.groupby([COL_USER_IDX, "neighbour_idx"], as_index=False)["w"].sum()
+    scores = scores.rename(columns={"neighbour_idx": COL_ITEM_IDX})
+    scores = scores.merge(seen, on=[COL_USER_IDX, COL_ITEM_IDX], how="left", indicator=True)
+    scores = scores[scores["_merge"] == "left_only"].sort_values(
+        [COL_USER_IDX, "w", COL_ITEM_IDX], ascending=[True, False, True]
+    )
+    scores["rank"] = scores.groupby(COL_USER_IDX).cumcount() + 1
+    top = scores[scores["rank"] <= n]
+    return [
+        (int(u), int(i), float(w), int(k))
+        for u, i, w, k in top[[COL_USER_IDX, COL_ITEM_IDX, "w", "rank"]].values
+    ]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    ("blocked_max_pairs", "block_cells", "block_triples"),
+    [(10**6, None, None), (10**6, 40, None), (10**6, None, 10), (0, None, None)],
+)
+def test_score_users_equals_the_join_of_histories_and_neighbours(
+    spark: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    blocked_max_pairs: int,
+    block_cells: int | None,
+    block_triples: int | None,
+) -> None:
+    if block_cells is not None:  # a few users per block: blocks split every Arrow batch
+        monkeypatch.setattr(itemknn, "BLOCK_CELLS", block_cells)
+    if block_triples is not None:  # blocks of one or two users by their histories' triples
+        monkeypatch.setattr(itemknn, "BLOCK_TRIPLES", block_triples)
+    rng = np.random.default_rng(5)
+    items = np.arange(0, 60, 3)  # sparse item indexes
+    nb_rows = [
+        (int(i), int(j), float(rng.choice([0.25, 0.5, 0.75])))  # few values: ties after summing
+        for i in items[:15]  # the last 5 items have no neighbours of their own
+        for j in rng.choice(items, 4, replace=False)
+        if i != j
+    ]
+    nb_rows += [(900, 901, 0.5)]  # neighbours of items nobody here watched
+    hist_rows = {
+        (int(u), int(i)): float(rng.choice([0.5, 1.0, 2.0])) for u in range(25) for i in rng.choice(items, 4)
+    }
+    hist_rows[(30, int(items[-1]))] = 1.0  # a user whose only item has no neighbour: no list
+    seen_rows = sorted(set(hist_rows) | {(int(u), int(rng.choice(items))) for u in range(25)} | {(7, 999)})
+    history_pd = pd.DataFrame(
+        [(u, i, c) for (u, i), c in hist_rows.items()], columns=[COL_USER_IDX, COL_ITEM_IDX, COL_CONFIDENCE]
+    )
+    nb_pd = pd.DataFrame(nb_rows, columns=[COL_ITEM_IDX, "neighbour_idx", COL_SCORE])
+    seen_pd = pd.DataFrame(seen_rows, columns=[COL_USER_IDX, COL_ITEM_IDX])
+    got = itemknn.score_users(
+        spark.createDataFrame(history_pd),
+        spark.createDataFrame(nb_pd),
+        spark.createDataFrame(seen_pd),
+        4,
+        blocked_max_pairs=blocked_max_pairs,
+    )
+    rows = sorted(tuple(r) for r in got.collect())
+    expected = sorted(reference_scores(history_pd, nb_pd, seen_pd, 4))
+    assert len(expected) > 50 and any(k > 1 for *_, k in expected)
+    assert [r[:2] + r[3:] for r in rows] == [r[:2] + r[3:] for r in expected]
+    np.testing.assert_allclose([r[2] for r in rows], [r[2] for r in expected], rtol=1e-12)
+    assert not any(u == 30 for u, *_ in rows)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        itemknn.score_users(
+            spark.createDataFrame(history_pd),
+            spark.createDataFrame(nb_pd),
+            spark.createDataFrame(seen_pd),
+            0,
+            blocked_max_pairs=blocked_max_pairs,
+        )
 
 
 @pytest.mark.spark

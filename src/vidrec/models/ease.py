@@ -6,8 +6,10 @@ A closed-form item-item model: with ``X`` the binary user-item matrix of the tra
 
 and a user's scores are ``x_u · B``. Where the work happens:
 
-- the Gram matrix ``XᵀX`` (item co-occurrence counts for a binary ``X``) in Spark, by a self-join of
-  the interactions on the user summed per item pair (:func:`gram_matrix`);
+- the Gram matrix ``XᵀX`` (item co-occurrence counts for a binary ``X``) on the driver: the positive
+  pairs are collected once (Arrow) and counted as sparse CSR/CSC arrays in item blocks
+  (:func:`gram_from_pairs`, item-kNN's :class:`~vidrec.models.itemknn.CoMatrix`): no shuffle of
+  item pairs (a Spark self-join on the user shuffles ``sum over users of n_u²`` of them);
 - the inversion on the driver with torch, on CUDA when available, float64 (:func:`ease_weights`);
   ``B`` is dense, ``n_items × n_items``, so the catalog is capped by ``ease.max_items``
   (:func:`check_catalog_size`);
@@ -21,7 +23,10 @@ serves them).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -39,6 +44,7 @@ from vidrec.constants import (
     COL_USER_IDX,
 )
 from vidrec.models.base import Candidates, FitContext
+from vidrec.models.itemknn import CoMatrix
 
 #: Conf section (``ease.lambda``, ``ease.max_items``, ``ease.device``), for messages.
 CONF_SECTION = "ease"
@@ -60,7 +66,8 @@ CANDIDATES_SCHEMA = StructType(
 _POS = "__ease_pos"
 _HIST = "__ease_hist"
 _EXCL = "__ease_excl"
-_U, _I, _J, _V, _W, _G = "__u", "__i", "__j", "__v", "__w", "__g"
+
+log = logging.getLogger(__name__)
 
 
 def check_catalog_size(n_items: int, max_items: int) -> None:
@@ -89,73 +96,40 @@ def resolve_device(device: str | None = None) -> torch.device:
     return torch.device(device)
 
 
-def gram_matrix(
-    interactions: DataFrame,
-    n_items: int,
-    col_user: str = COL_USER_IDX,
-    col_item: str = COL_ITEM_IDX,
-    col_value: str | None = None,
-    max_items: int | None = None,
-) -> np.ndarray:
-    """``XᵀX`` of the user-item matrix held as ``(user, item, value)`` rows, computed in Spark.
+def gram_from_pairs(
+    users: np.ndarray, items: np.ndarray, max_items: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``XᵀX`` of the binary user-item matrix with a 1 at each ``(users[k], items[k])``.
 
-    Self-joins the rows on the user, keeps pairs ``i <= j`` and sums ``value_i * value_j`` per pair
-    (co-occurrence counts when ``col_value`` is ``None``, i.e. a binary ``X``), then collects the
-    upper triangle into a dense symmetric float64 matrix.
+    Counted in item blocks of a sparse :class:`~vidrec.models.itemknn.CoMatrix` (each block's rows of
+    co-counts at most ``itemknn.BLOCK_CELLS`` cells), so memory beyond the result stays bounded.
 
     Parameters
     ----------
-    interactions : DataFrame
-        One row per non-zero of ``X`` (a repeated ``(user, item)`` counts twice).
-    n_items : int
-        Number of columns of ``X``; every item index must lie in ``[0, n_items)``.
-    col_user, col_item : str
-        Column names of the user and item indexes.
-    col_value : str, optional
-        Column with the value of ``X``; ``None`` for 1.0 everywhere.
+    users, items : numpy.ndarray
+        Integer indexes of the pairs, one entry per non-zero of ``X`` (a repeated pair counts twice).
     max_items : int, optional
-        Limit checked with :func:`check_catalog_size` before any Spark work (``None``: no limit).
+        Limit checked with :func:`check_catalog_size` before the dense matrix is allocated.
 
     Returns
     -------
-    numpy.ndarray
-        ``(n_items, n_items)`` float64, symmetric.
+    item_of_column : numpy.ndarray
+        ``(n,)`` int64, the sorted distinct items: column ``c`` of the Gram is item ``item_of_column[c]``.
+    gram : numpy.ndarray
+        ``(n, n)`` float64, symmetric: ``gram[a, b]`` counts the users with both items.
 
     Raises
     ------
     ValueError
-        On a missing column, ``n_items`` out of bounds, or an item index outside ``[0, n_items)``.
+        When the distinct items exceed ``max_items``.
     """
-    if n_items < 1:
-        raise ValueError(f"n_items must be >= 1, got {n_items}")
+    m = CoMatrix(users, items)
     if max_items is not None:
-        check_catalog_size(n_items, max_items)
-    needed = [c for c in (col_user, col_item, col_value) if c is not None]
-    missing = [c for c in needed if c not in interactions.columns]
-    if missing:
-        have = ", ".join(interactions.columns)
-        raise ValueError(f"interactions lack column(s) {', '.join(missing)} (have {have})")
-    value = F.col(col_value).cast("double") if col_value else F.lit(1.0)
-    left = interactions.select(F.col(col_user).alias(_U), F.col(col_item).alias(_I), value.alias(_V))
-    right = left.select(_U, F.col(_I).alias(_J), F.col(_V).alias(_W))
-    pairs: pd.DataFrame = (
-        left.join(right, on=_U)
-        .where(F.col(_I) <= F.col(_J))
-        .groupBy(_I, _J)
-        .agg(F.sum(F.col(_V) * F.col(_W)).alias(_G))
-        .toPandas()
-    )
-    gram = np.zeros((n_items, n_items), dtype=np.float64)
-    if pairs.empty:
-        return gram
-    i = pairs[_I].to_numpy(dtype=np.int64)
-    j = pairs[_J].to_numpy(dtype=np.int64)
-    if i.min() < 0 or j.max() >= n_items:
-        raise ValueError(f"{col_item} outside [0, {n_items}): found {int(i.min())}..{int(j.max())}")
-    g = pairs[_G].to_numpy(dtype=np.float64)
-    gram[i, j] = g
-    gram[j, i] = g
-    return gram
+        check_catalog_size(m.n_items, max_items)
+    gram = np.empty((m.n_items, m.n_items), dtype=np.float64)
+    for lo, hi in m.item_blocks():
+        gram[lo:hi] = m.co_counts(lo, hi)[0]
+    return m.item_ids, gram
 
 
 def ease_weights(gram: np.ndarray, lam: float, device: str | None = None) -> np.ndarray:
@@ -331,10 +305,18 @@ def generate_ease(ctx: FitContext) -> Candidates:
     block_size = ctx.conf.recommend.user_block_size
 
     positives = ctx.interactions.where(F.col(COL_CONFIDENCE) > 0).select(COL_USER_IDX, COL_ITEM_IDX)
-    item_of_column = np.array(
-        sorted(r[0] for r in positives.select(COL_ITEM_IDX).distinct().collect()), dtype=np.int64
+    t0 = time.perf_counter()
+    pairs = cast("pd.DataFrame", positives.toPandas())
+    item_of_column, gram = gram_from_pairs(
+        pairs[COL_USER_IDX].to_numpy(), pairs[COL_ITEM_IDX].to_numpy(), max_items
     )
-    check_catalog_size(len(item_of_column), max_items)
+    log.info(
+        "ease: Gram of %d positive pairs over %d items in %.1f s",
+        len(pairs),
+        len(item_of_column),
+        time.perf_counter() - t0,
+    )
+    del pairs
     version = f"{ALGO_EASE}-{ctx.run_date}-lambda{lam:g}"
     if len(item_of_column) == 0:
         return Candidates(recs=ctx.spark.createDataFrame([], CANDIDATES_SCHEMA), model_version=version)
@@ -347,7 +329,6 @@ def generate_ease(ctx: FitContext) -> Candidates:
         )
     )
     x = positives.join(F.broadcast(columns), on=COL_ITEM_IDX).select(COL_USER_IDX, _POS)
-    gram = gram_matrix(x, len(item_of_column), col_item=_POS, max_items=max_items)
     weights = ease_weights(gram, lam, device)
     del gram
 

@@ -31,7 +31,10 @@ shuffle holds every co-watched pair (``sum over users of cap²``: 475M rows on t
 the blocked path needs none). Both give the same neighbours (tested).
 
 Scoring (:func:`score_users`): ``score(u, j) = sum over i in history(u) of sim(i, j) * confidence(u, i)``,
-seen items excluded, top ``n`` per user. A user none of whose items has a neighbour gets no list.
+seen items excluded, top ``n`` per user. A user none of whose items has a neighbour gets no list. Up to
+``itemknn.blocked_max_pairs`` neighbour rows, the neighbours are broadcast as sparse rows and each Spark
+task scores blocks of users in numpy (:func:`score_block`); above it, a Spark join of the histories with
+the neighbours (its shuffle holds every (user, history item, neighbour) triple). Same lists (tested).
 
 :func:`similar_items` writes both kinds of similar items for ``gold/similar_items``: co-watch
 (``algorithm = 'itemknn'``) and content (``algorithm = 'content'``, which covers items nobody watched).
@@ -44,7 +47,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
@@ -90,6 +93,9 @@ SIMILAR_ITEMS_SCHEMA = StructType(
 _I, _J, _CO, _NI, _NJ, _WU, _WALK = "_i", "_j", "_co", "_ni", "_nj", "_wu", "_walk"
 #: Schema of :func:`item_neighbours`.
 NEIGHBOURS_SCHEMA = f"{COL_ITEM_IDX} int, {COL_NEIGHBOUR_IDX} int, {COL_SCORE} double, {COL_RANK} int"
+#: Schema of :func:`score_users`.
+SCORES_SCHEMA = f"{COL_USER_IDX} int, {COL_ITEM_IDX} int, {COL_SCORE} double, {COL_RANK} int"
+_HIST, _SEEN = "_hist", "_seen"
 #: Most co-counts one task holds densely (rows of the block x catalog items): 8M, 64 MB as int64.
 BLOCK_CELLS = 8_000_000
 #: Most expanded (item in block, user, co-watched item) triples one task materialises at once.
@@ -423,8 +429,85 @@ def rank_per_user(scores: DataFrame, n: int) -> DataFrame:
     )
 
 
-def score_users(history: DataFrame, neighbours: DataFrame, seen: DataFrame, n: int) -> DataFrame:
+class NeighbourRows:
+    """The neighbours table as sparse rows: item ``item_ids[r]``'s neighbours are the columns
+    ``cols[ptr[r]:ptr[r+1]]`` (positions in ``item_ids``) with similarities ``sims[...]``.
+
+    ``item_ids`` (sorted) holds every item that has or is a neighbour: the columns a list can reach.
+    """
+
+    def __init__(self, items: np.ndarray, neighbours: np.ndarray, sims: np.ndarray) -> None:
+        items = np.asarray(items, dtype=np.int64)
+        neighbours = np.asarray(neighbours, dtype=np.int64)
+        self.item_ids = np.unique(np.concatenate([items, neighbours]))
+        rows = np.searchsorted(self.item_ids, items)
+        order = np.argsort(rows, kind="stable")
+        self.ptr = row_pointer(rows, len(self.item_ids))
+        self.cols = np.searchsorted(self.item_ids, neighbours)[order].astype(np.int32)
+        self.sims = np.asarray(sims, dtype=np.float64)[order]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def positions(self, items: np.ndarray) -> np.ndarray:
+        """Each of ``items``' row in ``item_ids``, ``-1`` for an item that is not there."""
+        items = np.asarray(items, dtype=np.int64)
+        if not self.n_items:
+            return np.full(len(items), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.item_ids, items), self.n_items - 1)
+        return np.where(self.item_ids[pos] == items, pos, -1)
+
+
+def score_block(
+    m: NeighbourRows,
+    hist_rows: np.ndarray,
+    hist_items: np.ndarray,
+    hist_conf: np.ndarray,
+    seen_rows: np.ndarray,
+    seen_items: np.ndarray,
+    n_users: int,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``n`` items of each of ``n_users`` users from their histories (flat ``(row, item,
+    confidence)`` arrays): ``score(u, j) = sum over i of sim(i, j) * confidence(u, i)`` over the items
+    ``j`` some history item reaches, seen ``(row, item)`` pairs excluded.
+
+    Returns
+    -------
+    row, item_idx, score, rank : numpy.ndarray
+        Ranks 1..n per row by score, ties to the lower item (:func:`top_k_rows`).
+    """
+    cols = m.n_items
+    pos = m.positions(hist_items)
+    has = pos >= 0
+    rows, pos, conf = np.asarray(hist_rows)[has], pos[has], np.asarray(hist_conf, dtype=np.float64)[has]
+    starts = m.ptr[pos]
+    deg = m.ptr[pos + 1] - starts
+    reach = expand_ranges(starts, deg)
+    key = np.repeat(rows.astype(np.int64) * cols, deg) + m.cols[reach]
+    size = n_users * cols
+    score = np.bincount(key, weights=np.repeat(conf, deg) * m.sims[reach], minlength=size)
+    reached = np.bincount(key, minlength=size) > 0
+    score = np.where(reached, score, -np.inf).reshape(n_users, cols)
+    seen_pos = m.positions(seen_items)
+    known = seen_pos >= 0
+    score[np.asarray(seen_rows)[known], seen_pos[known]] = -np.inf
+    r, c, v, rank = top_k_rows(score, n)
+    return r, m.item_ids[c], v, rank
+
+
+def score_users(
+    history: DataFrame, neighbours: DataFrame, seen: DataFrame, n: int, *, blocked_max_pairs: int
+) -> DataFrame:
     """Top-``n`` unseen items per user of ``history`` by ``sum_i sim(i, j) * confidence(u, i)``.
+
+    With at most ``blocked_max_pairs`` neighbour rows, the neighbours are collected and broadcast as
+    sparse rows (:class:`NeighbourRows`) and each Spark task scores blocks of users in numpy
+    (:func:`score_block`, at most ``BLOCK_CELLS`` scores and ``BLOCK_TRIPLES`` triples at a time):
+    nothing is shuffled but the per-user lists. Above it (or with 0) the histories are joined with the
+    neighbours in Spark, whose shuffle holds every (user, history item, neighbour) triple: ``sum over
+    users of min(n_u, cap) * neighbours``. Both give the same lists (tested).
 
     Parameters
     ----------
@@ -435,9 +518,24 @@ def score_users(history: DataFrame, neighbours: DataFrame, seen: DataFrame, n: i
     seen : DataFrame
         ``(user_idx, item_idx)`` never to recommend.
     n : int
+    blocked_max_pairs : int
+        ``itemknn.blocked_max_pairs``: the most neighbour rows the driver collects and broadcasts.
+
+    Returns
+    -------
+    DataFrame
+        ``(user_idx, item_idx, score, rank)``, ranks 1..n by score (ties: lower item first); a user
+        none of whose items has a neighbour gets no row.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if blocked_max_pairs <= 0 or neighbours.count() > blocked_max_pairs:
+        return joined_scores(history, neighbours, seen, n)
+    return _blocked_scores(history, neighbours, seen, n)
+
+
+def joined_scores(history: DataFrame, neighbours: DataFrame, seen: DataFrame, n: int) -> DataFrame:
+    """:func:`score_users` as a Spark join of the histories with the neighbours."""
     scores = (
         history.select(COL_USER_IDX, COL_ITEM_IDX, COL_CONFIDENCE)
         .join(
@@ -448,6 +546,82 @@ def score_users(history: DataFrame, neighbours: DataFrame, seen: DataFrame, n: i
         .join(seen.select(COL_USER_IDX, COL_ITEM_IDX), [COL_USER_IDX, COL_ITEM_IDX], "left_anti")
     )
     return rank_per_user(scores, n)
+
+
+def _blocked_scores(history: DataFrame, neighbours: DataFrame, seen: DataFrame, n: int) -> DataFrame:
+    """:func:`score_users` by blocks of users over the broadcast neighbours."""
+    spark = history.sparkSession
+    nb = cast("pd.DataFrame", neighbours.select(COL_ITEM_IDX, COL_NEIGHBOUR_IDX, COL_SCORE).toPandas())
+    m = NeighbourRows(nb[COL_ITEM_IDX].to_numpy(), nb[COL_NEIGHBOUR_IDX].to_numpy(), nb[COL_SCORE].to_numpy())
+    del nb
+    bc = spark.sparkContext.broadcast(m)
+    hist = history.groupBy(COL_USER_IDX).agg(
+        F.collect_list(
+            F.struct(COL_ITEM_IDX, F.col(COL_CONFIDENCE).cast("double").alias(COL_CONFIDENCE))
+        ).alias(_HIST)
+    )
+    seen_lists = (
+        seen.join(hist.select(COL_USER_IDX), COL_USER_IDX, "left_semi")
+        .groupBy(COL_USER_IDX)
+        .agg(F.collect_list(COL_ITEM_IDX).alias(_SEEN))
+    )
+    lists = hist.join(seen_lists, COL_USER_IDX, "left")
+    max_users = max(1, BLOCK_CELLS // max(1, m.n_items))  # a block's dense scores: at most BLOCK_CELLS
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        rows_m = bc.value
+        for batch in batches:
+            yield from score_batch(rows_m, batch, n, max_users)
+
+    # pyspark's stub wants Iterable -> Iterable; Spark passes (and takes) an iterator
+    return lists.mapInArrow(run, SCORES_SCHEMA)  # type: ignore[arg-type]
+
+
+def user_blocks(triples: np.ndarray, max_users: int, max_triples: int) -> list[tuple[int, int]]:
+    """Contiguous user ranges ``[lo, hi)`` covering ``len(triples)`` users, each of at most
+    ``max_users`` users and ``max_triples`` expanded triples (a single user above it is a block)."""
+    blocks, lo, acc = [], 0, 0
+    for u, t in enumerate(np.asarray(triples, dtype=np.int64).tolist()):
+        if u > lo and (u - lo >= max_users or acc + t > max_triples):
+            blocks.append((lo, u))
+            lo, acc = u, 0
+        acc += t
+    if len(triples):
+        blocks.append((lo, len(triples)))
+    return blocks
+
+
+def score_batch(m: NeighbourRows, batch: pa.RecordBatch, n: int, max_users: int) -> Iterator[pa.RecordBatch]:
+    """:func:`score_block` over one Arrow batch of ``(user_idx, [(item_idx, confidence)], [item_idx])``,
+    by blocks of at most ``max_users`` users and ``BLOCK_TRIPLES`` (user, history item, neighbour)
+    triples, so a task's memory stays bounded whatever the histories."""
+    users = batch.column(COL_USER_IDX).to_numpy(zero_copy_only=False)
+    hist, seen = batch.column(_HIST), batch.column(_SEEN)
+    h_off = np.concatenate([[0], np.cumsum(hist.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))])
+    s_off = np.concatenate([[0], np.cumsum(seen.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))])
+    flat = hist.flatten()
+    items = flat.field(COL_ITEM_IDX).to_numpy(zero_copy_only=False)
+    conf = flat.field(COL_CONFIDENCE).to_numpy(zero_copy_only=False)
+    seen_items = seen.flatten().to_numpy(zero_copy_only=False)
+    hist_rows = np.repeat(np.arange(len(users)), np.diff(h_off))
+    seen_rows = np.repeat(np.arange(len(users)), np.diff(s_off))
+    pos = m.positions(items)
+    deg = np.where(pos >= 0, m.ptr[pos + 1] - m.ptr[np.maximum(pos, 0)], 0)
+    triples = np.bincount(hist_rows, weights=deg, minlength=len(users))
+    for lo, hi in user_blocks(triples, max_users, BLOCK_TRIPLES):
+        hs, ss = slice(h_off[lo], h_off[hi]), slice(s_off[lo], s_off[hi])
+        r, top, v, rank = score_block(
+            m, hist_rows[hs] - lo, items[hs], conf[hs], seen_rows[ss] - lo, seen_items[ss], hi - lo, n
+        )
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(users[lo + r].astype(np.int32)),
+                pa.array(top.astype(np.int32)),
+                pa.array(v.astype(np.float64)),
+                pa.array(rank.astype(np.int32)),
+            ],
+            names=[COL_USER_IDX, COL_ITEM_IDX, COL_SCORE, COL_RANK],
+        )
 
 
 def generate_itemknn(ctx: FitContext) -> Candidates:
@@ -461,7 +635,7 @@ def generate_itemknn(ctx: FitContext) -> Candidates:
     # checkpointed: the explanations and the similar items read them again (see content.py)
     neighbours = materialise(neighbours_from_conf(history, int(kc.neighbours), kc))
     targets = history.join(ctx.target_users.select(COL_USER_IDX).distinct(), COL_USER_IDX, "left_semi")
-    recs = score_users(targets, neighbours, ctx.seen, ctx.n)
+    recs = score_users(targets, neighbours, ctx.seen, ctx.n, blocked_max_pairs=int(kc.blocked_max_pairs))
     artifacts = {"neighbours": neighbours, "history": history}
     return Candidates(recs, model_version(ALGO_ITEMKNN, ctx.run_date, kc), artifacts)
 
