@@ -247,7 +247,7 @@ def reference_scores(
 @pytest.mark.spark
 @pytest.mark.parametrize(
     ("blocked_max_pairs", "block_cells", "block_triples"),
-    [(10**6, None, None), (10**6, 40, None), (10**6, None, 10), (0, None, None)],
+    [(10**6, None, None), (10**6, 40, 10), (0, None, None)],
 )
 def test_score_users_equals_the_join_of_histories_and_neighbours(
     spark: Any,
@@ -256,9 +256,9 @@ def test_score_users_equals_the_join_of_histories_and_neighbours(
     block_cells: int | None,
     block_triples: int | None,
 ) -> None:
-    if block_cells is not None:  # a few users per block: blocks split every Arrow batch
+    if block_cells is not None:  # a few users per block (cells), often one (triples): many blocks a batch
         monkeypatch.setattr(itemknn, "BLOCK_CELLS", block_cells)
-    if block_triples is not None:  # blocks of one or two users by their histories' triples
+    if block_triples is not None:
         monkeypatch.setattr(itemknn, "BLOCK_TRIPLES", block_triples)
     rng = np.random.default_rng(5)
     items = np.arange(0, 60, 3)  # sparse item indexes
