@@ -1,6 +1,6 @@
 import numpy as np
 
-from vidrec.models.sparse import expand_ranges, row_pointer
+from vidrec.models.sparse import expand_ranges, row_pointer, sorted_positions
 
 
 def test_expand_ranges_concatenates_each_range_in_order() -> None:
@@ -25,3 +25,9 @@ def test_csr_gather_round_trip() -> None:
     idx = expand_ranges(ptr[pick], ptr[pick + 1] - ptr[pick])
     expected = np.concatenate([vals[rows == r] for r in pick])
     np.testing.assert_array_equal(vals[idx], expected)
+
+
+def test_sorted_positions_marks_values_not_there() -> None:
+    ids = np.array([2, 5, 9])
+    assert sorted_positions(ids, np.array([9, 2, 3, 10, 0, 5])).tolist() == [2, 0, -1, -1, -1, 1]
+    assert sorted_positions(np.array([], dtype=np.int64), np.array([1, 2])).tolist() == [-1, -1]

@@ -64,6 +64,7 @@ from vidrec.constants import (
 from vidrec.data.frames import materialise
 from vidrec.data.text import tokens_column
 from vidrec.models.base import Candidates, FitContext, model_version
+from vidrec.models.sparse import sorted_positions
 from vidrec.models.topn import COL_FEATURES, top_n_from_factors
 
 if TYPE_CHECKING:
@@ -359,8 +360,8 @@ def weighted_profiles(batch: pa.RecordBatch, ids: np.ndarray, vecs: np.ndarray) 
     items = flat.field(COL_ITEM_IDX).to_numpy(zero_copy_only=False).astype(np.int64)
     weights = flat.field(_W).to_numpy(zero_copy_only=False).astype(np.float64)
     rows = np.repeat(np.arange(len(users)), lengths)
-    pos = np.minimum(np.searchsorted(ids, items), len(ids) - 1)
-    known = ids[pos] == items
+    pos = sorted_positions(ids, items)
+    known = pos >= 0
     sums = segment_sums(rows[known], pos[known], weights[known], vecs, len(users))
     norms = np.sqrt(np.einsum("ij,ij->i", sums, sums))
     keep = norms > 0

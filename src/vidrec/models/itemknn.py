@@ -73,7 +73,7 @@ from vidrec.constants import (
 from vidrec.data.frames import materialise
 from vidrec.models.base import Candidates, FitContext, model_version
 from vidrec.models.content import COL_NEIGHBOUR_IDX, content_neighbours, item_vectors
-from vidrec.models.sparse import expand_ranges, row_pointer
+from vidrec.models.sparse import expand_ranges, row_pointer, sorted_positions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -452,26 +452,23 @@ class NeighbourRows:
 
     def positions(self, items: np.ndarray) -> np.ndarray:
         """Each of ``items``' row in ``item_ids``, ``-1`` for an item that is not there."""
-        items = np.asarray(items, dtype=np.int64)
-        if not self.n_items:
-            return np.full(len(items), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.item_ids, items), self.n_items - 1)
-        return np.where(self.item_ids[pos] == items, pos, -1)
+        return sorted_positions(self.item_ids, items)
 
 
 def score_block(
     m: NeighbourRows,
     hist_rows: np.ndarray,
-    hist_items: np.ndarray,
+    hist_pos: np.ndarray,
     hist_conf: np.ndarray,
     seen_rows: np.ndarray,
     seen_items: np.ndarray,
     n_users: int,
     n: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The top ``n`` items of each of ``n_users`` users from their histories (flat ``(row, item,
-    confidence)`` arrays): ``score(u, j) = sum over i of sim(i, j) * confidence(u, i)`` over the items
-    ``j`` some history item reaches, seen ``(row, item)`` pairs excluded.
+    """The top ``n`` items of each of ``n_users`` users from their histories (flat ``(row, position of
+    the item in m.item_ids or -1, confidence)`` arrays): ``score(u, j) = sum over i of sim(i, j) *
+    confidence(u, i)`` over the items ``j`` some history item reaches, seen ``(row, item)`` pairs
+    excluded.
 
     Returns
     -------
@@ -479,9 +476,9 @@ def score_block(
         Ranks 1..n per row by score, ties to the lower item (:func:`top_k_rows`).
     """
     cols = m.n_items
-    pos = m.positions(hist_items)
-    has = pos >= 0
-    rows, pos, conf = np.asarray(hist_rows)[has], pos[has], np.asarray(hist_conf, dtype=np.float64)[has]
+    has = np.asarray(hist_pos) >= 0
+    rows, pos = np.asarray(hist_rows)[has], np.asarray(hist_pos)[has]
+    conf = np.asarray(hist_conf, dtype=np.float64)[has]
     starts = m.ptr[pos]
     deg = m.ptr[pos + 1] - starts
     reach = expand_ranges(starts, deg)
@@ -611,7 +608,7 @@ def score_batch(m: NeighbourRows, batch: pa.RecordBatch, n: int, max_users: int)
     for lo, hi in user_blocks(triples, max_users, BLOCK_TRIPLES):
         hs, ss = slice(h_off[lo], h_off[hi]), slice(s_off[lo], s_off[hi])
         r, top, v, rank = score_block(
-            m, hist_rows[hs] - lo, items[hs], conf[hs], seen_rows[ss] - lo, seen_items[ss], hi - lo, n
+            m, hist_rows[hs] - lo, pos[hs], conf[hs], seen_rows[ss] - lo, seen_items[ss], hi - lo, n
         )
         yield pa.RecordBatch.from_arrays(
             [

@@ -21,3 +21,12 @@ def row_pointer(keys: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(np.asarray(keys, dtype=np.int64), minlength=n), out=out[1:])
     return out
+
+
+def sorted_positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each of ``values``' position in the sorted ``ids``, ``-1`` for a value that is not there."""
+    values = np.asarray(values, dtype=np.int64)
+    if not len(ids):
+        return np.full(len(values), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return np.where(ids[pos] == values, pos, -1)
