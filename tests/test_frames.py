@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from vidrec.data.frames import holds_blocks, materialise, number_in_one_task, release
+from vidrec.data.frames import holds_blocks, materialise, number_in_one_task, release, snapshot
 from vidrec.models.base import Candidates
 
 pytestmark = [pytest.mark.spark]
@@ -51,3 +51,16 @@ def test_checkpoints_and_caches_are_told_apart_and_released(spark) -> None:
     cand = Candidates(plain, "v", {"vectors": cached, "ids": plain})
     cand.release_artifacts()  # frees what holds blocks, leaves the rest as it was
     assert not holds_blocks(cached) and cached.count() == 10 and plain.count() == 20
+
+
+def test_snapshot_computes_a_frame_once_and_keeps_one_that_already_is(spark) -> None:
+    df = spark.createDataFrame([(i, f"t{i}") for i in range(5)], "item_idx int, title string")
+    plain = df.where("item_idx > 1")
+    once = snapshot(plain)
+    assert once is not plain and holds_blocks(once) and sorted(once.toPandas()["item_idx"]) == [2, 3, 4]
+    assert snapshot(once) is once  # a second reader does not compute it again
+    cached = df.cache()
+    cached.count()
+    assert snapshot(cached) is cached
+    cached.unpersist()
+    release(once)

@@ -52,6 +52,13 @@ def materialise(df: DataFrame) -> DataFrame:
     return df.localCheckpoint(eager=True)
 
 
+def snapshot(df: DataFrame) -> DataFrame:
+    """``df`` computed once (:func:`materialise`) unless it already holds its blocks (a checkpoint
+    or a cached frame, :func:`holds_blocks`): for inputs that many later steps read (the catalog
+    and the profiles of a fit context)."""
+    return df if holds_blocks(df) else materialise(df)
+
+
 def release(df: DataFrame) -> None:
     """Free the blocks of a frame from :func:`materialise` now (``DataFrame.unpersist`` leaves a local
     checkpoint's blocks until the driver's garbage collector drops its RDD); a cached frame is

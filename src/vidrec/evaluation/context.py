@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from vidrec import constants as C
 from vidrec.config import Config
+from vidrec.data.frames import snapshot
 from vidrec.data.matrix import build_interactions, seen_pairs
 from vidrec.evaluation.splits import per_user_chrono_split, per_user_random_split, time_cutoff_split
 from vidrec.models.base import FitContext
@@ -102,7 +103,7 @@ def build_context(
         Training events (bronze columns); ``user_idx``/``item_idx`` are attached unless present.
     items, users : DataFrame
         Catalog and profiles; the indexes are attached unless present (every indexed user is kept,
-        with null profile columns where none is known).
+        with null profile columns where none is known), then both are computed once (:func:`snapshot`).
     user_index, item_index : DataFrame
         ``silver/user_index`` and ``silver/item_index`` (as of the run date).
     run_date, work_dir : str
@@ -124,6 +125,9 @@ def build_context(
         items = items.join(item_index.select(C.COL_ITEM, C.COL_ITEM_IDX), C.COL_ITEM)
     if C.COL_USER_IDX not in users.columns:
         users = users.join(user_index.select(C.COL_USER, C.COL_USER_IDX), C.COL_USER, "right")
+    # a night's generators, the blend, the explanations and the gold writer read these dozens of
+    # times: computed once instead of two Delta scans and a join per read
+    items, users = snapshot(items), snapshot(users)
     return FitContext(
         spark=spark,
         conf=conf,
@@ -201,6 +205,7 @@ def holdout(
     """
     if C.COL_USER_IDX not in events.columns:
         events = with_indexes(events, user_index, item_index)
+    items = snapshot(items)  # read by both sides' folds and by every fit (see build_context)
     fit_ev, held_ev, desc = split_events(events, protocol, fraction, seed)
     fit_ev = fit_ev.cache()
     weights = conf.matrix.weights
