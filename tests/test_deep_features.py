@@ -287,6 +287,27 @@ def test_write_shards_writes_even_row_groups_for_every_process(spark: SparkSessi
     assert sum(pq.ParquetFile(f).metadata.num_row_groups for f in files) >= 10
 
 
+@pytest.mark.spark
+def test_the_driver_writes_the_same_shards_as_spark(spark: SparkSession, tmp_path: Path) -> None:
+    df = spark.range(1003).selectExpr(
+        f"cast(id as int) as {C.COL_USER_IDX}", f"array(cast(id as int), 7) as {S.COL_SEQ}", "id * 0.5 as w"
+    )
+    path = tmp_path / "train"
+    by_spark = shards.write_shards(df, str(tmp_path / "spark"), 2, 100, driver_max_rows=0)
+    shards.write_shards(df, str(path), 2, 40)  # 26 groups, then replaced by 12: nothing of them stays
+    by_driver = shards.write_shards(df, str(path), 2, 100)
+    assert (by_driver.rows, by_driver.row_groups, by_driver.checksum) == (1003, 12, by_spark.checksum)
+    assert by_spark.row_groups == 12 and max(by_driver.rows_per_file) - min(by_driver.rows_per_file) == 1
+    files = sorted(path.glob("*.parquet"))
+    assert len(files) == 12 and all(pq.ParquetFile(f).metadata.num_row_groups == 1 for f in files)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+    spark_rows = spark.read.parquet(str(tmp_path / "spark")).orderBy(C.COL_USER_IDX).collect()
+    driver_rows = spark.read.parquet(str(path)).orderBy(C.COL_USER_IDX).collect()
+    assert [tuple(r) for r in driver_rows] == [tuple(r) for r in spark_rows]
+    first = pq.read_table(files[0]).column(C.COL_USER_IDX).to_pylist()
+    assert len(set(first)) == len(first) and len({u % 12 for u in first}) == 1  # dealt round-robin
+
+
 def make_runs(root: Path, model: str, dates: list[str]) -> None:
     for d in dates:
         (root / model / f"run_date={d}" / "train").mkdir(parents=True)
