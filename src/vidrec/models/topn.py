@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vidrec.constants import COL_ITEM_IDX, COL_RANK, COL_SCORE, COL_USER_IDX
-from vidrec.models.sparse import expand_ranges, row_pointer
+from vidrec.models.sparse import expand_ranges, row_pointer, sorted_positions
 from vidrec.models.topn_kernel import (  # noqa: F401  (block sizes re-exported)
     CPU_BLOCK_FLOATS,
     GPU_BLOCK_FLOATS,
@@ -78,8 +78,8 @@ class SeenIndex:
         seen_items = np.asarray(seen_items, dtype=np.int64)
         if len(item_ids) == 0 or len(seen_items) == 0:
             return cls(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int32))
-        pos = np.minimum(np.searchsorted(item_ids, seen_items), len(item_ids) - 1)
-        known = item_ids[pos] == seen_items
+        pos = sorted_positions(item_ids, seen_items)
+        known = pos >= 0
         users, cols = seen_users[known], pos[known].astype(np.int32)
         order = np.argsort(users, kind="stable")
         users, cols = users[order], cols[order]
@@ -91,8 +91,9 @@ class SeenIndex:
         user_ids = np.asarray(user_ids, dtype=np.int64)
         if len(self.users) == 0 or len(user_ids) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        p = np.minimum(np.searchsorted(self.users, user_ids), len(self.users) - 1)
-        found = self.users[p] == user_ids
+        p = sorted_positions(self.users, user_ids)
+        found = p >= 0
+        p = np.where(found, p, 0)
         starts = self.indptr[p]
         lengths = np.where(found, self.indptr[p + 1] - starts, 0)
         rows = np.repeat(np.arange(len(user_ids)), lengths)
@@ -170,8 +171,8 @@ def score_block(
     seen_items = np.asarray(seen_items, dtype=np.int64)
     rows, cols = np.asarray(seen_rows, dtype=np.int64), np.zeros(0, np.int64)
     if len(seen_items):
-        pos = np.minimum(np.searchsorted(item_ids, seen_items), len(item_ids) - 1)
-        known = item_ids[pos] == seen_items
+        pos = sorted_positions(item_ids, seen_items)
+        known = pos >= 0
         rows, cols = rows[known], pos[known]
     top_pos, top_scores = topk_masked(u @ v.T, rows, cols, k, device)
     return item_ids[top_pos], top_scores.astype(np.float64)
@@ -294,8 +295,8 @@ def top_n_from_factors(
                     lengths = seen_col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
                     seen_items = seen_col.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
                     rows = np.repeat(np.arange(len(user_ids)), lengths)
-                    pos = np.minimum(np.searchsorted(ids, seen_items), len(ids) - 1)
-                    known = ids[pos] == seen_items
+                    pos = sorted_positions(ids, seen_items)
+                    known = pos >= 0
                     rows, cols = rows[known], pos[known]
                 top_pos, top_scores = score_user_block(user_vecs, rows, cols, v_t, k, device)
                 b = len(user_ids)
