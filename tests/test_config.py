@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from vidrec.config import ConfigError, load_config, parse_override
+from vidrec.config import Config, ConfigError, load_config, parse_override
 
 
 def test_defaults_load() -> None:
@@ -53,3 +54,41 @@ def test_overrides() -> None:
     assert parse_override("als.rank=64") == {"als": {"rank": 64}}
     conf = load_config(overrides=["als.rank=64", "recommend.exclude_played=true"])
     assert conf.als.rank == 64 and conf.recommend.exclude_played is True
+
+
+class _Recorder:
+    """A stand-in for ``SparkSession.Builder`` that keeps the settings it is given, in order."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, str] = {}
+
+    def appName(self, name: str) -> _Recorder:  # noqa: N802 (the builder's own name)
+        return self.config("spark.app.name", name)
+
+    def master(self, master: str) -> _Recorder:
+        return self.config("spark.master", master)
+
+    def config(self, key: str, value: str) -> _Recorder:
+        self.settings[key] = value
+        return self
+
+
+def _settings(conf: Config) -> dict[str, str]:
+    """The Spark settings :func:`vidrec.pipeline.session.configure_builder` gives a session for ``conf``."""
+    from vidrec.pipeline.session import configure_builder
+
+    recorder = _Recorder()
+    configure_builder(cast(Any, recorder), conf)
+    return recorder.settings
+
+
+def test_sessions_keep_a_nights_generated_code_compiled(spark: Any) -> None:
+    from vidrec.pipeline.session import CODEGEN_CACHE_ENTRIES
+
+    key = "spark.sql.codegen.cache.maxEntries"
+    assert spark.conf.get(key) == CODEGEN_CACHE_ENTRIES  # the shared test session: built the same way
+    assert int(CODEGEN_CACHE_ENTRIES) > 100  # Spark's default, which a night's ~2,000 classes overflow
+    assert _settings(load_config(None, ["spark.jars_dir=''"]))[key] == CODEGEN_CACHE_ENTRIES
+    # spark.extra has the last word, as for every setting
+    tuned = load_config(None, ["spark.jars_dir=''", f'spark.extra={{"{key}": "500"}}'])
+    assert _settings(tuned)[key] == "500"
