@@ -57,7 +57,7 @@ def test_overrides() -> None:
 
 
 class _Recorder:
-    """A stand-in for ``SparkSession.Builder`` that keeps the settings it is given, in order."""
+    """A stand-in for ``SparkSession.Builder`` that keeps the last value of each setting it is given."""
 
     def __init__(self) -> None:
         self.settings: dict[str, str] = {}

@@ -59,7 +59,7 @@ LOCAL_SNAPSHOT_PARTITIONS = "2"
 #: is 100). A night plans about 2,000 distinct pieces of generated code, many of them again and again
 #: (every Delta read and commit, every model's lists): with 100 entries they are evicted and Janino
 #: compiles them anew. The demo's next night compiled 3,176 classes with the default and 1,960 with
-#: this (about 20 s of the driver's compiling less; docs/performance.md). Each class is a few KiB.
+#: this (about 18 s of the driver's compiling less; docs/performance.md).
 CODEGEN_CACHE_ENTRIES = "4000"
 
 
