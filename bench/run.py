@@ -861,9 +861,14 @@ def _med(r: dict[str, Any] | None) -> str:
 def _earlier_runs(results: dict[str, Any]) -> list[str]:
     """A line naming what was kept from earlier runs (their timings are not comparable to this run's)."""
     this = results["machine"]["date"]
-    earlier = {s: r["run"] for s, r in results["sizes"].items() if r.get("run") not in (None, this)}
+
+    def where(entry: dict[str, Any]) -> str:
+        # the earlier run's date and CPU: this machine's CPU may not be the one that measured it
+        return f"the run of {entry['run']} ({entry.get('cpu') or 'CPU not recorded'})"
+
+    earlier = {s: r for s, r in results["sizes"].items() if r.get("run") not in (None, this)}
     sections = [
-        f"{s} {section} from the run of {r[section]['run']}"
+        f"{s} {section} from {where(r[section])}"
         for s, r in results["sizes"].items()
         if s not in earlier
         for section in SECTIONS
@@ -871,7 +876,7 @@ def _earlier_runs(results: dict[str, Any]) -> list[str]:
     ]
     if not earlier and not sections:
         return []
-    kept = "; ".join([f"{s} from the run of {run}" for s, run in earlier.items()] + sections)
+    kept = "; ".join([f"{s} from {where(r)}" for s, r in earlier.items()] + sections)
     return [
         f"Sizes measured in this run: {', '.join(results.get('sizes_run', []))}. Kept from earlier runs "
         f"(earlier code, other load; their rows are not ratios against this run's): {kept}.",
@@ -911,7 +916,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "Written by `make bench` (`bench/run.py`); raw numbers in `bench/results.json`. Each size's numbers "
         "are measured side by side in one run; medians of the repeats shown.",
         "",
-        f"Machine: {f['cores']} cores ({f['cpu']}), {f['memory_gib']} GiB, Python {f['python']}, "
+        f"Machine of this run: {f['cores']} cores ({f['cpu']}), {f['memory_gib']} GiB, Python {f['python']}, "
         f"{f['java']}, "
         f"pyspark {f['pyspark']}, torch {f['torch']}, numpy {f['numpy']}, pyarrow {f['pyarrow']}, "
         f"implicit {f['implicit']}; load average at start "
@@ -1268,10 +1273,11 @@ def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
     """What this run did not measure, kept from an earlier ``results.json`` with its run's date.
 
     Sizes this run did not measure are kept whole, and of the sizes it did measure, the sections it
-    skipped (``--skip``) are kept; each records the run it came from (``run``: that run's start date),
-    so a report can hold numbers benchmarked earlier (e.g. ``BENCH_SIZES=5m,20m`` keeps 1m, ``--skip
-    als,topn`` keeps those sections) without mixing their timings into this run's ratios: the
-    headline's growth ratios only compare nightly runs of one run.
+    skipped (``--skip``) are kept; each records the run it came from (``run``: that run's start date)
+    and that run's CPU (``cpu``; ``None`` where an older file did not record it: the machine under
+    this project changes between sessions), so a report can hold numbers benchmarked earlier (e.g.
+    ``BENCH_SIZES=5m,20m`` keeps 1m, ``--skip als,topn`` keeps those sections) without mixing their
+    timings into this run's ratios: the headline's growth ratios only compare nightly runs of one run.
 
     Returns
     -------
@@ -1279,19 +1285,28 @@ def carry_earlier(results: dict[str, Any], old: dict[str, Any]) -> list[str]:
         The sizes kept whole, then ``size:section`` for each section kept.
     """
     earlier_date = old.get("machine", {}).get("date")
+    earlier_cpu = old.get("machine", {}).get("cpu")
+
+    def cpu_of(run: str | None, recorded: str | None) -> str | None:
+        # a result's own CPU; else the earlier file's, when the result is that file's run (None: unknown)
+        return recorded or (earlier_cpu if run == earlier_date else None)
+
     carried, sections = [], []
     for size, r in old.get("sizes", {}).items():
         if size not in SIZES:
             continue
         run = r.get("run") or earlier_date
+        cpu = cpu_of(run, r.get("cpu"))
         if size not in results["sizes"]:
-            results["sizes"][size] = {**r, "run": run}
+            results["sizes"][size] = {**r, "run": run, "cpu": cpu}
             carried.append(size)
             continue
         new = results["sizes"][size]
         for section in SECTIONS:
             if section in r and section not in new:
-                new[section] = {**r[section], "run": r[section].get("run") or run}
+                s_run = r[section].get("run") or run
+                s_cpu = r[section].get("cpu") or (cpu if s_run == run else cpu_of(s_run, None))
+                new[section] = {**r[section], "run": s_run, "cpu": s_cpu}
                 sections.append(f"{size}:{section}")
                 if section == "nightly":  # with the facts measured on its warehouse
                     new.update({k: r[k] for k in NIGHTLY_FACTS if k in r and k not in new})
@@ -1406,6 +1421,7 @@ def main(argv: list[str] | None = None) -> int:
         results["sizes"][size] = {
             **bench_size(size, args, skip, deep=i == 0),
             "run": results["machine"]["date"],
+            "cpu": results["machine"]["cpu"],
         }
         # each finished size is on disk at once: a failure at a larger size loses only that size
         partial.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -155,6 +155,43 @@ def test_skipped_sections_are_kept_with_their_run(bench):
     assert "nightly_time_ratio_20m_over_5m" not in bench.headline(again)
 
 
+def test_kept_results_name_the_cpu_of_the_run_that_measured_them(bench):
+    """The machine changes between sessions: a kept size or section says which CPU measured it, taken from
+    what it recorded, else from the earlier file's machine when it is that file's own run."""
+    old = {  # run B (EPYC) measured 1m; it had kept 5m from run A (Xeon) and 20m from a run before CPUs
+        "machine": {"date": "2026-12-07", "cpu": "AMD EPYC"},
+        "sizes": {
+            "1m": {"nightly": {"wall_seconds": 100.0}, "run": "2026-12-07"},
+            "5m": {"nightly": {"wall_seconds": 300.0}, "run": "2026-12-06", "cpu": "Intel Xeon"},
+            "20m": {"nightly": {"wall_seconds": 900.0}, "run": "2026-11-01"},
+        },
+    }
+    new = {  # run C measured only 1m's full nightly
+        "machine": {"date": "2026-12-08", "cpu": "Xeon 2.8"},
+        "sizes": {
+            "1m": {
+                "full_nightly": {"second_night_time_vs_first": 0.3},
+                "run": "2026-12-08",
+                "cpu": "Xeon 2.8",
+            }
+        },
+        "sizes_run": ["1m"],
+    }
+    assert bench.carry_earlier(new, old) == ["5m", "20m", "1m:nightly"]
+    R = new["sizes"]
+    assert (R["1m"]["nightly"]["cpu"], R["5m"]["cpu"], R["20m"]["cpu"]) == ("AMD EPYC", "Intel Xeon", None)
+    assert R["1m"]["cpu"] == "Xeon 2.8"  # this run's own result keeps this run's CPU
+    line = bench._earlier_runs(new)[0]
+    assert "5m from the run of 2026-12-06 (Intel Xeon)" in line
+    assert "20m from the run of 2026-11-01 (CPU not recorded)" in line
+    assert "1m nightly from the run of 2026-12-07 (AMD EPYC)" in line
+    # carried again by a later run, each keeps the CPU it has now recorded
+    later = {"machine": {"date": "2026-12-09", "cpu": "Other"}, "sizes": {}, "sizes_run": []}
+    bench.carry_earlier(later, {"machine": new["machine"], "sizes": R})
+    assert (later["sizes"]["5m"]["cpu"], later["sizes"]["1m"]["nightly"]["cpu"]) == ("Intel Xeon", "AMD EPYC")
+    assert later["sizes"]["1m"]["cpu"] == "Xeon 2.8"
+
+
 def test_a_carried_nightly_keeps_its_warehouse_facts_and_a_carried_deep_section_renders(bench):
     """A run of the full nightly alone (``make bench-nightly``) keeps the size's earlier bench nightly
     with the numbers read from its warehouse; the deep table skips the ``run`` a carried section holds."""
